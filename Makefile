@@ -1,0 +1,28 @@
+# decide — PGXS build. Tests live at the top level: sql/ + expected/ (pg_regress),
+# specs/ (isolation), t/ (TAP).
+EXTENSION = decide
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = decide
+OBJS = \
+	src/decide.o \
+	src/input.o \
+	src/glob.o \
+	src/evaluator.o \
+	src/condition.o \
+	src/entity_store.o \
+	src/policy_set.o
+
+# Install and upgrade scripts: sql/decide--<version>.sql, sql/decide--<from>--<to>.sql
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+REGRESS = $(sort $(filter-out $(EXTENSION)--%,$(patsubst sql/%.sql,%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_regress \
+	--load-extension=$(EXTENSION)
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-sign-compare -I$(srcdir)/src
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

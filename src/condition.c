@@ -1,0 +1,300 @@
+/*
+ * condition.c — validation and evaluation of policy conditions.
+ *
+ * A condition must be a jsonpath predicate (a comparison, exists, starts
+ * with, like_regex, or a boolean combination of them) and may use only the
+ * variable $now.  Both are checked when the policy is written, because at
+ * run time the engine raises an error for an unknown variable even in its
+ * silent mode.  Evaluation runs in silent mode: structural, type and numeric
+ * errors yield unknown, which the evaluator treats as fail-closed.  Errors
+ * that must reach the caller (query cancel, stack depth, out of memory) are
+ * not suppressed.
+ */
+#include "condition.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
+
+typedef struct ConditionScan
+{
+	bool		uses_now;
+	char	   *unknown_variable;
+} ConditionScan;
+
+static bool
+is_predicate(JsonPathItemType type)
+{
+	switch (type)
+	{
+		case jpiAnd:
+		case jpiOr:
+		case jpiNot:
+		case jpiIsUnknown:
+		case jpiEqual:
+		case jpiNotEqual:
+		case jpiLess:
+		case jpiGreater:
+		case jpiLessOrEqual:
+		case jpiGreaterOrEqual:
+		case jpiExists:
+		case jpiStartsWith:
+		case jpiLikeRegex:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* Visits every item of a jsonpath, noting the variables it uses. */
+static void
+scan_item(JsonPathItem *item, ConditionScan *scan)
+{
+	JsonPathItem arg;
+	JsonPathItem next;
+
+	check_stack_depth();
+	switch (item->type)
+	{
+		case jpiAnd:
+		case jpiOr:
+		case jpiEqual:
+		case jpiNotEqual:
+		case jpiLess:
+		case jpiGreater:
+		case jpiLessOrEqual:
+		case jpiGreaterOrEqual:
+		case jpiAdd:
+		case jpiSub:
+		case jpiMul:
+		case jpiDiv:
+		case jpiMod:
+		case jpiStartsWith:
+			jspGetLeftArg(item, &arg);
+			scan_item(&arg, scan);
+			jspGetRightArg(item, &arg);
+			scan_item(&arg, scan);
+			break;
+		case jpiNot:
+		case jpiIsUnknown:
+		case jpiExists:
+		case jpiPlus:
+		case jpiMinus:
+		case jpiFilter:
+			jspGetArg(item, &arg);
+			scan_item(&arg, scan);
+			break;
+		case jpiLikeRegex:
+			jspInitByBuffer(&arg, item->base, item->content.like_regex.expr);
+			scan_item(&arg, scan);
+			break;
+		case jpiIndexArray:
+			{
+				int			i;
+
+				for (i = 0; i < item->content.array.nelems; i++)
+				{
+					JsonPathItem from;
+					JsonPathItem to;
+
+					if (jspGetArraySubscript(item, &from, &to, i))
+						scan_item(&to, scan);
+					scan_item(&from, scan);
+				}
+				break;
+			}
+		case jpiVariable:
+			{
+				int32		len;
+				char	   *name = jspGetString(item, &len);
+
+				if (len == 3 && memcmp(name, "now", 3) == 0)
+					scan->uses_now = true;
+				else if (scan->unknown_variable == NULL)
+					scan->unknown_variable = pnstrdup(name, len);
+				break;
+			}
+		default:
+			/* literals, accessors and item methods have no sub-expressions */
+			break;
+	}
+	if (jspGetNext(item, &next))
+		scan_item(&next, scan);
+}
+
+static void
+scan_condition(JsonPath *condition, ConditionScan *scan)
+{
+	JsonPathItem root;
+
+	memset(scan, 0, sizeof(*scan));
+	jspInit(&root, condition);
+	scan_item(&root, scan);
+}
+
+bool
+condition_uses_now(JsonPath *condition)
+{
+	ConditionScan scan;
+
+	scan_condition(condition, &scan);
+	return scan.uses_now;
+}
+
+PG_FUNCTION_INFO_V1(decide_check_condition);
+Datum
+decide_check_condition(PG_FUNCTION_ARGS)
+{
+	JsonPath   *condition = PG_GETARG_JSONPATH_P(0);
+	JsonPathItem root;
+	ConditionScan scan;
+
+	if (VARSIZE(condition) > DECIDE_MAX_CONDITION_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("condition is too large"),
+				 errdetail("It takes %zu bytes compiled; the limit is %d.",
+						   (Size) VARSIZE(condition), DECIDE_MAX_CONDITION_BYTES)));
+	jspInit(&root, condition);
+	if (!is_predicate(root.type) || jspHasNext(&root))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("condition must be a jsonpath predicate"),
+				 errdetail("A condition yields true, false or unknown; a path that selects values does not."),
+				 errhint("Compare values, e.g. '$.resource.attrs.owner == $.actor.uid' or 'exists($.context.mfa ? (@ == true))'.")));
+	scan_condition(condition, &scan);
+	if (scan.unknown_variable)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("condition uses unknown variable $%s", scan.unknown_variable),
+				 errhint("The only variable is $now, the time of the statement.")));
+	PG_RETURN_BOOL(true);
+}
+
+static void
+push_key(JsonbParseState **state, const char *key)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &v);
+}
+
+static void
+push_string(JsonbParseState **state, DecStr s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s.ptr;
+	v.val.string.len = s.len;
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/* Pushes a jsonb object as a value; NULL pushes {}. */
+static void
+push_object(JsonbParseState **state, Jsonb *object)
+{
+	JsonbValue	v;
+
+	if (object == NULL)
+	{
+		pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+		pushJsonbValue(state, WJB_END_OBJECT, NULL);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &object->root;
+	v.val.binary.len = VARSIZE(object) - VARHDRSZ;
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+static void
+push_entity(JsonbParseState **state, const char *key, DecStr uid, Jsonb *attrs)
+{
+	push_key(state, key);
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	push_key(state, "uid");
+	push_string(state, uid);
+	push_key(state, "attrs");
+	push_object(state, attrs);
+	pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+static Jsonb *
+build_document(ConditionRequest *request)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_entity(&state, "actor", request->actor, request->actor_attrs);
+	push_key(&state, "action");
+	push_string(&state, request->action);
+	push_entity(&state, "resource", request->resource, request->resource_attrs);
+	push_key(&state, "context");
+	push_object(&state, request->context);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+static Jsonb *
+build_variables(void)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	char		buf[MAXDATELEN + 1];
+	int			utc = 0;
+	DecStr		now;
+
+	JsonEncodeDateTime(buf, TimestampTzGetDatum(GetCurrentStatementStartTimestamp()),
+					   TIMESTAMPTZOID, &utc);
+	now.ptr = buf;
+	now.len = strlen(buf);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key(&state, "now");
+	push_string(&state, now);
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+DecConditionResult
+condition_evaluate(JsonPath *condition, bool uses_now, ConditionRequest *request)
+{
+	LOCAL_FCINFO(fcinfo, 4);
+	Datum		result;
+
+	if (request->document == NULL)
+		request->document = build_document(request);
+
+	/*
+	 * jsonb_path_match(target, path[, vars, silent]): with two arguments it
+	 * is silent and has no variables.
+	 */
+	InitFunctionCallInfoData(*fcinfo, NULL, uses_now ? 4 : 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = JsonbPGetDatum(request->document);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = PointerGetDatum(condition);
+	fcinfo->args[1].isnull = false;
+	if (uses_now)
+	{
+		if (request->variables == NULL)
+			request->variables = build_variables();
+		fcinfo->args[2].value = JsonbPGetDatum(request->variables);
+		fcinfo->args[2].isnull = false;
+		fcinfo->args[3].value = BoolGetDatum(true); /* silent */
+		fcinfo->args[3].isnull = false;
+	}
+	result = jsonb_path_match(fcinfo);
+	if (fcinfo->isnull)
+		return DEC_COND_UNKNOWN;
+	return DatumGetBool(result) ? DEC_COND_TRUE : DEC_COND_FALSE;
+}

@@ -1,0 +1,325 @@
+/*
+ * entity_store.c — per-backend cache of entities and their ancestor sets.
+ *
+ * Entities are fetched one at a time through the primary key index, never
+ * loaded whole: a deployment may have millions.  Rows (parents, attrs) and
+ * the ancestor sets computed from them are cached in a hash table that lives
+ * for one policy-set generation (any entity change moves the epoch, which
+ * reloads the set) and is emptied when it outgrows decide.entity_cache_size
+ * entries.  A uid with no row is cached too, as an entity with no parents.
+ *
+ * Consistency: rows are read with the latest snapshot, after checking that
+ * the epoch under that same snapshot is still the policy set's.  If it is
+ * not, the resolver reports it and the caller reloads, so a decision never
+ * mixes entities of one epoch with policies of another.
+ *
+ * Ancestor sets are computed breadth-first with a visited list, so a cycle
+ * (which the write-time checks refuse) still terminates, and their size is
+ * capped at DECIDE_MAX_ANCESTORS.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "entity_store.h"
+
+int			decide_entity_cache_size = 100000;
+
+typedef struct EntityKey
+{
+	const char *uid;
+	uint32		len;
+} EntityKey;
+
+typedef struct EntityEntry
+{
+	EntityKey	key;			/* uid points into entity_context */
+	uint32		n_parents;
+	DecStr	   *parents;
+	Jsonb	   *attrs;
+	DecStr	   *closure;		/* NULL until first needed */
+	uint32		n_closure;
+} EntityEntry;
+
+/* Relations and snapshot for fetching rows, opened on the first miss. */
+typedef struct FetchScope
+{
+	bool		open;
+	Relation	rel;
+	Snapshot	snapshot;
+	AttrNumber	att_uid;
+	AttrNumber	att_parents;
+	AttrNumber	att_attrs;
+} FetchScope;
+
+static MemoryContext entity_context = NULL;
+static HTAB *entity_cache = NULL;
+static uint64 entity_cache_generation = 0;
+
+void
+entity_store_define_gucs(void)
+{
+	DefineCustomIntVariable("decide.entity_cache_size",
+							"Entities (with their ancestor sets) each backend keeps cached.",
+							"When full, the cache is emptied and refilled on demand.",
+							&decide_entity_cache_size,
+							100000, 16, INT_MAX / 2,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+}
+
+static uint32
+entity_key_hash(const void *key, Size keysize)
+{
+	const EntityKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->uid, (int) k->len);
+}
+
+static int
+entity_key_match(const void *a, const void *b, Size keysize)
+{
+	const EntityKey *x = a;
+	const EntityKey *y = b;
+
+	if (x->len != y->len)
+		return 1;
+	return memcmp(x->uid, y->uid, x->len);
+}
+
+/* Makes sure the cache belongs to this policy set and has room. */
+static void
+prepare_cache(const PolicySet *set)
+{
+	HASHCTL		ctl;
+
+	if (entity_cache != NULL &&
+		entity_cache_generation == set->generation &&
+		hash_get_num_entries(entity_cache) < decide_entity_cache_size)
+		return;
+
+	if (entity_context == NULL)
+		entity_context = AllocSetContextCreate(TopMemoryContext, "decide entity cache",
+											   ALLOCSET_DEFAULT_SIZES);
+	entity_cache = NULL;
+	MemoryContextReset(entity_context);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(EntityKey);
+	ctl.entrysize = sizeof(EntityEntry);
+	ctl.hash = entity_key_hash;
+	ctl.match = entity_key_match;
+	ctl.hcxt = entity_context;
+	entity_cache = hash_create("decide entity cache", 1024, &ctl,
+							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	entity_cache_generation = set->generation;
+}
+
+static bool
+open_scope(FetchScope *scope, const PolicySet *set)
+{
+	const DecideCatalog *catalog = policy_set_catalog();
+
+	scope->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (policy_set_read_epoch(scope->snapshot, NULL, NULL) != set->epoch)
+	{
+		UnregisterSnapshot(scope->snapshot);
+		policy_set_mark_stale();
+		return false;
+	}
+	scope->rel = table_open(catalog->entities, AccessShareLock);
+	scope->att_uid = get_attnum(catalog->entities, "uid");
+	scope->att_parents = get_attnum(catalog->entities, "parents");
+	scope->att_attrs = get_attnum(catalog->entities, "attrs");
+	scope->open = true;
+	return true;
+}
+
+static void
+close_scope(FetchScope *scope)
+{
+	if (!scope->open)
+		return;
+	table_close(scope->rel, AccessShareLock);
+	UnregisterSnapshot(scope->snapshot);
+	scope->open = false;
+}
+
+static DecStr
+copy_to_cache(const char *ptr, uint32 len)
+{
+	char	   *copy = MemoryContextAlloc(entity_context, len + 1);
+	DecStr		s;
+
+	memcpy(copy, ptr, len);
+	copy[len] = '\0';
+	s.ptr = copy;
+	s.len = len;
+	return s;
+}
+
+/*
+ * Finds an entity, fetching its row on a miss.  Returns NULL only when the
+ * epoch moved (the scope could not be opened).
+ */
+static EntityEntry *
+lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
+{
+	EntityKey	key = {uid.ptr, uid.len};
+	EntityEntry *entry;
+	ScanKeyData scankey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	uint32		n_parents = 0;
+	DecStr	   *parents = NULL;
+	Jsonb	   *attrs = NULL;
+	DecStr		owned_uid;
+
+	entry = hash_search(entity_cache, &key, HASH_FIND, NULL);
+	if (entry)
+		return entry;
+
+	if (!scope->open && !open_scope(scope, set))
+		return NULL;
+
+	ScanKeyInit(&scankey, scope->att_uid, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(cstring_to_text_with_len(uid.ptr, uid.len)));
+	scan = systable_beginscan(scope->rel, policy_set_catalog()->entities_pkey, true,
+							  scope->snapshot, 1, &scankey);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		TupleDesc	desc = RelationGetDescr(scope->rel);
+		bool		isnull;
+		Datum		value;
+
+		value = heap_getattr(tuple, scope->att_parents, desc, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *elem_nulls;
+			int			n;
+			int			i;
+
+			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &elem_nulls, &n);
+			parents = MemoryContextAlloc(entity_context, sizeof(DecStr) * Max(n, 1));
+			for (i = 0; i < n; i++)
+			{
+				text	   *parent;
+
+				if (elem_nulls[i])
+					continue;
+				parent = DatumGetTextPP(elems[i]);
+				parents[n_parents++] = copy_to_cache(VARDATA_ANY(parent),
+													 VARSIZE_ANY_EXHDR(parent));
+			}
+		}
+		value = heap_getattr(tuple, scope->att_attrs, desc, &isnull);
+		if (!isnull)
+		{
+			Jsonb	   *j = DatumGetJsonbP(value);
+
+			if (JsonContainerSize(&j->root) > 0)
+			{
+				attrs = MemoryContextAlloc(entity_context, VARSIZE(j));
+				memcpy(attrs, j, VARSIZE(j));
+			}
+		}
+	}
+	systable_endscan(scan);
+
+	owned_uid = copy_to_cache(uid.ptr, uid.len);
+	key.uid = owned_uid.ptr;
+	entry = hash_search(entity_cache, &key, HASH_ENTER, NULL);
+	entry->key = key;
+	entry->n_parents = n_parents;
+	entry->parents = parents;
+	entry->attrs = attrs;
+	entry->closure = NULL;
+	entry->n_closure = 0;
+	return entry;
+}
+
+/* Breadth-first ancestor set of an entity, cached on its entry. */
+static bool
+compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
+{
+	DecStr	   *closure = palloc(sizeof(DecStr) * DECIDE_MAX_ANCESTORS);
+	uint32		n = 1;
+	uint32		i;
+
+	closure[0].ptr = entry->key.uid;
+	closure[0].len = entry->key.len;
+	for (i = 0; i < n; i++)
+	{
+		EntityEntry *node = i == 0 ? entry : lookup_entity(scope, set, closure[i]);
+		uint32		p;
+
+		if (node == NULL)
+			return false;
+		for (p = 0; p < node->n_parents; p++)
+		{
+			const DecStr *parent = &node->parents[p];
+			uint32		seen;
+
+			for (seen = 0; seen < n; seen++)
+				if (closure[seen].len == parent->len &&
+					memcmp(closure[seen].ptr, parent->ptr, parent->len) == 0)
+					break;
+			if (seen < n)
+				continue;
+			if (n == DECIDE_MAX_ANCESTORS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("entity \"%.*s\" has more than %d ancestors",
+								(int) entry->key.len, entry->key.uid, DECIDE_MAX_ANCESTORS - 1),
+						 errhint("Flatten the hierarchy in decide.entities.")));
+			closure[n++] = *parent;
+		}
+	}
+	entry->closure = MemoryContextAlloc(entity_context, sizeof(DecStr) * n);
+	memcpy(entry->closure, closure, sizeof(DecStr) * n);
+	entry->n_closure = n;
+	pfree(closure);
+	return true;
+}
+
+bool
+entity_store_resolve(const PolicySet *set, const DecStr *uids, int n, EntityInfo *out)
+{
+	FetchScope	scope = {0};
+	bool		ok = true;
+	int			i;
+
+	prepare_cache(set);
+	for (i = 0; i < n && ok; i++)
+	{
+		EntityEntry *entry = lookup_entity(&scope, set, uids[i]);
+
+		ok = entry != NULL && (entry->closure != NULL || compute_closure(&scope, set, entry));
+		if (ok)
+		{
+			out[i].closure.uids = entry->closure;
+			out[i].closure.count = entry->n_closure;
+			out[i].attrs = entry->attrs;
+		}
+	}
+	close_scope(&scope);
+	return ok;
+}

@@ -1,0 +1,77 @@
+/*
+ * policy_set.h — the backend's compiled copy of decide.policies, the epoch
+ * it was read at, and where decide's tables are.
+ */
+#ifndef DECIDE_POLICY_SET_H
+#define DECIDE_POLICY_SET_H
+
+#include "postgres.h"
+
+#include "evaluator.h"
+#include "utils/jsonpath.h"
+#include "utils/snapshot.h"
+#include "utils/uuid.h"
+
+typedef struct DecideCatalog
+{
+	Oid			schema;
+	Oid			policies;
+	Oid			entities;
+	Oid			entities_pkey;
+	Oid			epoch;
+} DecideCatalog;
+
+/* What decide needs of one policy besides its patterns. */
+typedef struct PolicyInfo
+{
+	int64		id;
+	char	   *name;
+	DecEffect	effect;
+	int32		priority;
+	char	   *risk_level;
+	char	   *pattern[DEC_NDIMS];
+	JsonPath   *condition;		/* NULL: always true */
+	bool		uses_now;
+} PolicyInfo;
+
+typedef struct PolicySet
+{
+	MemoryContext context;		/* holds everything below */
+	uint64		generation;		/* distinct for every load in this backend */
+	int64		epoch;
+	pg_uuid_t	store_id;
+
+	/*
+	 * Read under this transaction's own uncommitted change: its epoch number
+	 * may yet be rolled back and reused, so nothing computed under it may be
+	 * shared or outlive the transaction.
+	 */
+	bool		includes_own_changes;
+	uint32		n_policies;
+	PolicyInfo *policies;		/* indexed like the evaluator's policies */
+	DecPolicySet *compiled;
+	double		load_ms;
+} PolicySet;
+
+/* Registers the invalidation callback; from _PG_init. */
+extern void policy_set_init(void);
+
+/*
+ * The current policy set: processes pending invalidations and reloads when
+ * the epoch moved.  Errors if the extension is not installed here.
+ */
+extern PolicySet *policy_set_current(void);
+
+/* Forgets the loaded set: the next call reloads. */
+extern void policy_set_mark_stale(void);
+
+extern const DecideCatalog *policy_set_catalog(void);
+
+/* Reads the epoch row under a snapshot. */
+extern int64 policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id,
+								   bool *includes_own_changes);
+
+/* An evaluator allocator drawing from a memory context. */
+extern DecAllocator decide_allocator(MemoryContext context);
+
+#endif							/* DECIDE_POLICY_SET_H */
