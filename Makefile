@@ -20,6 +20,19 @@ REGRESS = $(sort $(filter-out $(EXTENSION)--%,$(patsubst sql/%.sql,%,$(wildcard 
 REGRESS_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_regress \
 	--load-extension=$(EXTENSION)
 
+# Isolation specs (specs/<name>.spec, expected output expected/<name>.out) and
+# TAP tests (t/*.pl), each wired only when there is at least one, so that an
+# empty specs/ or t/ costs nothing. Both run in their own temporary instances
+# with the same settings as the regression tests.
+ifneq ($(wildcard specs/*.spec),)
+ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
+ISOLATION_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_iso \
+	--load-extension=$(EXTENSION)
+endif
+ifneq ($(wildcard t/*.pl),)
+TAP_TESTS = 1
+endif
+
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -I$(srcdir)/src
 

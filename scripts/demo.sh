@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# A guided tour of decide on a throwaway PostgreSQL 15 cluster:
+#
+#   sudo bash scripts/demo.sh
+#
+# It installs the Debian packages (scripts/install-deps.sh), builds and
+# installs the extension, starts a private cluster (initdb into a temporary
+# directory; Unix socket only, in that directory; port 54321 or
+# $DECIDE_DEMO_PORT), loads scripts/sample_policies.sql and shows decisions:
+# an allow, denies by override, by condition (failing closed) and by default,
+# decide_explain(), a decide_many() batch, freshness after a policy change,
+# row-level security driven by decide_allowed(), and a short pgbench of
+# decide() against SELECT 1. The cluster is stopped and the directory removed
+# on exit, also on failure or interruption.
+#
+# Environment:
+#   DECIDE_DEMO_PORT      port number of the cluster's socket (default 54321)
+#   DECIDE_DEMO_SECONDS   duration of each pgbench run (default 10)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PORT=${DECIDE_DEMO_PORT:-54321}
+BENCH_SECONDS=${DECIDE_DEMO_SECONDS:-10}
+START_TIME=$(date +%s)
+
+case $PORT in ''|*[!0-9]*) echo "demo.sh: DECIDE_DEMO_PORT must be a number" >&2; exit 1 ;; esac
+case $BENCH_SECONDS in ''|*[!0-9]*|0) echo "demo.sh: DECIDE_DEMO_SECONDS must be a positive number" >&2; exit 1 ;; esac
+if [ "$PORT" -lt 1024 ] || [ "$PORT" -gt 65535 ] || [ "$PORT" -eq 5432 ]; then
+    echo "demo.sh: use a port in 1024-65535 other than 5432" >&2
+    exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "demo.sh: must run as root (it installs packages and the extension); try: sudo bash $0" >&2
+    exit 1
+fi
+
+section() { printf '\n\n######## %s\n\n' "$*"; }
+note() { printf 'demo.sh: %s\n' "$*"; }
+
+export LANG=C.UTF-8
+unset LC_ALL LANGUAGE
+for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+
+TMP=$(mktemp -d /tmp/decide-demo.XXXXXX)
+chmod 755 "$TMP"
+DATA=$TMP/data
+SOCK=$TMP/sock
+SERVER_PID=
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -z "$SERVER_PID" ] && [ -f "$DATA/postmaster.pid" ]; then
+        SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
+    fi
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        note "stopping the demo cluster (PID $SERVER_PID)"
+        runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 30 >/dev/null 2>&1
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            kill -QUIT "$SERVER_PID" 2>/dev/null
+            for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
+        fi
+    fi
+    if [ "$rc" -ne 0 ] && [ -s "$TMP/server.log" ]; then
+        echo "----- last lines of the server log -----"
+        tail -n 40 "$TMP/server.log"
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+
+# ---------------------------------------------------------------------------
+section "1. Dependencies"
+bash "$REPO/scripts/install-deps.sh"
+BIN=$("$PG_CONFIG" --bindir)
+
+# ---------------------------------------------------------------------------
+section "2. Build and install the extension"
+# Built in a copy of the working tree, so that the tree gets no artefacts.
+mkdir "$TMP/build"
+tar -C "$REPO" \
+    --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
+    --exclude=./results --exclude=./output_iso --exclude='./tmp_check*' \
+    --exclude=./log --exclude=./bench/results --exclude=./fuzz/build \
+    -cf - . | tar -C "$TMP/build" -xf -
+if ! (cd "$TMP/build" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" COPT=-Werror &&
+      make install PG_CONFIG="$PG_CONFIG") >"$TMP/build.log" 2>&1; then
+    cat "$TMP/build.log"
+    note "build failed"
+    exit 1
+fi
+note "installed decide $(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$REPO/decide.control") into $("$PG_CONFIG" --pkglibdir)"
+
+# ---------------------------------------------------------------------------
+section "3. A throwaway cluster"
+mkdir "$SOCK"
+chown postgres: "$SOCK"
+chown postgres: "$TMP"
+runuser -u postgres -- "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 \
+    --locale=C.UTF-8 --no-instructions >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log"; exit 1; }
+cat >>"$DATA/postgresql.conf" <<EOF
+
+# decide demo: private, disposable
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+shared_preload_libraries = 'decide'
+max_connections = 20
+shared_buffers = 128MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+timezone = 'UTC'
+log_min_messages = warning
+EOF
+runuser -u postgres -- "$BIN/pg_ctl" start -D "$DATA" -l "$TMP/server.log" -w -t 60 >/dev/null
+SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
+note "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') running as PID $SERVER_PID, socket $SOCK/.s.PGSQL.$PORT (no TCP)"
+
+psql_demo() {
+    runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -d demo "$@"
+}
+runuser -u postgres -- "$BIN/createdb" -h "$SOCK" -p "$PORT" demo
+psql_demo -c 'CREATE EXTENSION decide'
+psql_demo <"$REPO/scripts/sample_policies.sql"
+psql_demo <<'SQL'
+\pset footer off
+\echo 'CREATE EXTENSION decide; then scripts/sample_policies.sql loaded:'
+SELECT (SELECT count(*) FROM decide.entities) AS entities,
+       (SELECT count(*) FROM decide.policies) AS policies,
+       (SELECT count(*) FROM decide.policies WHERE active) AS active_policies,
+       decide_epoch() AS epoch;
+\echo
+\echo 'The policies, highest priority first:'
+SELECT priority, effect, name, actor, action, resource, risk_level,
+       CASE WHEN active THEN '' ELSE 'inactive' END AS state
+  FROM decide.policies ORDER BY priority DESC, effect DESC, id;
+SQL
+
+# ---------------------------------------------------------------------------
+section "4. Decisions"
+psql_demo <<'SQL'
+\pset footer off
+\echo '-- Allow: legal counsel (alice -> team:legal -> role:legal-counsel) edits a contract'
+\echo '-- (doc:3 -> folder:contracts -> folder:legal) from the office, with MFA.'
+\echo 'SELECT * FROM decide(''user:alice'', ''write'', ''doc:3'', ''{"ip":"10.1.2.3","mfa":true}'');'
+SELECT * FROM decide('user:alice', 'write', 'doc:3', '{"ip":"10.1.2.3","mfa":true}');
+
+\echo '-- Deny by override: the same person reading her own secret term sheet is allowed'
+\echo '-- at priority 10, but from a cafe the priority-50 network rule overrides it.'
+\echo 'SELECT * FROM decide(''user:alice'', ''read'', ''doc:4'', ''{"ip":"203.0.113.7","mfa":true}'');'
+SELECT * FROM decide('user:alice', 'read', 'doc:4', '{"ip":"203.0.113.7","mfa":true}');
+
+\echo '-- Deny by override: an administrator (allowed everything at priority 20)'
+\echo '-- cannot delete a document under legal hold (priority 100).'
+\echo 'SELECT * FROM decide(''user:erin'', ''delete'', ''doc:7'', ''{"ip":"10.0.0.5","mfa":true}'');'
+SELECT * FROM decide('user:erin', 'delete', 'doc:7', '{"ip":"10.0.0.5","mfa":true}');
+
+\echo '-- Deny by condition, failing closed: finance data needs a numeric risk score'
+\echo '-- below 70 (strict $.context.risk_score >= 70). With a score of 12 carol reads;'
+\echo '-- with no score, or "low" instead of a number, the condition cannot be'
+\echo '-- evaluated, and for a deny that counts as true.'
+SELECT ctx AS context, d.allowed, d.policy, d.reason
+  FROM unnest(ARRAY['{"ip":"10.0.0.9","mfa":true,"risk_score":12}',
+                    '{"ip":"10.0.0.9","mfa":true}',
+                    '{"ip":"10.0.0.9","mfa":true,"risk_score":"low"}']::jsonb[]) AS ctx,
+       LATERAL decide('user:carol', 'read', 'doc:5', ctx) AS d;
+
+\echo '-- Deny by condition, time-dependent ($now): frank''s contract ended in 2024.'
+\echo 'SELECT * FROM decide(''user:frank'', ''read'', ''doc:1'');'
+SELECT * FROM decide('user:frank', 'read', 'doc:1');
+
+\echo '-- Default deny: nobody granted bob delete on the handbook, and user:zoe is unknown.'
+\echo 'SELECT * FROM decide(''user:bob'', ''delete'', ''doc:1'');  SELECT * FROM decide(''user:zoe'', ''read'', ''doc:2'');'
+SELECT * FROM decide('user:bob', 'delete', 'doc:1');
+SELECT * FROM decide('user:zoe', 'read', 'doc:2');
+SQL
+
+# ---------------------------------------------------------------------------
+section "5. Why? decide_explain()"
+psql_demo <<'SQL'
+\pset footer off
+\echo '-- Alice, owner of doc:10 (board minutes, folder:records), tries to delete it.'
+\echo '-- The policies that match the request (decide_explain() lists the others too,'
+\echo '-- with the pattern that did not match):'
+\echo 'SELECT rank, policy, effect, priority, condition, decisive, note'
+\echo '  FROM decide_explain(''user:alice'', ''delete'', ''doc:10'', ''{"ip":"10.1.2.3","mfa":true}'')'
+\echo ' WHERE actor_matched AND action_matched AND resource_matched;'
+SELECT rank, policy, effect, priority, condition, decisive, note
+  FROM decide_explain('user:alice', 'delete', 'doc:10', '{"ip":"10.1.2.3","mfa":true}')
+ WHERE actor_matched AND action_matched AND resource_matched;
+SQL
+
+# ---------------------------------------------------------------------------
+section "6. A batch: decide_many()"
+psql_demo <<'SQL'
+\pset footer off
+\echo 'SELECT * FROM decide_many(actors, actions, resources, contexts);'
+SELECT * FROM decide_many(
+    ARRAY['user:bob', 'user:bob', 'user:bob', 'user:mallory', 'svc:backup-agent', 'user:bob'],
+    ARRAY['read',     'read',     'approve',  'read',         'delete',           'read'],
+    ARRAY['doc:2',    'doc:6',    'doc:3',    'doc:1',        'doc:2',            'doc:8'],
+    ARRAY['{}',
+          '{"ip":"10.0.0.9","mfa":true,"risk_score":5}',
+          '{"ip":"10.0.0.9","mfa":true}',
+          '{}', '{}', '{}']::jsonb[]);
+SQL
+
+# ---------------------------------------------------------------------------
+section "7. Freshness: a policy change applies to the next decision"
+psql_demo <<'SQL'
+\pset footer off
+\echo '-- Before: alice reads the secret term sheet from a cafe.'
+SELECT allowed, policy, epoch FROM decide('user:alice', 'read', 'doc:4', '{"ip":"203.0.113.7","mfa":true}');
+\echo 'UPDATE decide.policies SET active = false WHERE name = ''secret-needs-corporate-network'';'
+UPDATE decide.policies SET active = false WHERE name = 'secret-needs-corporate-network';
+\echo '-- After (a new epoch):'
+SELECT allowed, policy, epoch FROM decide('user:alice', 'read', 'doc:4', '{"ip":"203.0.113.7","mfa":true}');
+\echo '-- And back:'
+UPDATE decide.policies SET active = true WHERE name = 'secret-needs-corporate-network';
+SELECT allowed, policy, epoch FROM decide('user:alice', 'read', 'doc:4', '{"ip":"203.0.113.7","mfa":true}');
+SQL
+
+# ---------------------------------------------------------------------------
+section "8. Row-level security with decide_allowed()"
+psql_demo <<'SQL'
+\pset footer off
+CREATE TABLE docs (id integer PRIMARY KEY, title text NOT NULL);
+INSERT INTO docs
+SELECT substr(uid, 5)::integer, attrs->>'title'
+  FROM decide.entities WHERE uid ~ '^doc:[0-9]+$';
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY docs_read ON docs FOR SELECT
+    USING (decide_allowed(current_setting('app.user'), 'read', 'doc:' || id));
+-- The decision functions are granted to decide_user (and decide_admin) only.
+CREATE ROLE demo_app NOLOGIN;
+GRANT decide_user TO demo_app;
+GRANT SELECT ON docs TO demo_app;
+\echo 'CREATE TABLE docs (id integer PRIMARY KEY, title text NOT NULL);   -- 10 rows, doc:1 .. doc:10'
+\echo 'ALTER TABLE docs ENABLE ROW LEVEL SECURITY;'
+\echo 'CREATE POLICY docs_read ON docs FOR SELECT'
+\echo '    USING (decide_allowed(current_setting(''app.user''), ''read'', ''doc:'' || id));'
+\echo 'CREATE ROLE demo_app NOLOGIN; GRANT decide_user TO demo_app; GRANT SELECT ON docs TO demo_app;'
+\echo
+SET ROLE demo_app;
+\echo '-- SET ROLE demo_app; SET "app.user" = ''user:alice''; SELECT * FROM docs ORDER BY id;'
+SET "app.user" = 'user:alice';
+SELECT * FROM docs ORDER BY id;
+\echo '-- SET "app.user" = ''user:carol'';   (finance; no MFA in this context)'
+SET "app.user" = 'user:carol';
+SELECT * FROM docs ORDER BY id;
+\echo '-- SET "app.user" = ''user:mallory'';   (suspended)'
+SET "app.user" = 'user:mallory';
+SELECT count(*) AS visible_rows FROM docs;
+\echo '-- demo_app may decide but may not read the policies:'
+\echo 'SELECT count(*) FROM decide.policies;'
+\set ON_ERROR_STOP off
+SELECT count(*) FROM decide.policies;
+\set ON_ERROR_STOP on
+RESET ROLE;
+SQL
+
+# ---------------------------------------------------------------------------
+section "9. pgbench: decide() against SELECT 1 (${BENCH_SECONDS}s each, 2 clients, -M prepared)"
+cat >"$TMP/select1.sql" <<'EOF'
+SELECT 1;
+EOF
+# pgbench reads ":name" as a variable, even inside quotes: the actor comes
+# from -D, and no colon in the script is followed by a letter.
+cat >"$TMP/decide.sql" <<'EOF'
+\set d random(1, 10)
+SELECT * FROM decide(:actor, 'read', 'doc:' || :d, '{"ip": "10.1.2.3", "mfa": true}');
+EOF
+chown postgres: "$TMP"/*.sql
+echo "baseline script:"
+sed 's/^/    /' "$TMP/select1.sql"
+echo "decide() script (pgbench -D actor=user:alice):"
+sed 's/^/    /' "$TMP/decide.sql"
+echo
+bench() { # bench <script> -> "tps latency_ms"
+    local out
+    out=$(runuser -u postgres -- "$BIN/pgbench" -n -M prepared -c 2 -j 2 -T "$BENCH_SECONDS" \
+        -D actor=user:alice -h "$SOCK" -p "$PORT" -f "$1" demo 2>&1) || { echo "$out" >&2; return 1; }
+    local tps lat
+    tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' <<<"$out" | tail -n 1)
+    lat=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' <<<"$out")
+    if [ -z "$tps" ]; then
+        echo "$out" >&2
+        return 1
+    fi
+    echo "$tps ${lat:-?}"
+}
+base=$(bench "$TMP/select1.sql")
+dec=$(bench "$TMP/decide.sql")
+read -r base_tps base_lat <<<"$base"
+read -r dec_tps dec_lat <<<"$dec"
+awk -v b="$base_tps" -v bl="$base_lat" -v d="$dec_tps" -v dl="$dec_lat" 'BEGIN {
+    printf "%-10s %10.0f tps   %7s ms average latency\n", "SELECT 1", b, bl
+    printf "%-10s %10.0f tps   %7s ms average latency\n", "decide()", d, dl
+    if (b > 0)
+        printf "ratio      decide() / SELECT 1 = %.2f  (decide() runs at %.0f%% of the SELECT 1 rate)\n", d / b, 100 * d / b
+}'
+
+# ---------------------------------------------------------------------------
+section "Done"
+note "finished in $(( $(date +%s) - START_TIME ))s; stopping the cluster and removing $TMP"
