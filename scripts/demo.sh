@@ -258,11 +258,10 @@ SELECT * FROM docs ORDER BY id;
 \echo '-- SET "app.user" = ''user:mallory'';   (suspended)'
 SET "app.user" = 'user:mallory';
 SELECT count(*) AS visible_rows FROM docs;
-\echo '-- demo_app may decide but may not read the policies:'
-\echo 'SELECT count(*) FROM decide.policies;'
-\set ON_ERROR_STOP off
-SELECT count(*) FROM decide.policies;
-\set ON_ERROR_STOP on
+\echo '-- demo_app may ask for decisions, but not read the policies or explain them:'
+SELECT has_function_privilege('decide(text,text,text,jsonb)', 'EXECUTE') AS may_call_decide,
+       has_schema_privilege('decide', 'USAGE') AS may_read_policies,
+       has_function_privilege('decide_explain(text,text,text,jsonb)', 'EXECUTE') AS may_explain;
 RESET ROLE;
 SQL
 

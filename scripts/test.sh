@@ -236,7 +236,7 @@ if compgen -G "$SRC/specs/*.spec" >/dev/null; then
         "$SRC/output_iso/regression.diffs" "$SRC/output_iso/log/postmaster.log" \
         REGRESS= TAP_TESTS=
 else
-    SUMMARY+=("isolation tests: none (specs/ is empty)")
+    SUMMARY+=("isolation tests: none (no specs/*.spec)")
 fi
 
 if compgen -G "$SRC/t/*.pl" >/dev/null; then
@@ -286,7 +286,7 @@ if compgen -G "$SRC/t/*.pl" >/dev/null; then
     fi
     record "TAP tests" "$pass" "$fail"
 else
-    SUMMARY+=("TAP tests: none (t/ is empty)")
+    SUMMARY+=("TAP tests: none (no t/*.pl)")
 fi
 
 # ---------------------------------------------------------------------------
