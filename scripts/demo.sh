@@ -242,17 +242,18 @@ CREATE POLICY docs_read ON docs FOR SELECT
 CREATE ROLE demo_app NOLOGIN;
 GRANT decide_user TO demo_app;
 GRANT SELECT ON docs TO demo_app;
-\echo 'CREATE TABLE docs (id integer PRIMARY KEY, title text NOT NULL);   -- 10 rows, doc:1 .. doc:10'
+\echo 'CREATE TABLE docs (id integer PRIMARY KEY, title text NOT NULL);   -- doc:1 .. doc:11'
 \echo 'ALTER TABLE docs ENABLE ROW LEVEL SECURITY;'
 \echo 'CREATE POLICY docs_read ON docs FOR SELECT'
 \echo '    USING (decide_allowed(current_setting(''app.user''), ''read'', ''doc:'' || id));'
 \echo 'CREATE ROLE demo_app NOLOGIN; GRANT decide_user TO demo_app; GRANT SELECT ON docs TO demo_app;'
 \echo
 SET ROLE demo_app;
+\echo '-- No MFA, no IP in this context: public, internal and own-department documents.'
 \echo '-- SET ROLE demo_app; SET "app.user" = ''user:alice''; SELECT * FROM docs ORDER BY id;'
 SET "app.user" = 'user:alice';
 SELECT * FROM docs ORDER BY id;
-\echo '-- SET "app.user" = ''user:carol'';   (finance; no MFA in this context)'
+\echo '-- SET "app.user" = ''user:carol'';   (finance, not legal: no restricted legal guide)'
 SET "app.user" = 'user:carol';
 SELECT * FROM docs ORDER BY id;
 \echo '-- SET "app.user" = ''user:mallory'';   (suspended)'

@@ -16,8 +16,8 @@
 --              (delete -> action-group:edit and action-group:destructive)
 --   resources  documents doc:<id> in folders, folders in folders
 --              (doc:3 -> folder:contracts -> folder:legal -> folder:company);
---              attrs: classification (public, internal, confidential, secret),
---              owner, min_clearance, legal_hold, embargo_until
+--              attrs: classification (public, internal, restricted, confidential,
+--              secret), department, owner, min_clearance, legal_hold, embargo_until
 --   context    what the application knows about the request: ip, mfa,
 --              risk_score (from the identity provider)
 --   $now       the statement time, an ISO 8601 UTC string
@@ -105,7 +105,9 @@ INSERT INTO decide.entities (uid, parents, attrs) VALUES
     ('doc:9', '{folder:public}',
      '{"title":"Press release: 2019 results","classification":"public","owner":"user:erin","embargo_until":"2020-01-15T09:00:00+00:00"}'),
     ('doc:10', '{folder:records}',
-     '{"title":"Board minutes 2023","classification":"internal","owner":"user:alice"}')
+     '{"title":"Board minutes 2023","classification":"internal","owner":"user:alice"}'),
+    ('doc:11', '{folder:company}',
+     '{"title":"Legal team style guide","classification":"restricted","department":"legal","owner":"user:henry"}')
 ON CONFLICT (uid) DO UPDATE SET parents = EXCLUDED.parents, attrs = EXCLUDED.attrs;
 
 INSERT INTO decide.policies
@@ -157,8 +159,8 @@ VALUES
      NULL,
      'low', true, 'Staff read the public folder.'),
     ('employees-read-internal', 10, 'allow', 'role:employee', 'read', '*',
-     '$.resource.attrs.classification == "internal"',
-     'low', true, 'Staff read internal documents anywhere.'),
+     '$.resource.attrs.classification == "internal" || ($.resource.attrs.classification == "restricted" && $.resource.attrs.department == $.actor.attrs.dept)',
+     'low', true, 'Staff read internal documents anywhere, and restricted ones of their own department.'),
     ('owners-manage-their-documents', 10, 'allow', '*', '*', 'doc:*',
      '$.resource.attrs.owner == $.actor.uid',
      'medium', true, 'The owner of a document may read, change, delete and submit it.'),
