@@ -71,7 +71,9 @@ CREATE TABLE decide.entities (
     attrs   jsonb NOT NULL DEFAULT '{}'
             CONSTRAINT entities_attrs_are_valid CHECK (decide.check_attrs(attrs))
 );
-CREATE INDEX entities_parents_idx ON decide.entities USING gin (parents);
+-- fastupdate off: the hierarchy check probes this index right after bulk
+-- inserts, and a pending list would make every probe scan it.
+CREATE INDEX entities_parents_idx ON decide.entities USING gin (parents) WITH (fastupdate = off);
 COMMENT ON TABLE decide.entities IS
     'actors, actions and resources with their parents (roles, groups, folders) and attributes';
 
@@ -150,21 +152,23 @@ BEGIN
           CROSS JOIN LATERAL unnest(e.parents) AS p
          WHERE up.uid <> up.start AND up.depth <= max_depth
     ), down(start, uid, depth) AS (
-        SELECT c, c, 0 FROM unnest(changed) AS c
+        SELECT c, c COLLATE "C", 0 FROM unnest(changed) AS c
         UNION
         SELECT down.start, e.uid::text, down.depth + 1
           FROM down
           JOIN decide.entities e ON e.parents @> ARRAY[down.uid]
          WHERE down.depth <= max_depth
+    ), up_chains AS (
+        SELECT start, max(depth) AS depth, bool_or(uid = start) AS cycle
+          FROM up GROUP BY start
+    ), down_chains AS (
+        SELECT start, max(depth) AS depth FROM down GROUP BY start
     )
-    SELECT * INTO bad FROM (
-        SELECT c AS start,
-               EXISTS (SELECT FROM up WHERE up.start = c AND up.uid = c) AS cycle,
-               coalesce((SELECT max(depth) FROM up WHERE up.start = c), 0)
-                 + (SELECT max(depth) FROM down WHERE down.start = c) AS depth
-          FROM unnest(changed) AS c
-    ) AS chains
-     WHERE cycle OR depth > max_depth
+    SELECT d.start, coalesce(u.cycle, false) AS cycle,
+           coalesce(u.depth, 0) + d.depth AS depth
+      INTO bad
+      FROM down_chains d LEFT JOIN up_chains u USING (start)
+     WHERE coalesce(u.cycle, false) OR coalesce(u.depth, 0) + d.depth > max_depth
      LIMIT 1;
     IF NOT FOUND THEN
         RETURN;

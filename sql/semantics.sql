@@ -117,6 +117,17 @@ SELECT allowed, policy, reason FROM decide('user:alice', 'write', 'doc:1');  -- 
 SELECT allowed, policy, reason FROM decide('user:alice', 'delete', 'doc:1', '{"n":5}');
 SELECT allowed, policy, reason FROM decide('user:alice', 'write', 'doc:1', '{"missing":1}');
 
+-- .datetime() comparisons that need a time zone raise an error even in
+-- jsonpath's silent mode; decide still fails closed instead of erroring.
+INSERT INTO decide.policies (name, effect, priority, actor, action, resource, condition) VALUES
+  ('deny-expired', 'deny', 8, '*', 'open', '*', '$.context.expires.datetime() < $now.datetime()'),
+  ('allow-fresh', 'allow', 9, '*', 'close', '*', '$.context.expires.datetime() > $now.datetime()');
+SELECT allowed, policy, reason FROM decide('user:alice', 'open', 'doc:1', '{"expires":"2020-01-01"}');
+SELECT allowed, policy FROM decide('user:alice', 'open', 'doc:1', '{"expires":"2020-01-01T00:00:00+00:00"}');
+SELECT allowed, policy FROM decide('user:alice', 'open', 'doc:1', '{"expires":"2999-01-01T00:00:00+00:00"}');
+SELECT allowed, policy FROM decide('user:alice', 'close', 'doc:1', '{"expires":"2999-01-01"}');
+SELECT allowed, policy FROM decide('user:alice', 'close', 'doc:1', '{"expires":"2999-01-01T00:00:00+00:00"}');
+
 -- $now: the statement time, ISO 8601 in UTC.
 INSERT INTO decide.policies (name, effect, priority, actor, action, resource, condition) VALUES
   ('after-2000', 'allow', 20, '*', 'archive', '*', '$now > "2000-01-01T00:00:00+00:00"'),

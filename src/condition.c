@@ -20,11 +20,12 @@
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 typedef struct ConditionScan
 {
-	bool		uses_now;
+	ConditionTraits traits;
 	char	   *unknown_variable;
 } ConditionScan;
 
@@ -115,11 +116,14 @@ scan_item(JsonPathItem *item, ConditionScan *scan)
 				char	   *name = jspGetString(item, &len);
 
 				if (len == 3 && memcmp(name, "now", 3) == 0)
-					scan->uses_now = true;
+					scan->traits.uses_now = true;
 				else if (scan->unknown_variable == NULL)
 					scan->unknown_variable = pnstrdup(name, len);
 				break;
 			}
+		case jpiDatetime:
+			scan->traits.may_raise = true;
+			break;
 		default:
 			/* literals, accessors and item methods have no sub-expressions */
 			break;
@@ -138,13 +142,13 @@ scan_condition(JsonPath *condition, ConditionScan *scan)
 	scan_item(&root, scan);
 }
 
-bool
-condition_uses_now(JsonPath *condition)
+ConditionTraits
+condition_traits(JsonPath *condition)
 {
 	ConditionScan scan;
 
 	scan_condition(condition, &scan);
-	return scan.uses_now;
+	return scan.traits;
 }
 
 PG_FUNCTION_INFO_V1(decide_check_condition);
@@ -266,28 +270,23 @@ build_variables(void)
 	return JsonbValueToJsonb(result);
 }
 
-DecConditionResult
-condition_evaluate(JsonPath *condition, bool uses_now, ConditionRequest *request)
+static DecConditionResult
+match_silently(JsonPath *condition, ConditionTraits traits, ConditionRequest *request)
 {
 	LOCAL_FCINFO(fcinfo, 4);
 	Datum		result;
-
-	if (request->document == NULL)
-		request->document = build_document(request);
 
 	/*
 	 * jsonb_path_match(target, path[, vars, silent]): with two arguments it
 	 * is silent and has no variables.
 	 */
-	InitFunctionCallInfoData(*fcinfo, NULL, uses_now ? 4 : 2, InvalidOid, NULL, NULL);
+	InitFunctionCallInfoData(*fcinfo, NULL, traits.uses_now ? 4 : 2, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = JsonbPGetDatum(request->document);
 	fcinfo->args[0].isnull = false;
 	fcinfo->args[1].value = PointerGetDatum(condition);
 	fcinfo->args[1].isnull = false;
-	if (uses_now)
+	if (traits.uses_now)
 	{
-		if (request->variables == NULL)
-			request->variables = build_variables();
 		fcinfo->args[2].value = JsonbPGetDatum(request->variables);
 		fcinfo->args[2].isnull = false;
 		fcinfo->args[3].value = BoolGetDatum(true); /* silent */
@@ -297,4 +296,59 @@ condition_evaluate(JsonPath *condition, bool uses_now, ConditionRequest *request
 	if (fcinfo->isnull)
 		return DEC_COND_UNKNOWN;
 	return DatumGetBool(result) ? DEC_COND_TRUE : DEC_COND_FALSE;
+}
+
+/* Errors that must reach the caller rather than count as unknown. */
+static bool
+must_propagate(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_OPERATOR_INTERVENTION ||
+		category == ERRCODE_INSUFFICIENT_RESOURCES ||
+		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+		category == ERRCODE_INTERNAL_ERROR;
+}
+
+DecConditionResult
+condition_evaluate(JsonPath *condition, ConditionTraits traits, ConditionRequest *request)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	DecConditionResult result;
+
+	if (request->document == NULL)
+		request->document = build_document(request);
+	if (traits.uses_now && request->variables == NULL)
+		request->variables = build_variables();
+	if (!traits.may_raise)
+		return match_silently(condition, traits, request);
+
+	/* As PL/pgSQL's exception blocks do: a subtransaction to roll back. */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		result = match_silently(condition, traits, request);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (must_propagate(error->sqlerrcode))
+			ReThrowError(error);
+		FreeErrorData(error);
+		result = DEC_COND_UNKNOWN;
+	}
+	PG_END_TRY();
+	return result;
 }

@@ -29,11 +29,25 @@ typedef struct ConditionRequest
 	Jsonb	   *variables;		/* {"now": ...}, built lazily */
 } ConditionRequest;
 
-/* Does the condition refer to $now (and so depend on time)? */
-extern bool condition_uses_now(JsonPath *condition);
+/* What evaluation needs to know of a condition, found once at load. */
+typedef struct ConditionTraits
+{
+	bool		uses_now;		/* refers to $now: depends on time */
 
-/* True, false, or unknown (error or null: the caller fails closed). */
-extern DecConditionResult condition_evaluate(JsonPath *condition, bool uses_now,
+	/*
+	 * Uses .datetime(), whose time-zone errors the engine raises even in
+	 * silent mode: evaluated in a subtransaction so they count as unknown.
+	 */
+	bool		may_raise;
+} ConditionTraits;
+
+extern ConditionTraits condition_traits(JsonPath *condition);
+
+/*
+ * True, false, or unknown (an error or null: the caller fails closed).
+ * Cancellation, resource and limit errors still reach the caller.
+ */
+extern DecConditionResult condition_evaluate(JsonPath *condition, ConditionTraits traits,
 											 ConditionRequest *request);
 
 #endif							/* DECIDE_CONDITION_H */

@@ -122,7 +122,7 @@ evaluate_condition(void *arg, uint32_t policy)
 	EvaluationState *state = arg;
 	const PolicyInfo *info = &state->set->policies[policy];
 
-	return condition_evaluate(info->condition, info->uses_now, &state->condition);
+	return condition_evaluate(info->condition, info->condition_traits, &state->condition);
 }
 
 /*

@@ -292,14 +292,14 @@ load_policy_set(void)
 		info->pattern[DEC_ACTION] = text_in_context(values[att_action - 1], set_context);
 		info->pattern[DEC_RESOURCE] = text_in_context(values[att_resource - 1], set_context);
 		info->condition = NULL;
-		info->uses_now = false;
+		memset(&info->condition_traits, 0, sizeof(info->condition_traits));
 		if (!nulls[att_condition - 1])
 		{
 			JsonPath   *condition = DatumGetJsonPathP(values[att_condition - 1]);
 
 			info->condition = MemoryContextAlloc(set_context, VARSIZE(condition));
 			memcpy(info->condition, condition, VARSIZE(condition));
-			info->uses_now = condition_uses_now(info->condition);
+			info->condition_traits = condition_traits(info->condition);
 		}
 
 		def->id = info->id;

@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 
+#include "condition.h"
 #include "evaluator.h"
 #include "utils/jsonpath.h"
 #include "utils/snapshot.h"
@@ -31,7 +32,7 @@ typedef struct PolicyInfo
 	char	   *risk_level;
 	char	   *pattern[DEC_NDIMS];
 	JsonPath   *condition;		/* NULL: always true */
-	bool		uses_now;
+	ConditionTraits condition_traits;
 } PolicyInfo;
 
 typedef struct PolicySet
