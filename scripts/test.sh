@@ -165,6 +165,9 @@ fi
 grep -E ': (warning|error|note): ' "$build_log" || true
 note "built and installed into $("$PG_CONFIG" --pkglibdir)"
 
+# Temporary files and sockets of the test servers (pg_regress, TAP) go to
+# $WORK/tmp, so that an interrupted run leaves nothing behind in /tmp.
+mkdir -p "$WORK/tmp"
 chown -R postgres: "$WORK"
 chmod 755 "$WORK"
 
@@ -177,7 +180,7 @@ as_postgres() { # as_postgres <log> <command...>
     shift
     : >"$log"
     (cd "$SRC" && exec timeout -k 30 "$STAGE_TIMEOUT" \
-        runuser -u postgres -- env HOME="$WORK" "$@") </dev/null >"$log" 2>&1 &
+        runuser -u postgres -- env HOME="$WORK" TMPDIR="$WORK/tmp" "$@") </dev/null >"$log" 2>&1 &
     STAGE_PID=$!
     # tail and the stage both run in the background: a signal to this script
     # runs its trap at once instead of after the stage.
