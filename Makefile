@@ -11,7 +11,9 @@ OBJS = \
 	src/evaluator.o \
 	src/condition.o \
 	src/entity_store.o \
-	src/policy_set.o
+	src/policy_set.o \
+	src/decision_cache.o \
+	src/stats.o
 
 # Install and upgrade scripts: sql/decide--<version>.sql, sql/decide--<from>--<to>.sql
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

@@ -37,6 +37,15 @@ SELECT pg_temp.try($$UPDATE decide.entities SET parents = '{role:admin}'$$);
 SELECT pg_temp.try($$SELECT * FROM decide_explain('user:alice', 'read', 'doc:1')$$);
 SELECT pg_temp.try($$SELECT decide.advance_epoch()$$);
 SELECT pg_temp.try($$SELECT decide.invalidate_policy_set()$$);
+-- Statistics, cache control and every setting that could weaken a check.
+SELECT pg_temp.try($$SELECT * FROM decide_stats$$);
+SELECT pg_temp.try($$SELECT decide_metrics()$$);
+SELECT pg_temp.try($$SELECT decide_reset_stats()$$);
+SELECT pg_temp.try($$SELECT decide_cache_reset()$$);
+SELECT pg_temp.try($$SET decide.cache = off$$);
+SELECT pg_temp.try($$SET decide.time_dependent_ttl = '1h'$$);
+SELECT pg_temp.try($$SET decide.l1_cache_entries = 1000000$$);
+SELECT pg_temp.try($$SET decide.shared_cache_size = '1GB'$$);
 RESET ROLE;
 
 -- A role with neither: no decisions, no tables.
@@ -64,6 +73,9 @@ SELECT pg_temp.try($$UPDATE decide.epoch SET epoch = 1$$);
 SELECT pg_temp.try($$SELECT decide.advance_epoch()$$);
 SELECT pg_temp.try($$ALTER TABLE decide.policies DISABLE TRIGGER policies_changed$$);
 SELECT pg_temp.try($$DROP TRIGGER policies_changed ON decide.policies$$);
+SELECT decisions >= 0 AS admin_reads_stats FROM decide_stats;
+SELECT pg_temp.try($$SELECT decide_cache_reset()$$);
+SELECT pg_temp.try($$SET decide.cache = off$$);
 RESET ROLE;
 
 -- search_path hijacking: objects named like decide's (and like the

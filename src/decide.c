@@ -14,18 +14,24 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "condition.h"
+#include "decision_cache.h"
 #include "entity_store.h"
 #include "evaluator.h"
 #include "input.h"
 #include "policy_set.h"
+#include "stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -47,11 +53,13 @@ typedef struct Decision
 	const char *source;
 } Decision;
 
-/* What the evaluator's condition callback needs. */
+/* What the evaluator's condition callback needs, and what it saw. */
 typedef struct EvaluationState
 {
 	const PolicySet *set;
 	ConditionRequest condition;
+	bool		used_now;		/* a condition read $now: time-dependent */
+	uint32		condition_failures;
 } EvaluationState;
 
 static const char *const dimension_names[DEC_NDIMS] = {"actor", "action", "resource"};
@@ -59,12 +67,44 @@ static const char *const dimension_names[DEC_NDIMS] = {"actor", "action", "resou
 /* Reset at the start of every decision: scratch for entities, documents. */
 static MemoryContext decision_context = NULL;
 
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+decide_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(stats_shmem_size());
+	decision_cache_shmem_request();
+}
+
+static void
+decide_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	stats_shmem_startup();
+	decision_cache_shmem_startup();
+}
+
 void
 _PG_init(void)
 {
+	stats_init_local();
 	entity_store_define_gucs();
+	decision_cache_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
+
+	/* Shared memory (L2, server-wide stats) only when preloaded. */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = decide_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = decide_shmem_startup;
+	}
 }
 
 static Jsonb *
@@ -121,8 +161,14 @@ evaluate_condition(void *arg, uint32_t policy)
 {
 	EvaluationState *state = arg;
 	const PolicyInfo *info = &state->set->policies[policy];
+	DecConditionResult result;
 
-	return condition_evaluate(info->condition, info->condition_traits, &state->condition);
+	result = condition_evaluate(info->condition, info->condition_traits, &state->condition);
+	if (info->condition_traits.uses_now)
+		state->used_now = true;
+	if (result == DEC_COND_UNKNOWN)
+		state->condition_failures++;
+	return result;
 }
 
 /*
@@ -153,6 +199,8 @@ prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
 		evaluator_request->dim[d] = entities[d].closure;
 
 	memset(&state->condition, 0, sizeof(state->condition));
+	state->used_now = false;
+	state->condition_failures = 0;
 	state->condition.actor = request->uid[DEC_ACTOR];
 	state->condition.actor_attrs = entities[DEC_ACTOR].attrs;
 	state->condition.action = request->uid[DEC_ACTION];
@@ -172,25 +220,130 @@ begin_decision(void)
 	return MemoryContextSwitchTo(decision_context);
 }
 
+/* Looks the request up in L1, then L2 (filling L1 on an L2 hit). */
+static const char *
+lookup_caches(const DecisionKey *key, CachedDecision *cached)
+{
+	if (decision_cache_fits(CACHE_L1, key))
+	{
+		if (decision_cache_lookup(CACHE_L1, key, cached))
+		{
+			stats_count(STAT_L1_HITS, 1);
+			return "l1";
+		}
+		stats_count(STAT_L1_MISSES, 1);
+	}
+	if (decision_cache_fits(CACHE_L2, key))
+	{
+		if (decision_cache_lookup(CACHE_L2, key, cached))
+		{
+			stats_count(STAT_L2_HITS, 1);
+			decision_cache_store(CACHE_L1, key, cached);
+			return "l2";
+		}
+		stats_count(STAT_L2_MISSES, 1);
+	}
+	return NULL;
+}
+
+static void
+store_in_caches(const DecisionKey *key, const DecDecision *result,
+				const EvaluationState *state)
+{
+	CachedDecision cached;
+
+	cached.has_policy = result->policy >= 0;
+	cached.allowed = result->allowed;
+	cached.condition_unknown = result->condition_unknown;
+	cached.policy_id = result->policy >= 0 ? state->set->policies[result->policy].id : 0;
+	cached.expires = 0;
+	if (state->used_now)
+	{
+		if (decide_time_dependent_ttl_ms == 0)
+			return;
+		cached.expires = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 decide_time_dependent_ttl_ms);
+	}
+	decision_cache_store(CACHE_L2, key, &cached);
+	decision_cache_store(CACHE_L1, key, &cached);
+}
+
 static void
 decide_request(const DecisionRequest *request, Decision *decision)
 {
-	MemoryContext caller_context = begin_decision();
-	EvaluationState state;
-	DecRequest	evaluator_request;
-	DecAllocator scratch = decide_allocator(decision_context);
-	DecDecision result;
+	instr_time	start;
+	instr_time	duration;
+	MemoryContext caller_context;
+	PolicySet  *set;
+	DecisionKey key;
+	bool		cacheable;
+	CachedDecision cached;
+	const char *source = NULL;
 
-	prepare_evaluation(request, &state, &evaluator_request);
-	dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
-				 &scratch, &result);
+	INSTR_TIME_SET_CURRENT(start);
+	caller_context = begin_decision();
+	set = policy_set_current();
+
+	/*
+	 * Under this transaction's own uncommitted change the epoch number may
+	 * yet be rolled back and reused: neither read nor fill the caches.
+	 */
+	cacheable = decide_cache_enabled && !set->includes_own_changes;
+	if (cacheable)
+	{
+		decision_key_build(set, request->uid, request->context, &key);
+		cacheable = decision_cache_fits(CACHE_L1, &key) || decision_cache_fits(CACHE_L2, &key);
+	}
+	if (cacheable)
+		source = lookup_caches(&key, &cached);
+	else
+		stats_count(STAT_UNCACHED, 1);
+	decision->policy = NULL;
+	if (source && cached.has_policy)
+	{
+		/* Same epoch, same policies; a miss here would be a bug: re-decide. */
+		decision->policy = policy_set_find(set, cached.policy_id);
+		if (decision->policy == NULL)
+			source = NULL;
+	}
+
+	if (source)
+	{
+		decision->allowed = cached.allowed;
+		decision->condition_unknown = cached.condition_unknown;
+		decision->epoch = set->epoch;
+		decision->source = source;
+	}
+	else
+	{
+		EvaluationState state;
+		DecRequest	evaluator_request;
+		DecAllocator scratch = decide_allocator(decision_context);
+		DecDecision result;
+
+		prepare_evaluation(request, &state, &evaluator_request);
+		dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
+					 &scratch, &result);
+		/* A reload during entity resolution moved the epoch: the key is stale. */
+		if (cacheable && state.set->epoch == key.epoch)
+			store_in_caches(&key, &result, &state);
+		if (state.condition_failures)
+			stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
+
+		decision->allowed = result.allowed;
+		decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
+		decision->condition_unknown = result.condition_unknown;
+		decision->epoch = state.set->epoch;
+		decision->source = "miss";
+	}
 	MemoryContextSwitchTo(caller_context);
 
-	decision->allowed = result.allowed;
-	decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
-	decision->condition_unknown = result.condition_unknown;
-	decision->epoch = state.set->epoch;
-	decision->source = "miss";
+	stats_count(STAT_DECISIONS, 1);
+	if (decision->allowed)
+		stats_count(STAT_ALLOWS, 1);
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	stats_record_latency((uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
 }
 
 static char *

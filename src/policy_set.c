@@ -44,6 +44,7 @@
 
 #include "condition.h"
 #include "policy_set.h"
+#include "stats.h"
 
 static PolicySet *current_set = NULL;
 static uint64 next_generation = 1;
@@ -186,6 +187,37 @@ enum_label(LabelCache *cache, Oid value, MemoryContext context)
 	return label;
 }
 
+static int
+compare_policy_ids(const void *a, const void *b, void *arg)
+{
+	const PolicySet *set = arg;
+	int64		x = set->policies[*(const uint32 *) a].id;
+	int64		y = set->policies[*(const uint32 *) b].id;
+
+	return (x > y) - (x < y);
+}
+
+const PolicyInfo *
+policy_set_find(const PolicySet *set, int64 id)
+{
+	uint32		low = 0;
+	uint32		high = set->n_policies;
+
+	while (low < high)
+	{
+		uint32		mid = low + (high - low) / 2;
+		int64		mid_id = set->policies[set->by_id[mid]].id;
+
+		if (mid_id == id)
+			return &set->policies[set->by_id[mid]];
+		if (mid_id < id)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return NULL;
+}
+
 static char *
 text_in_context(Datum value, MemoryContext context)
 {
@@ -225,6 +257,7 @@ load_policy_set(void)
 	DecAllocator scratch_allocator;
 	instr_time	start;
 	instr_time	duration;
+	uint32		i;
 
 	INSTR_TIME_SET_CURRENT(start);
 	lookup_catalog();
@@ -322,6 +355,13 @@ load_policy_set(void)
 	set->compiled = dec_compile(defs, set->n_policies, server_char_len,
 								&set_allocator, &scratch_allocator);
 
+	set->by_id = MemoryContextAllocExtended(set_context,
+											sizeof(uint32) * Max(set->n_policies, 1),
+											MCXT_ALLOC_HUGE);
+	for (i = 0; i < set->n_policies; i++)
+		set->by_id[i] = i;
+	qsort_arg(set->by_id, set->n_policies, sizeof(uint32), compare_policy_ids, set);
+
 	MemoryContextSwitchTo(old_context);
 	MemoryContextDelete(scratch_context);
 	MemoryContextSetParent(set_context, TopMemoryContext);
@@ -329,6 +369,9 @@ load_policy_set(void)
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	set->load_ms = INSTR_TIME_GET_MILLISEC(duration);
+	stats_count(STAT_POLICY_RELOADS, 1);
+	stats_gauge_set(GAUGE_LAST_RELOAD_US, (uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e6));
+	stats_gauge_set(GAUGE_LAST_RELOAD_POLICIES, set->n_policies);
 	return set;
 }
 

@@ -50,6 +50,7 @@ typedef struct PolicySet
 	bool		includes_own_changes;
 	uint32		n_policies;
 	PolicyInfo *policies;		/* indexed like the evaluator's policies */
+	uint32	   *by_id;			/* policy indexes sorted by id */
 	DecPolicySet *compiled;
 	double		load_ms;
 } PolicySet;
@@ -62,6 +63,9 @@ extern void policy_set_init(void);
  * the epoch moved.  Errors if the extension is not installed here.
  */
 extern PolicySet *policy_set_current(void);
+
+/* The policy with this id, or NULL. */
+extern const PolicyInfo *policy_set_find(const PolicySet *set, int64 id);
 
 /* Forgets the loaded set: the next call reloads. */
 extern void policy_set_mark_stale(void);

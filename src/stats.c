@@ -1,0 +1,341 @@
+/*
+ * stats.c — counters, gauges and the latency histogram, and the SQL
+ * functions that show them: decide_stats() (behind the decide_stats view),
+ * decide_metrics() (Prometheus text format) and decide_reset_stats().
+ *
+ * Every value is an atomic, updated without locks on the decision path.
+ * With shared_preload_libraries the block lives in shared memory; without,
+ * the same block lives in backend memory, so the code is the same and the
+ * view says which it is (shared_memory = false: this backend only).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "decision_cache.h"
+#include "policy_set.h"
+#include "stats.h"
+
+/* Upper bounds of the latency buckets, in microseconds; +Inf follows. */
+static const double latency_bounds_us[] = {
+	1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
+	1000, 2000, 5000, 10000, 50000, 100000, 1000000
+};
+#define LATENCY_BUCKETS (lengthof(latency_bounds_us) + 1)
+
+typedef struct DecideStats
+{
+	pg_atomic_uint64 counters[STAT_COUNTERS];
+	pg_atomic_uint64 gauges[GAUGES];
+	pg_atomic_uint64 latency[LATENCY_BUCKETS];
+	pg_atomic_uint64 latency_sum_ns;
+	pg_atomic_uint64 reset_time;	/* TimestampTz */
+} DecideStats;
+
+static DecideStats local_stats;
+static DecideStats *stats = NULL;
+static bool stats_shared = false;
+
+pg_atomic_uint64 *decide_counters = NULL;
+pg_atomic_uint64 *decide_gauges = NULL;
+
+static void
+stats_clear(DecideStats *s, bool gauges_too)
+{
+	int			i;
+
+	for (i = 0; i < STAT_COUNTERS; i++)
+		pg_atomic_write_u64(&s->counters[i], 0);
+	if (gauges_too)
+		for (i = 0; i < GAUGES; i++)
+			pg_atomic_write_u64(&s->gauges[i], 0);
+	for (i = 0; i < (int) LATENCY_BUCKETS; i++)
+		pg_atomic_write_u64(&s->latency[i], 0);
+	pg_atomic_write_u64(&s->latency_sum_ns, 0);
+	pg_atomic_write_u64(&s->reset_time, (uint64) GetCurrentTimestamp());
+}
+
+static void
+stats_init_block(DecideStats *s)
+{
+	int			i;
+
+	for (i = 0; i < STAT_COUNTERS; i++)
+		pg_atomic_init_u64(&s->counters[i], 0);
+	for (i = 0; i < GAUGES; i++)
+		pg_atomic_init_u64(&s->gauges[i], 0);
+	for (i = 0; i < (int) LATENCY_BUCKETS; i++)
+		pg_atomic_init_u64(&s->latency[i], 0);
+	pg_atomic_init_u64(&s->latency_sum_ns, 0);
+	pg_atomic_init_u64(&s->reset_time, (uint64) GetCurrentTimestamp());
+}
+
+static void
+use_block(DecideStats *s, bool shared)
+{
+	stats = s;
+	stats_shared = shared;
+	decide_counters = s->counters;
+	decide_gauges = s->gauges;
+}
+
+void
+stats_init_local(void)
+{
+	stats_init_block(&local_stats);
+	use_block(&local_stats, false);
+}
+
+Size
+stats_shmem_size(void)
+{
+	return sizeof(DecideStats);
+}
+
+void
+stats_shmem_startup(void)
+{
+	bool		found;
+	DecideStats *s;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	s = ShmemInitStruct("decide stats", sizeof(DecideStats), &found);
+	if (!found)
+		stats_init_block(s);
+	LWLockRelease(AddinShmemInitLock);
+	use_block(s, true);
+}
+
+bool
+stats_are_shared(void)
+{
+	return stats_shared;
+}
+
+void
+stats_record_latency(uint64 nanoseconds)
+{
+	double		us = nanoseconds / 1000.0;
+	int			bucket = 0;
+
+	while (bucket < (int) lengthof(latency_bounds_us) && us > latency_bounds_us[bucket])
+		bucket++;
+	pg_atomic_fetch_add_u64(&stats->latency[bucket], 1);
+	pg_atomic_fetch_add_u64(&stats->latency_sum_ns, nanoseconds);
+}
+
+/* A percentile from the histogram, interpolating within its bucket. */
+static double
+latency_percentile(const uint64 *counts, uint64 total, double fraction)
+{
+	double		target = fraction * total;
+	double		seen = 0;
+	int			b;
+
+	if (total == 0)
+		return 0;
+	for (b = 0; b < (int) LATENCY_BUCKETS; b++)
+	{
+		double		lower = b == 0 ? 0 : latency_bounds_us[b - 1];
+		double		upper;
+
+		if (seen + counts[b] < target)
+		{
+			seen += counts[b];
+			continue;
+		}
+		if (b == (int) lengthof(latency_bounds_us))
+			return lower;		/* +Inf bucket: report its lower bound */
+		upper = latency_bounds_us[b];
+		return lower + (upper - lower) * ((target - seen) / Max(counts[b], 1));
+	}
+	return latency_bounds_us[lengthof(latency_bounds_us) - 1];
+}
+
+/* A consistent-enough copy of everything, for one report. */
+typedef struct StatsSnapshot
+{
+	uint64		counters[STAT_COUNTERS];
+	uint64		gauges[GAUGES];
+	uint64		latency[LATENCY_BUCKETS];
+	uint64		latency_count;
+	uint64		latency_sum_ns;
+	TimestampTz reset_time;
+	uint64		capacity[CACHE_LAYERS];
+	uint64		slot_bytes;
+} StatsSnapshot;
+
+static void
+take_snapshot(StatsSnapshot *snap)
+{
+	uint64		bytes;
+	int			i;
+	int			layer;
+
+	for (i = 0; i < STAT_COUNTERS; i++)
+		snap->counters[i] = pg_atomic_read_u64(&stats->counters[i]);
+	for (i = 0; i < GAUGES; i++)
+		snap->gauges[i] = pg_atomic_read_u64(&stats->gauges[i]);
+	snap->latency_count = 0;
+	for (i = 0; i < (int) LATENCY_BUCKETS; i++)
+	{
+		snap->latency[i] = pg_atomic_read_u64(&stats->latency[i]);
+		snap->latency_count += snap->latency[i];
+	}
+	snap->latency_sum_ns = pg_atomic_read_u64(&stats->latency_sum_ns);
+	snap->reset_time = (TimestampTz) pg_atomic_read_u64(&stats->reset_time);
+	for (layer = 0; layer < CACHE_LAYERS; layer++)
+		decision_cache_capacity(layer, &snap->capacity[layer], &bytes, &snap->slot_bytes);
+}
+
+static double
+hit_ratio(uint64 hits, uint64 misses)
+{
+	return hits + misses == 0 ? 0 : (double) hits / (hits + misses);
+}
+
+PG_FUNCTION_INFO_V1(decide_stats);
+Datum
+decide_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	StatsSnapshot s;
+	Datum		values[30];
+	bool		nulls[30] = {0};
+	uint64		hits;
+	int			n = 0;
+	PolicySet  *set;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "decide_stats() must return a composite type");
+	set = policy_set_current();
+	take_snapshot(&s);
+	hits = s.counters[STAT_L1_HITS] + s.counters[STAT_L2_HITS];
+
+	values[n++] = BoolGetDatum(stats_shared);
+	values[n++] = BoolGetDatum(decision_cache_shared_available());
+	values[n++] = Int64GetDatum(s.counters[STAT_DECISIONS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_ALLOWS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_DECISIONS] - s.counters[STAT_ALLOWS]);
+	values[n++] = Float8GetDatum(hit_ratio(hits, s.counters[STAT_DECISIONS] - hits));
+	values[n++] = Int64GetDatum(s.counters[STAT_L1_HITS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_L1_MISSES]);
+	values[n++] = Int64GetDatum(s.counters[STAT_L1_EVICTIONS]);
+	values[n++] = Int64GetDatum(s.gauges[GAUGE_L1_ENTRIES]);
+	values[n++] = Int64GetDatum(s.gauges[GAUGE_L1_ENTRIES] * s.slot_bytes);
+	values[n++] = Int64GetDatum(s.capacity[CACHE_L1]);
+	values[n++] = Int64GetDatum(s.counters[STAT_L2_HITS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_L2_MISSES]);
+	values[n++] = Float8GetDatum(hit_ratio(s.counters[STAT_L2_HITS], s.counters[STAT_L2_MISSES]));
+	values[n++] = Int64GetDatum(s.counters[STAT_L2_EVICTIONS]);
+	values[n++] = Int64GetDatum(s.gauges[GAUGE_L2_ENTRIES]);
+	values[n++] = Int64GetDatum(s.gauges[GAUGE_L2_ENTRIES] * s.slot_bytes);
+	values[n++] = Int64GetDatum(s.capacity[CACHE_L2]);
+	values[n++] = Int64GetDatum(s.counters[STAT_UNCACHED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_CONDITION_FAILURES]);
+	values[n++] = Int64GetDatum(set->epoch);
+	values[n++] = Int64GetDatum(s.counters[STAT_POLICY_RELOADS]);
+	values[n++] = Float8GetDatum(s.gauges[GAUGE_LAST_RELOAD_US] / 1000.0);
+	values[n++] = Int64GetDatum(s.gauges[GAUGE_LAST_RELOAD_POLICIES]);
+	values[n++] = Float8GetDatum(latency_percentile(s.latency, s.latency_count, 0.50));
+	values[n++] = Float8GetDatum(latency_percentile(s.latency, s.latency_count, 0.95));
+	values[n++] = Float8GetDatum(latency_percentile(s.latency, s.latency_count, 0.99));
+	values[n++] = TimestampTzGetDatum(s.reset_time);
+	Assert(n == desc->natts);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(decide_reset_stats);
+Datum
+decide_reset_stats(PG_FUNCTION_ARGS)
+{
+	stats_clear(stats, false);
+	PG_RETURN_VOID();
+}
+
+static void
+metric_family(StringInfo out, const char *name, const char *type, const char *help)
+{
+	appendStringInfo(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metric_layers(StringInfo out, const char *name, const char *type, const char *help,
+			  uint64 l1, uint64 l2, bool l2_present)
+{
+	metric_family(out, name, type, help);
+	appendStringInfo(out, "%s{layer=\"l1\"} " UINT64_FORMAT "\n", name, l1);
+	if (l2_present)
+		appendStringInfo(out, "%s{layer=\"l2\"} " UINT64_FORMAT "\n", name, l2);
+}
+
+PG_FUNCTION_INFO_V1(decide_metrics);
+Datum
+decide_metrics(PG_FUNCTION_ARGS)
+{
+	StatsSnapshot s;
+	StringInfoData out;
+	bool		l2 = decision_cache_shared_available();
+	uint64		cumulative = 0;
+	PolicySet  *set = policy_set_current();
+	int			b;
+
+	take_snapshot(&s);
+	initStringInfo(&out);
+	metric_family(&out, "decide_decisions_total", "counter", "Decisions made.");
+	appendStringInfo(&out, "decide_decisions_total " UINT64_FORMAT "\n", s.counters[STAT_DECISIONS]);
+	metric_family(&out, "decide_allowed_total", "counter", "Decisions that allowed the request.");
+	appendStringInfo(&out, "decide_allowed_total " UINT64_FORMAT "\n", s.counters[STAT_ALLOWS]);
+	metric_layers(&out, "decide_cache_hits_total", "counter", "Decisions served by a cache layer.",
+				  s.counters[STAT_L1_HITS], s.counters[STAT_L2_HITS], l2);
+	metric_layers(&out, "decide_cache_misses_total", "counter", "Cache lookups that found nothing.",
+				  s.counters[STAT_L1_MISSES], s.counters[STAT_L2_MISSES], l2);
+	metric_layers(&out, "decide_cache_evictions_total", "counter", "Entries evicted to make room.",
+				  s.counters[STAT_L1_EVICTIONS], s.counters[STAT_L2_EVICTIONS], l2);
+	metric_layers(&out, "decide_cache_entries", "gauge", "Entries in a cache layer (L1: all backends).",
+				  s.gauges[GAUGE_L1_ENTRIES], s.gauges[GAUGE_L2_ENTRIES], l2);
+	metric_layers(&out, "decide_cache_bytes", "gauge", "Bytes used by the entries of a cache layer.",
+				  s.gauges[GAUGE_L1_ENTRIES] * s.slot_bytes,
+				  s.gauges[GAUGE_L2_ENTRIES] * s.slot_bytes, l2);
+	metric_family(&out, "decide_uncached_total", "counter",
+				  "Decisions that bypassed the caches (caching off, own uncommitted changes, oversized key).");
+	appendStringInfo(&out, "decide_uncached_total " UINT64_FORMAT "\n", s.counters[STAT_UNCACHED]);
+	metric_family(&out, "decide_condition_failures_total", "counter",
+				  "Policy conditions that could not be evaluated and failed closed.");
+	appendStringInfo(&out, "decide_condition_failures_total " UINT64_FORMAT "\n",
+					 s.counters[STAT_CONDITION_FAILURES]);
+	metric_family(&out, "decide_policy_reloads_total", "counter", "Policy-set loads.");
+	appendStringInfo(&out, "decide_policy_reloads_total " UINT64_FORMAT "\n",
+					 s.counters[STAT_POLICY_RELOADS]);
+	metric_family(&out, "decide_policy_reload_seconds", "gauge", "Duration of the last policy-set load.");
+	appendStringInfo(&out, "decide_policy_reload_seconds %.6f\n", s.gauges[GAUGE_LAST_RELOAD_US] / 1e6);
+	metric_family(&out, "decide_epoch", "gauge", "Policy-set version of this database.");
+	appendStringInfo(&out, "decide_epoch " INT64_FORMAT "\n", set->epoch);
+	metric_family(&out, "decide_shared_memory", "gauge",
+				  "1 when statistics cover the whole server, 0 when only this backend.");
+	appendStringInfo(&out, "decide_shared_memory %d\n", stats_shared ? 1 : 0);
+	metric_family(&out, "decide_decision_duration_seconds", "histogram",
+				  "Time to answer one decision, cache lookups included.");
+	for (b = 0; b < (int) LATENCY_BUCKETS; b++)
+	{
+		cumulative += s.latency[b];
+		if (b < (int) lengthof(latency_bounds_us))
+			appendStringInfo(&out, "decide_decision_duration_seconds_bucket{le=\"%g\"} " UINT64_FORMAT "\n",
+							 latency_bounds_us[b] / 1e6, cumulative);
+		else
+			appendStringInfo(&out, "decide_decision_duration_seconds_bucket{le=\"+Inf\"} " UINT64_FORMAT "\n",
+							 cumulative);
+	}
+	appendStringInfo(&out, "decide_decision_duration_seconds_sum %.9f\n", s.latency_sum_ns / 1e9);
+	appendStringInfo(&out, "decide_decision_duration_seconds_count " UINT64_FORMAT "\n", s.latency_count);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}

@@ -1,0 +1,70 @@
+/*
+ * stats.h — decide's counters, gauges and latency histogram.
+ *
+ * With shared_preload_libraries they live in shared memory and cover the
+ * whole server; without, in backend memory and cover this backend only
+ * (decide_stats says which).
+ */
+#ifndef DECIDE_STATS_H
+#define DECIDE_STATS_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+
+typedef enum DecideCounter
+{
+	STAT_DECISIONS,
+	STAT_ALLOWS,
+	STAT_L1_HITS,
+	STAT_L1_MISSES,
+	STAT_L1_EVICTIONS,
+	STAT_L2_HITS,
+	STAT_L2_MISSES,
+	STAT_L2_EVICTIONS,
+	STAT_UNCACHED,				/* not looked up: caching off, own changes, key too long */
+	STAT_CONDITION_FAILURES,	/* conditions that failed closed */
+	STAT_POLICY_RELOADS,
+	STAT_COUNTERS
+} DecideCounter;
+
+typedef enum DecideGauge
+{
+	GAUGE_L1_ENTRIES,			/* summed over backends */
+	GAUGE_L2_ENTRIES,
+	GAUGE_LAST_RELOAD_US,
+	GAUGE_LAST_RELOAD_POLICIES,
+	GAUGES
+} DecideGauge;
+
+extern pg_atomic_uint64 *decide_counters;
+extern pg_atomic_uint64 *decide_gauges;
+
+static inline void
+stats_count(DecideCounter counter, uint64 n)
+{
+	pg_atomic_fetch_add_u64(&decide_counters[counter], n);
+}
+
+static inline void
+stats_gauge_add(DecideGauge gauge, int64 delta)
+{
+	pg_atomic_fetch_add_u64(&decide_gauges[gauge], (uint64) delta);
+}
+
+static inline void
+stats_gauge_set(DecideGauge gauge, uint64 value)
+{
+	pg_atomic_write_u64(&decide_gauges[gauge], value);
+}
+
+/* Records the duration of one decision. */
+extern void stats_record_latency(uint64 nanoseconds);
+
+/* From _PG_init; the shmem functions only when preloaded. */
+extern void stats_init_local(void);
+extern Size stats_shmem_size(void);
+extern void stats_shmem_startup(void);
+extern bool stats_are_shared(void);
+
+#endif							/* DECIDE_STATS_H */
