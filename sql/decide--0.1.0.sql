@@ -125,8 +125,9 @@ $$;
 REVOKE ALL ON FUNCTION decide.advance_epoch() FROM PUBLIC;
 
 -- Hierarchy limits enforced on write. Walks up from each changed entity
--- (cycle: the entity is its own ancestor) and, where parents changed, down
--- through its descendants (their chains grew). Runs after advance_epoch()
+-- (cycle: the entity is its own ancestor; too many ancestors) and down
+-- through its descendants (their chains grew).  A descendant's ancestor
+-- count is checked when it is written, and again when decided. Runs after advance_epoch()
 -- took the epoch row lock, so concurrent writers cannot both pass.
 CREATE FUNCTION decide.check_hierarchy(changed text[]) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -134,6 +135,8 @@ CREATE FUNCTION decide.check_hierarchy(changed text[]) RETURNS void
 AS $$
 DECLARE
     max_depth constant integer := 32;
+    -- DECIDE_MAX_ANCESTORS - 1 (src/entity_store.h): decisions refuse more.
+    max_ancestors constant integer := 1023;
     bad record;
 BEGIN
     -- "up" walks ancestors (stopping where it meets the start again: a
@@ -159,16 +162,18 @@ BEGIN
           JOIN decide.entities e ON e.parents @> ARRAY[down.uid]
          WHERE down.depth <= max_depth
     ), up_chains AS (
-        SELECT start, max(depth) AS depth, bool_or(uid = start) AS cycle
+        SELECT start, max(depth) AS depth, bool_or(uid = start) AS cycle,
+               count(DISTINCT uid) AS ancestors
           FROM up GROUP BY start
     ), down_chains AS (
         SELECT start, max(depth) AS depth FROM down GROUP BY start
     )
     SELECT d.start, coalesce(u.cycle, false) AS cycle,
-           coalesce(u.depth, 0) + d.depth AS depth
+           coalesce(u.depth, 0) + d.depth AS depth, coalesce(u.ancestors, 0) AS ancestors
       INTO bad
       FROM down_chains d LEFT JOIN up_chains u USING (start)
      WHERE coalesce(u.cycle, false) OR coalesce(u.depth, 0) + d.depth > max_depth
+        OR u.ancestors > max_ancestors
      LIMIT 1;
     IF NOT FOUND THEN
         RETURN;
@@ -177,6 +182,12 @@ BEGIN
         RAISE EXCEPTION 'entity hierarchy cycle: "%" would be its own ancestor', bad.start
             USING ERRCODE = 'check_violation',
                   HINT = 'Remove the parent that leads back to the entity.';
+    END IF;
+    IF bad.ancestors > max_ancestors THEN
+        RAISE EXCEPTION 'entity "%" would have % ancestors', bad.start, bad.ancestors
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('An entity may have at most %s ancestors.', max_ancestors),
+                  HINT = 'Flatten the hierarchy: fewer parents, or parents that share ancestors.';
     END IF;
     RAISE EXCEPTION 'entity hierarchy too deep through "%"', bad.start
         USING ERRCODE = 'check_violation',

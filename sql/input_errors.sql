@@ -109,6 +109,23 @@ INSERT INTO decide.entities (uid, parents)
 SELECT 'rev:' || g, ARRAY['rev:' || (g + 1)] FROM generate_series(1, 32) g;
 SELECT pg_temp.try($$INSERT INTO decide.entities (uid, parents) VALUES ('rev:33', '{rev:34}')$$);
 SELECT allowed, policy FROM decide('chain:0', 'read', 'doc:1');
+-- Too many ancestors (at most 1023): refused on write for the entity
+-- written.  wide:all gets 15 parents with 64 parents each: 975 ancestors.
+INSERT INTO decide.entities (uid, parents)
+SELECT 'wide:' || g, (SELECT array_agg('wide:' || g || ':' || p) FROM generate_series(1, 64) p)
+  FROM generate_series(1, 16) g;
+INSERT INTO decide.entities (uid, parents)
+SELECT 'wide:all', array_agg('wide:' || g) FROM generate_series(1, 15) g;
+SELECT pg_temp.try($$INSERT INTO decide.entities (uid, parents)
+                     SELECT 'wide:too-many', array_agg('wide:' || g) FROM generate_series(1, 16) g$$);
+-- A descendant that grows past the limit through a change above it is cut
+-- at decision time: wide:all reaches 1023, wide:child (below it) 1024.
+INSERT INTO decide.entities (uid, parents) VALUES ('wide:child', '{wide:all}');
+UPDATE decide.entities
+   SET parents = parents || ARRAY(SELECT 'extra:' || g FROM generate_series(1, 48) g)
+ WHERE uid = 'wide:all';
+SELECT allowed, policy FROM decide('wide:all', 'read', 'doc:1');
+SELECT pg_temp.try($$SELECT decide('wide:child', 'read', 'doc:1')$$);
 SELECT count(*) AS entities FROM decide.entities;
 
 -- After all these errors the backend still answers.

@@ -22,7 +22,7 @@ INSERT INTO decide.entities (uid, parents, attrs) VALUES
 -- Default deny: nothing matches.
 SELECT allowed, effect, policy, risk_level, reason, source FROM decide('user:alice', 'read', 'doc:42');
 
--- Hierarchy through every level: role:staff is two levels above alice,
+-- Hierarchy through every level: role:staff is three levels above alice,
 -- folder:root two above doc:42, action:modify one above write.
 INSERT INTO decide.policies (name, effect, actor, action, resource, risk_level)
 VALUES ('staff-modify-root', 'allow', 'role:staff', 'action:modify', 'folder:root', 'medium');

@@ -79,7 +79,7 @@ entity_store_define_gucs(void)
 							"When full, the cache is emptied and refilled on demand.",
 							&decide_entity_cache_size,
 							100000, 16, INT_MAX / 2,
-							PGC_USERSET, 0,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 }
 
