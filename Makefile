@@ -13,6 +13,7 @@ OBJS = \
 	src/entity_store.o \
 	src/policy_set.o \
 	src/decision_cache.o \
+	src/request_key.o \
 	src/stats.o
 
 # Install and upgrade scripts: sql/decide--<version>.sql, sql/decide--<from>--<to>.sql

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "decision_cache.h"
+#include "request_key.h"
 #include "stats.h"
 
 #define CACHE_WAYS 8
@@ -243,27 +244,13 @@ table_for(CacheLayer layer)
 void
 decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context, DecisionKey *key)
 {
-	uint32		len = VARSIZE(context);
-	char	   *p;
-	int			d;
-
-	for (d = 0; d < DEC_NDIMS; d++)
-		len += sizeof(uint32) + uids[d].len;
-	key->bytes = p = palloc(len);
-	for (d = 0; d < DEC_NDIMS; d++)
-	{
-		memcpy(p, &uids[d].len, sizeof(uint32));
-		p += sizeof(uint32);
-		memcpy(p, uids[d].ptr, uids[d].len);
-		p += uids[d].len;
-	}
-	/* Last, so it needs no length prefix; its varlena header holds one. */
-	memcpy(p, context, VARSIZE(context));
-	key->len = len;
+	key->len = request_key_size(uids, VARSIZE(context));
+	key->bytes = palloc(key->len);
+	request_key_encode(uids, context, VARSIZE(context), key->bytes);
 	key->database = MyDatabaseId;
 	key->epoch = set->epoch;
 	key->store_id = set->store_id;
-	key->hash = hash_bytes_extended((const unsigned char *) key->bytes, len,
+	key->hash = hash_bytes_extended((const unsigned char *) key->bytes, key->len,
 									(uint64) set->epoch ^ ((uint64) MyDatabaseId << 32));
 	key->hash = hash_combine64(key->hash,
 							   hash_bytes_extended(set->store_id.data, UUID_LEN, 0));
