@@ -6,6 +6,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = decide
 OBJS = \
 	src/decide.o \
+	src/decision.o \
 	src/input.o \
 	src/glob.o \
 	src/evaluator.o \

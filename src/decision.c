@@ -1,0 +1,342 @@
+/*
+ * decision.c — the decision pipeline: current policy set, cache lookup (L1
+ * then L2), entity resolution and evaluation on a miss, cache fill, and
+ * statistics.  Also explanations, which share the evaluation path.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "condition.h"
+#include "decision.h"
+#include "decision_cache.h"
+#include "entity_store.h"
+#include "input.h"
+#include "stats.h"
+
+/* What the evaluator's condition callback needs, and what it saw. */
+typedef struct EvaluationState
+{
+	const PolicySet *set;
+	ConditionRequest condition;
+	bool		used_now;		/* a condition read $now: time-dependent */
+	uint32		condition_failures;
+} EvaluationState;
+
+const char *const decision_dimension_names[DEC_NDIMS] = {"actor", "action", "resource"};
+
+/* Reset at the start of every decision: scratch for entities, documents. */
+static MemoryContext decision_context = NULL;
+
+Jsonb *
+decision_empty_context(void)
+{
+	static Jsonb *empty = NULL;
+
+	if (empty == NULL)
+	{
+		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
+		empty = MemoryContextAlloc(TopMemoryContext, VARSIZE(j));
+		memcpy(empty, j, VARSIZE(j));
+	}
+	return empty;
+}
+
+void
+decision_set_uid(DecisionRequest *request, int dim, text *value, const char *what)
+{
+	request->uid[dim].ptr = VARDATA_ANY(value);
+	request->uid[dim].len = VARSIZE_ANY_EXHDR(value);
+	decide_validate_uid(what, request->uid[dim].ptr, request->uid[dim].len);
+}
+
+static DecConditionResult
+evaluate_condition(void *arg, uint32_t policy)
+{
+	EvaluationState *state = arg;
+	const PolicyInfo *info = &state->set->policies[policy];
+	DecConditionResult result;
+
+	result = condition_evaluate(info->condition, info->condition_traits, &state->condition);
+	if (info->condition_traits.uses_now)
+		state->used_now = true;
+	if (result == DEC_COND_UNKNOWN)
+		state->condition_failures++;
+	return result;
+}
+
+/*
+ * Resolves the request's entities under the current policy set, reloading
+ * when the epoch moves underneath.  Leaves the evaluator's request and the
+ * condition document's parts in *state.
+ */
+static void
+prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
+				   DecRequest *evaluator_request)
+{
+	EntityInfo	entities[DEC_NDIMS];
+	int			attempt;
+	int			d;
+
+	for (attempt = 0;; attempt++)
+	{
+		state->set = policy_set_current();
+		if (entity_store_resolve(state->set, request->uid, DEC_NDIMS, entities))
+			break;
+		if (attempt == 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("policies and entities kept changing during the decision"),
+					 errhint("Retry the request.")));
+	}
+	for (d = 0; d < DEC_NDIMS; d++)
+		evaluator_request->dim[d] = entities[d].closure;
+
+	memset(&state->condition, 0, sizeof(state->condition));
+	state->used_now = false;
+	state->condition_failures = 0;
+	state->condition.actor = request->uid[DEC_ACTOR];
+	state->condition.actor_attrs = entities[DEC_ACTOR].attrs;
+	state->condition.action = request->uid[DEC_ACTION];
+	state->condition.resource = request->uid[DEC_RESOURCE];
+	state->condition.resource_attrs = entities[DEC_RESOURCE].attrs;
+	state->condition.context = request->context;
+}
+
+static MemoryContext
+begin_decision(void)
+{
+	if (decision_context == NULL)
+		decision_context = AllocSetContextCreate(TopMemoryContext, "decide decision",
+												 ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(decision_context);
+	return MemoryContextSwitchTo(decision_context);
+}
+
+/* Looks the request up in L1, then L2 (filling L1 on an L2 hit). */
+static const char *
+lookup_caches(const DecisionKey *key, CachedDecision *cached)
+{
+	if (decision_cache_fits(CACHE_L1, key))
+	{
+		if (decision_cache_lookup(CACHE_L1, key, cached))
+		{
+			stats_count(STAT_L1_HITS, 1);
+			return "l1";
+		}
+		stats_count(STAT_L1_MISSES, 1);
+	}
+	if (decision_cache_fits(CACHE_L2, key))
+	{
+		if (decision_cache_lookup(CACHE_L2, key, cached))
+		{
+			stats_count(STAT_L2_HITS, 1);
+			decision_cache_store(CACHE_L1, key, cached);
+			return "l2";
+		}
+		stats_count(STAT_L2_MISSES, 1);
+	}
+	return NULL;
+}
+
+static void
+store_in_caches(const DecisionKey *key, const DecDecision *result,
+				const EvaluationState *state)
+{
+	CachedDecision cached;
+
+	cached.has_policy = result->policy >= 0;
+	cached.allowed = result->allowed;
+	cached.condition_unknown = result->condition_unknown;
+	cached.policy_id = result->policy >= 0 ? state->set->policies[result->policy].id : 0;
+	cached.expires = 0;
+	if (state->used_now)
+	{
+		if (decide_time_dependent_ttl_ms == 0)
+			return;
+		cached.expires = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 decide_time_dependent_ttl_ms);
+	}
+	decision_cache_store(CACHE_L2, key, &cached);
+	decision_cache_store(CACHE_L1, key, &cached);
+}
+
+void
+decision_make(const DecisionRequest *request, Decision *decision)
+{
+	instr_time	start;
+	instr_time	duration;
+	MemoryContext caller_context;
+	PolicySet  *set;
+	DecisionKey key;
+	bool		cacheable;
+	CachedDecision cached;
+	const char *source = NULL;
+
+	INSTR_TIME_SET_CURRENT(start);
+	caller_context = begin_decision();
+	set = policy_set_current();
+
+	/*
+	 * Under this transaction's own uncommitted change the epoch number may
+	 * yet be rolled back and reused: neither read nor fill the caches.
+	 */
+	cacheable = decide_cache_enabled && !set->includes_own_changes;
+	if (cacheable)
+	{
+		decision_key_build(set, request->uid, request->context, &key);
+		cacheable = decision_cache_fits(CACHE_L1, &key) || decision_cache_fits(CACHE_L2, &key);
+	}
+	if (cacheable)
+		source = lookup_caches(&key, &cached);
+	else
+		stats_count(STAT_UNCACHED, 1);
+	decision->policy = NULL;
+	if (source && cached.has_policy)
+	{
+		/* Same epoch, same policies; a miss here would be a bug: re-decide. */
+		decision->policy = policy_set_find(set, cached.policy_id);
+		if (decision->policy == NULL)
+			source = NULL;
+	}
+
+	if (source)
+	{
+		decision->allowed = cached.allowed;
+		decision->condition_unknown = cached.condition_unknown;
+		decision->epoch = set->epoch;
+		decision->source = source;
+	}
+	else
+	{
+		EvaluationState state;
+		DecRequest	evaluator_request;
+		DecAllocator scratch = decide_allocator(decision_context);
+		DecDecision result;
+
+		prepare_evaluation(request, &state, &evaluator_request);
+		dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
+					 &scratch, &result);
+		/* A reload during entity resolution moved the epoch: the key is stale. */
+		if (cacheable && state.set->epoch == key.epoch)
+			store_in_caches(&key, &result, &state);
+		if (state.condition_failures)
+			stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
+
+		decision->allowed = result.allowed;
+		decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
+		decision->condition_unknown = result.condition_unknown;
+		decision->epoch = state.set->epoch;
+		decision->source = "miss";
+	}
+	MemoryContextSwitchTo(caller_context);
+
+	stats_count(STAT_DECISIONS, 1);
+	if (decision->allowed)
+		stats_count(STAT_ALLOWS, 1);
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	stats_record_latency((uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
+}
+
+char *
+decision_reason(bool allowed, const char *policy, int32 priority, bool condition_unknown)
+{
+	if (policy == NULL)
+		return pstrdup("no policy matched: denied by default");
+	if (allowed)
+		return psprintf("allowed by policy \"%s\" (priority %d)", policy, priority);
+	return psprintf("denied by policy \"%s\" (priority %d)%s", policy, priority,
+					condition_unknown ?
+					": its condition could not be evaluated, which counts as true for a deny" : "");
+}
+
+static const char *
+condition_result_name(DecConditionResult result)
+{
+	switch (result)
+	{
+		case DEC_COND_TRUE:
+			return "true";
+		case DEC_COND_FALSE:
+			return "false";
+		default:
+			return "unknown";
+	}
+}
+
+void
+decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
+{
+	EvaluationState state;
+	DecRequest	evaluator_request;
+	DecDecision result;
+	DecAllocator scratch;
+	MemoryContext caller_context;
+	uint32		n;
+	uint32		rank;
+
+	caller_context = begin_decision();
+	scratch = decide_allocator(decision_context);
+	prepare_evaluation(request, &state, &evaluator_request);
+	dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
+				 &scratch, &result);
+
+	n = dec_policy_count(state.set->compiled);
+	for (rank = 0; rank < n; rank++)
+	{
+		uint32		index = dec_policy_at_rank(state.set->compiled, rank);
+		const PolicyInfo *info = &state.set->policies[index];
+		ExplainRow	row;
+		StringInfoData note;
+		int			d;
+
+		CHECK_FOR_INTERRUPTS();
+		dec_match_patterns(state.set->compiled, index, &evaluator_request, row.matched);
+		if (!row.matched[0] && !row.matched[1] && !row.matched[2])
+			continue;
+
+		initStringInfo(&note);
+		row.condition = NULL;
+		if (row.matched[0] && row.matched[1] && row.matched[2])
+		{
+			DecConditionResult cr = DEC_COND_TRUE;
+
+			if (info->condition)
+				cr = evaluate_condition(&state, index);
+			row.condition = info->condition ? condition_result_name(cr) : "none";
+			if ((int32) index == result.policy)
+				appendStringInfoString(&note, "decides the request");
+			else if (cr == DEC_COND_FALSE)
+				appendStringInfoString(&note, "condition is false");
+			else if (cr == DEC_COND_UNKNOWN && info->effect == DEC_ALLOW)
+				appendStringInfoString(&note,
+									   "condition could not be evaluated: an allow fails closed");
+			else if (result.policy >= 0)
+				appendStringInfo(&note, "outranked by policy \"%s\"",
+								 state.set->policies[result.policy].name);
+		}
+		else
+		{
+			for (d = 0; d < DEC_NDIMS; d++)
+				if (!row.matched[d])
+					appendStringInfo(&note, "%s%s pattern \"%s\" matches neither \"%.*s\" nor its ancestors",
+									 note.len ? "; " : "", decision_dimension_names[d],
+									 info->pattern[d],
+									 (int) request->uid[d].len, request->uid[d].ptr);
+		}
+		row.rank = rank + 1;
+		row.policy = info;
+		row.decisive = (int32) index == result.policy;
+		row.note = note.data;
+		emit(&row, arg);
+	}
+	MemoryContextSwitchTo(caller_context);
+}
