@@ -7,6 +7,9 @@ MODULE_big = decide
 OBJS = \
 	src/decide.o \
 	src/decision.o \
+	src/audit_log.o \
+	src/hot_keys.o \
+	src/worker.o \
 	src/input.o \
 	src/glob.o \
 	src/evaluator.o \

@@ -19,11 +19,14 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
+#include "audit_log.h"
 #include "decision.h"
 #include "decision_cache.h"
 #include "entity_store.h"
+#include "hot_keys.h"
 #include "input.h"
 #include "stats.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +42,8 @@ decide_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(stats_shmem_size());
 	decision_cache_shmem_request();
+	audit_log_shmem_request();
+	hot_keys_shmem_request();
 }
 
 static void
@@ -48,6 +53,8 @@ decide_shmem_startup(void)
 		prev_shmem_startup_hook();
 	stats_shmem_startup();
 	decision_cache_shmem_startup();
+	audit_log_shmem_startup();
+	hot_keys_shmem_startup();
 }
 
 void
@@ -56,16 +63,18 @@ _PG_init(void)
 	stats_init_local();
 	entity_store_define_gucs();
 	decision_cache_define_gucs();
+	audit_log_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
 
-	/* Shared memory (L2, server-wide stats) only when preloaded. */
+	/* Shared memory (L2, stats, log ring, hot keys) and the worker only when preloaded. */
 	if (process_shared_preload_libraries_in_progress)
 	{
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = decide_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = decide_shmem_startup;
+		worker_register();
 	}
 }
 
@@ -141,7 +150,7 @@ decide_decide(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	request_from_args(fcinfo, &request);
-	decision_make(&request, &decision);
+	decision_make(&request, &decision, false);
 	decision_to_values(&decision, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
@@ -154,7 +163,7 @@ decide_allowed(PG_FUNCTION_ARGS)
 	Decision	decision;
 
 	request_from_args(fcinfo, &request);
-	decision_make(&request, &decision);
+	decision_make(&request, &decision, false);
 	PG_RETURN_BOOL(decision.allowed);
 }
 
@@ -253,7 +262,7 @@ decide_many(PG_FUNCTION_ARGS)
 			request.context = DatumGetJsonbP(contexts[i]);
 		decide_validate_context(request.context);
 
-		decision_make(&request, &decision);
+		decision_make(&request, &decision, false);
 		values[0] = Int32GetDatum(i + 1);
 		nulls[0] = false;
 		decision_to_values(&decision, values + 1, nulls + 1);

@@ -12,10 +12,12 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "audit_log.h"
 #include "condition.h"
 #include "decision.h"
 #include "decision_cache.h"
 #include "entity_store.h"
+#include "hot_keys.h"
 #include "input.h"
 #include "stats.h"
 
@@ -169,7 +171,7 @@ store_in_caches(const DecisionKey *key, const DecDecision *result,
 }
 
 void
-decision_make(const DecisionRequest *request, Decision *decision)
+decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 {
 	instr_time	start;
 	instr_time	duration;
@@ -195,7 +197,11 @@ decision_make(const DecisionRequest *request, Decision *decision)
 		cacheable = decision_cache_fits(CACHE_L1, &key) || decision_cache_fits(CACHE_L2, &key);
 	}
 	if (cacheable)
+	{
 		source = lookup_caches(&key, &cached);
+		if (!warming)
+			hot_keys_note(&key);
+	}
 	else
 		stats_count(STAT_UNCACHED, 1);
 	decision->policy = NULL;
@@ -238,6 +244,12 @@ decision_make(const DecisionRequest *request, Decision *decision)
 	}
 	MemoryContextSwitchTo(caller_context);
 
+	if (warming)
+	{
+		stats_count(STAT_WARMED, 1);
+		return;
+	}
+	audit_log_record(request, decision);
 	stats_count(STAT_DECISIONS, 1);
 	if (decision->allowed)
 		stats_count(STAT_ALLOWS, 1);

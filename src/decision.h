@@ -35,7 +35,11 @@ extern Jsonb *decision_empty_context(void);
 /* Sets and validates one uid of a request; "what" names it in errors. */
 extern void decision_set_uid(DecisionRequest *request, int dim, text *value, const char *what);
 
-extern void decision_make(const DecisionRequest *request, Decision *decision);
+/*
+ * Decides a request.  Warming (the worker computing hot requests ahead of
+ * callers) fills the caches but is not logged or counted as a decision.
+ */
+extern void decision_make(const DecisionRequest *request, Decision *decision, bool warming);
 
 /* The reason text of a decision (also rebuilt for logged decisions). */
 extern char *decision_reason(bool allowed, const char *policy, int32 priority,

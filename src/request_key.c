@@ -40,3 +40,29 @@ request_key_encode(const DecStr uids[DEC_NDIMS], const void *context, size_t con
 	p += context_len;
 	return (size_t) (p - out);
 }
+
+bool
+request_key_decode(const char *key, size_t len, DecStr uids[DEC_NDIMS],
+				   const char **context, size_t *context_len)
+{
+	size_t		pos = 0;
+	int			d;
+
+	for (d = 0; d < DEC_NDIMS; d++)
+	{
+		uint32_t	field_len;
+
+		if (len - pos < sizeof(uint32_t))
+			return false;
+		memcpy(&field_len, key + pos, sizeof(uint32_t));
+		pos += sizeof(uint32_t);
+		if (field_len > len - pos)
+			return false;
+		uids[d].ptr = key + pos;
+		uids[d].len = field_len;
+		pos += field_len;
+	}
+	*context = key + pos;
+	*context_len = len - pos;
+	return true;
+}

@@ -8,6 +8,7 @@
 #ifndef DECIDE_REQUEST_KEY_H
 #define DECIDE_REQUEST_KEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,5 +24,12 @@ extern size_t request_key_size(const DecStr uids[DEC_NDIMS], size_t context_len)
 /* Writes the encoding into out (request_key_size bytes); returns that size. */
 extern size_t request_key_encode(const DecStr uids[DEC_NDIMS], const void *context,
 								 size_t context_len, char *out);
+
+/*
+ * Splits an encoding back into its uids (pointing into key) and context;
+ * false if the bytes are not a well-formed encoding.
+ */
+extern bool request_key_decode(const char *key, size_t len, DecStr uids[DEC_NDIMS],
+							   const char **context, size_t *context_len);
 
 #endif							/* DECIDE_REQUEST_KEY_H */

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "audit_log.h"
 #include "decision_cache.h"
 #include "policy_set.h"
 #include "stats.h"
@@ -209,8 +210,8 @@ decide_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	StatsSnapshot s;
-	Datum		values[30];
-	bool		nulls[30] = {0};
+	Datum		values[45];
+	bool		nulls[45] = {0};
 	uint64		hits;
 	int			n = 0;
 	PolicySet  *set;
@@ -250,7 +251,26 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Float8GetDatum(latency_percentile(s.latency, s.latency_count, 0.95));
 	values[n++] = Float8GetDatum(latency_percentile(s.latency, s.latency_count, 0.99));
 	values[n++] = TimestampTzGetDatum(s.reset_time);
-	Assert(n == desc->natts);
+	/* 0.3.0: the decision log and the worker */
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_ENQUEUED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_FLUSHED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_DROPPED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_NOT_LOGGED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_FLUSH_ERRORS]);
+	values[n++] = Int64GetDatum(audit_log_pending_bytes());
+	nulls[n] = s.gauges[GAUGE_WORKER_PID] == 0;
+	values[n++] = Int32GetDatum((int32) s.gauges[GAUGE_WORKER_PID]);
+	values[n++] = BoolGetDatum(s.gauges[GAUGE_WORKER_ON_STANDBY] != 0);
+	nulls[n] = s.gauges[GAUGE_LAST_FLUSH] == 0;
+	values[n++] = TimestampTzGetDatum((TimestampTz) s.gauges[GAUGE_LAST_FLUSH]);
+	values[n++] = Int64GetDatum(s.counters[STAT_WARMED]);
+	values[n++] = Float8GetDatum(s.gauges[GAUGE_LAST_WARM_US] / 1000.0);
+
+	/*
+	 * Columns are only ever appended: an older SQL definition of the
+	 * function (library upgraded, extension not yet) reads a prefix.
+	 */
+	Assert(n >= desc->natts);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -337,5 +357,26 @@ decide_metrics(PG_FUNCTION_ARGS)
 	}
 	appendStringInfo(&out, "decide_decision_duration_seconds_sum %.9f\n", s.latency_sum_ns / 1e9);
 	appendStringInfo(&out, "decide_decision_duration_seconds_count " UINT64_FORMAT "\n", s.latency_count);
+	metric_family(&out, "decide_log_records_total", "counter",
+				  "Decision log records by outcome: enqueued in the ring, flushed to the table, "
+				  "dropped (ring full), not_logged (standby or another database).");
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"enqueued\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_ENQUEUED]);
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"flushed\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_FLUSHED]);
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"dropped\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_DROPPED]);
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"not_logged\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_NOT_LOGGED]);
+	metric_family(&out, "decide_log_flush_errors_total", "counter", "Failed decision log flushes.");
+	appendStringInfo(&out, "decide_log_flush_errors_total " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_FLUSH_ERRORS]);
+	metric_family(&out, "decide_log_pending_bytes", "gauge", "Decision log bytes not yet written.");
+	appendStringInfo(&out, "decide_log_pending_bytes " UINT64_FORMAT "\n", audit_log_pending_bytes());
+	metric_family(&out, "decide_worker_up", "gauge", "1 when the background worker runs.");
+	appendStringInfo(&out, "decide_worker_up %d\n", s.gauges[GAUGE_WORKER_PID] != 0 ? 1 : 0);
+	metric_family(&out, "decide_warmed_total", "counter",
+				  "Decisions the worker computed ahead after a policy change.");
+	appendStringInfo(&out, "decide_warmed_total " UINT64_FORMAT "\n", s.counters[STAT_WARMED]);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }

@@ -25,6 +25,12 @@ typedef enum DecideCounter
 	STAT_UNCACHED,				/* not looked up: caching off, own changes, key too long */
 	STAT_CONDITION_FAILURES,	/* conditions that failed closed */
 	STAT_POLICY_RELOADS,
+	STAT_LOG_ENQUEUED,
+	STAT_LOG_DROPPED,			/* ring full */
+	STAT_LOG_NOT_LOGGED,		/* standby, other database, no preload */
+	STAT_LOG_FLUSHED,
+	STAT_LOG_FLUSH_ERRORS,
+	STAT_WARMED,				/* decisions computed ahead by the worker */
 	STAT_COUNTERS
 } DecideCounter;
 
@@ -34,6 +40,10 @@ typedef enum DecideGauge
 	GAUGE_L2_ENTRIES,
 	GAUGE_LAST_RELOAD_US,
 	GAUGE_LAST_RELOAD_POLICIES,
+	GAUGE_WORKER_PID,			/* 0: not running */
+	GAUGE_WORKER_ON_STANDBY,
+	GAUGE_LAST_FLUSH,			/* TimestampTz */
+	GAUGE_LAST_WARM_US,
 	GAUGES
 } DecideGauge;
 

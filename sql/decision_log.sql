@@ -1,0 +1,202 @@
+-- The decision log: what is logged under each setting, what a row holds,
+-- keyset pagination with filters while decisions keep arriving, cursor
+-- errors, and who may read it.  (scripts/regress.conf points the worker
+-- at this database.)
+SET client_min_messages = warning;
+TRUNCATE decide.policies, decide.entities;
+SELECT decide_flush();
+TRUNCATE decide.decisions;
+SELECT decide_reset_stats();
+
+INSERT INTO decide.entities (uid, parents) VALUES ('user:alice', '{role:editor}');
+INSERT INTO decide.policies (name, effect, priority, actor, action, resource, risk_level, condition) VALUES
+  ('editors-write', 'allow', 0, 'role:editor', 'write', 'doc:*', 'medium', NULL),
+  ('no-secret', 'deny', 1, '*', '*', 'doc:secret*', 'high', NULL),
+  ('broken-deny', 'deny', 2, '*', 'purge', '*', 'critical', 'strict $.context.missing == 1');
+
+-- One of each kind of outcome, then a flush.
+SELECT allowed, policy, source FROM decide('user:alice', 'write', 'doc:1');
+SELECT allowed, policy, source FROM decide('user:alice', 'write', 'doc:1');
+SELECT allowed, policy, source FROM decide('user:alice', 'write', 'doc:secret-1', '{"ip":"10.0.0.1"}');
+SELECT allowed, policy, source FROM decide('user:bob', 'write', 'doc:1');
+SELECT allowed, policy, source FROM decide('user:alice', 'purge', 'doc:1');
+SELECT decide_flush();
+SELECT actor, action, resource, allowed, effect, policy, risk_level, reason, source,
+       epoch = decide_epoch() AS current_epoch, context, decided_at <= now() AS past
+  FROM decide.decisions ORDER BY id;
+
+-- decide.log = deny: allows are not logged.  none: nothing.  A sample rate
+-- of 0 logs no allow under 'all'.  log_context stores the context.
+SET decide.log = deny;
+SELECT count(*) FROM decide_many(ARRAY['user:alice', 'user:bob'], ARRAY['write', 'write'], ARRAY['doc:1', 'doc:1']);
+SET decide.log = none;
+SELECT count(*) FROM decide_many(ARRAY['user:alice', 'user:bob'], ARRAY['write', 'write'], ARRAY['doc:1', 'doc:1']);
+SET decide.log = 'all';  -- quoted: ALL is a keyword
+SET decide.log_allow_sample_rate = 0;
+SELECT count(*) FROM decide_many(ARRAY['user:alice', 'user:bob'], ARRAY['write', 'write'], ARRAY['doc:1', 'doc:2']);
+RESET decide.log_allow_sample_rate;
+SET decide.log_context = on;
+SELECT allowed FROM decide('user:carol', 'read', 'doc:9', '{"ip":"10.9.9.9","mfa":true}');
+RESET decide.log_context;
+SELECT decide_flush();
+SELECT actor, resource, allowed, context FROM decide.decisions WHERE id > 5 ORDER BY id;
+SELECT log_enqueued, log_flushed, log_dropped, log_pending_bytes, worker_pid IS NOT NULL AS worker_running,
+       worker_on_standby, last_flush IS NOT NULL AS flushed_once
+  FROM decide_stats;
+
+-- A larger log: 3,000 decisions over 30 actors.
+SELECT count(*) FROM generate_series(1, 3000) g,
+       LATERAL decide('user:' || (g % 30), CASE WHEN g % 3 = 0 THEN 'write' ELSE 'read' END,
+                      CASE WHEN g % 10 = 0 THEN 'doc:secret-' || g ELSE 'doc:' || g END) d;
+SELECT decide_flush();
+SELECT count(*) AS logged FROM decide.decisions;
+
+-- Page through the whole log, 37 rows at a time, while new decisions keep
+-- arriving between pages: the pages hold exactly the rows that existed
+-- when paging started, each once, in order.
+CREATE TEMP TABLE snapshot AS SELECT id FROM decide.decisions;
+CREATE TEMP TABLE paged (n serial, id bigint, decided_at timestamptz);
+DO $$
+DECLARE
+    position text := NULL;
+    got int;
+BEGIN
+    LOOP
+        INSERT INTO paged (id, decided_at)
+        SELECT p.id, p.decided_at FROM decide_decisions_page(position, 37) p;
+        GET DIAGNOSTICS got = ROW_COUNT;
+        EXIT WHEN got < 37;
+        SELECT p.row_cursor INTO position
+          FROM decide_decisions_page(position, 37) p ORDER BY p.decided_at, p.id LIMIT 1;
+        -- new decisions arrive and are flushed before the next page
+        PERFORM decide('user:late', 'read', 'doc:' || g) FROM generate_series(1, 5) g;
+        PERFORM decide_flush();
+    END LOOP;
+END
+$$;
+SELECT (SELECT count(*) FROM paged) AS paged_rows,
+       (SELECT count(DISTINCT id) FROM paged) AS distinct_rows,
+       (SELECT count(*) FROM snapshot) AS rows_at_start,
+       (SELECT count(*) FROM snapshot s WHERE NOT EXISTS (SELECT FROM paged p WHERE p.id = s.id)) AS gaps,
+       (SELECT count(*) FROM paged p WHERE NOT EXISTS (SELECT FROM snapshot s WHERE s.id = p.id)) AS intruders,
+       (SELECT bool_and(ordered) FROM (SELECT (decided_at, id) <= lag((decided_at, id)) OVER (ORDER BY n) AS ordered
+                                         FROM paged) o WHERE ordered IS NOT NULL) AS newest_first,
+       (SELECT count(*) FROM decide.decisions WHERE actor = 'user:late') AS arrived_meanwhile;
+
+-- Filters, each with pagination: an actor's decisions, denials, a risk
+-- level, a policy, a time window.
+CREATE FUNCTION pg_temp.page_all(by_actor text, by_allowed boolean, by_risk decide.risk_level,
+                                 by_policy text, since timestamptz, until timestamptz)
+RETURNS TABLE (rows bigint, distinct_ids bigint, matches_query boolean) LANGUAGE plpgsql AS $$
+DECLARE
+    position text := NULL;
+    got int;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS filtered (id bigint);
+    TRUNCATE filtered;
+    LOOP
+        INSERT INTO filtered
+        SELECT p.id FROM decide_decisions_page(position, 10, by_actor, by_allowed, by_risk,
+                                               by_policy, since, until) p;
+        GET DIAGNOSTICS got = ROW_COUNT;
+        EXIT WHEN got < 10;
+        SELECT p.row_cursor INTO position
+          FROM decide_decisions_page(position, 10, by_actor, by_allowed, by_risk, by_policy, since, until) p
+         ORDER BY p.decided_at, p.id LIMIT 1;
+    END LOOP;
+    RETURN QUERY
+    SELECT count(*), count(DISTINCT f.id),
+           (SELECT array_agg(f2.id ORDER BY f2.id) FROM filtered f2) IS NOT DISTINCT FROM
+           (SELECT array_agg(d.id ORDER BY d.id) FROM decide.decisions d
+             WHERE (by_actor IS NULL OR d.actor = by_actor)
+               AND (by_allowed IS NULL OR d.allowed = by_allowed)
+               AND (by_risk IS NULL OR d.risk_level = by_risk)
+               AND (by_policy IS NULL OR d.policy = by_policy)
+               AND (since IS NULL OR d.decided_at >= since)
+               AND (until IS NULL OR d.decided_at < until))
+      FROM filtered f;
+END
+$$;
+SELECT 'actor' AS filter, * FROM pg_temp.page_all('user:7', NULL, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'denials', * FROM pg_temp.page_all(NULL, false, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'high risk', * FROM pg_temp.page_all(NULL, NULL, 'high', NULL, NULL, NULL)
+UNION ALL SELECT 'policy', * FROM pg_temp.page_all(NULL, NULL, NULL, 'editors-write', NULL, NULL)
+UNION ALL SELECT 'actor and denials', * FROM pg_temp.page_all('user:3', false, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'window', * FROM pg_temp.page_all(NULL, NULL, NULL, NULL,
+    (SELECT decided_at FROM decide.decisions ORDER BY id OFFSET 100 LIMIT 1),
+    (SELECT decided_at FROM decide.decisions ORDER BY id OFFSET 1200 LIMIT 1));
+
+-- Each filter has an index that yields its rows newest first, so a page
+-- needs no sort: with sorts and bitmap scans priced out, the plans show
+-- ordered index scans only.  (Which plan wins on real data depends on
+-- statistics; bench/ measures it.  Partition names carry dates: the plan
+-- shape is shown without them.)
+CREATE FUNCTION pg_temp.plan_shape(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+    seen text[] := '{}';
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        line := regexp_replace(btrim(line), 'decisions_[0-9]+', 'decisions_N', 'g');
+        IF NOT line = ANY (seen) THEN
+            seen := seen || line;
+            RETURN NEXT line;
+        END IF;
+    END LOOP;
+END
+$$;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SET enable_sort = off;
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE actor = 'user:7'
+                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE NOT allowed
+                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE risk_level = 'high'
+                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE policy = 'no-secret'
+                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions
+                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+RESET enable_sort;
+
+-- Bad cursors and page sizes.
+CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+SELECT pg_temp.try($$SELECT * FROM decide_decisions_page('not a cursor')$$);
+SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(encode('12:x', 'base64'))$$);
+SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 0)$$);
+SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 10001)$$);
+SELECT count(*) FROM decide_recent_decisions;
+
+-- Who may read the log: admins and auditors; not decide_user.
+CREATE ROLE regress_log_app;
+CREATE ROLE regress_log_auditor;
+GRANT decide_user TO regress_log_app;
+GRANT decide_auditor TO regress_log_auditor;
+GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
+SET ROLE regress_log_app;
+SELECT pg_temp.try($$SELECT count(*) FROM decide.decisions$$);
+SELECT pg_temp.try($$SELECT * FROM decide_decisions_page()$$);
+SELECT pg_temp.try($$SELECT * FROM decide_recent_decisions$$);
+SELECT pg_temp.try($$SELECT decide_flush()$$);
+RESET ROLE;
+SET ROLE regress_log_auditor;
+SELECT count(*) > 0 AS auditor_reads FROM decide_decisions_page();
+SELECT count(*) > 0 AS auditor_reads_table FROM decide.decisions;
+SELECT pg_temp.try($$SELECT * FROM decide.policies$$);
+SELECT pg_temp.try($$DELETE FROM decide.decisions$$);
+SELECT pg_temp.try($$SELECT decide('user:alice', 'read', 'doc:1')$$);
+RESET ROLE;
+DROP ROLE regress_log_app, regress_log_auditor;
+
+DROP TABLE snapshot, paged;
+TRUNCATE decide.policies, decide.entities;

@@ -1,0 +1,71 @@
+/*
+ * audit_log.h — the decision log: a ring in shared memory that deciding
+ * backends append to, and that the background worker drains into
+ * decide.decisions.
+ */
+#ifndef DECIDE_AUDIT_LOG_H
+#define DECIDE_AUDIT_LOG_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "decision.h"
+#include "storage/latch.h"
+
+/* One logged decision as the worker reads it back (pointers into a buffer). */
+typedef struct LoggedDecision
+{
+	TimestampTz decided_at;
+	int64		epoch;
+	int32		priority;
+	bool		allowed;
+	bool		condition_unknown;
+	const char *source;
+	DecStr		actor;
+	DecStr		action;
+	DecStr		resource;
+	DecStr		policy;			/* len 0 and ptr NULL: no policy matched */
+	DecStr		risk_level;
+	DecStr		context;		/* serialised jsonb; len 0: not logged */
+} LoggedDecision;
+
+extern char *decide_log_database;
+extern int	decide_flush_interval_ms;
+extern int	decide_log_retention_min;
+extern int	decide_maintenance_interval_s;
+
+extern void audit_log_define_gucs(void);
+extern Size audit_log_shmem_size(void);
+extern void audit_log_shmem_request(void);
+extern void audit_log_shmem_startup(void);
+extern bool audit_log_available(void);
+
+/* From the decision path: appends the decision if the settings say so. */
+extern void audit_log_record(const DecisionRequest *request, const Decision *decision);
+
+/* Worker side. */
+extern void audit_log_attach_worker(Latch *latch, Oid database);
+extern void audit_log_detach_worker(void);
+
+/*
+ * Copies whole records from the read position into buf (at most bufsize
+ * bytes); returns the bytes copied, and the ring position just past them in
+ * *end.  Records stay in the ring until audit_log_consume(end).
+ */
+extern Size audit_log_peek(char *buf, Size bufsize, uint64 *end);
+extern void audit_log_consume(uint64 end);
+
+/* Decodes the next record of a peeked buffer; returns its size, 0 at end. */
+extern Size audit_log_decode(const char *buf, Size len, LoggedDecision *out);
+
+/* For decide_flush(): wakes the worker and waits until everything
+ * appended so far is in the table. */
+extern void audit_log_wait_flushed(int timeout_ms);
+
+/* Bytes appended and not yet written to the table. */
+extern uint64 audit_log_pending_bytes(void);
+
+/* Dropped records not yet reported in a WARNING. */
+extern uint64 audit_log_take_unreported_drops(void);
+
+#endif							/* DECIDE_AUDIT_LOG_H */

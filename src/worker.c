@@ -1,0 +1,567 @@
+/*
+ * worker.c — the decide background worker.
+ *
+ * One worker, registered at preload, connected to decide.database.  Every
+ * decide.flush_interval (or when decide_flush() wakes it) it:
+ *   - drains the decision log ring into decide.decisions, one transaction
+ *     and one multi-row INSERT per batch, creating daily partitions as
+ *     needed, and advances the ring only after the commit;
+ *   - reports dropped log records in the server log, at most once a minute;
+ *   - every decide.maintenance_interval: creates the next days' partitions,
+ *     drops those older than decide.log_retention, and runs ANALYZE on
+ *     decide's tables when they changed a lot (autovacuum never analyzes a
+ *     partitioned parent);
+ *   - when the epoch moved, recomputes the hottest requests (hot_keys.c)
+ *     under the new epoch, so the shared cache is warm again before callers
+ *     ask; at start it warms from the most frequent recent logged requests.
+ * On a hot standby it only warms: it never writes, and says so in the stats.
+ *
+ * SIGTERM (shutdown, or pg_terminate_backend) drains the ring before the
+ * worker exits; it exits with status 1 so that the postmaster restarts it
+ * after a failure or a termination (not during shutdown).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "audit_log.h"
+#include "decision.h"
+#include "hot_keys.h"
+#include "policy_set.h"
+#include "request_key.h"
+#include "stats.h"
+#include "worker.h"
+
+#define FLUSH_BUFFER_BYTES (1024 * 1024)
+#define WARM_KEYS 1024
+#define DROP_WARNING_INTERVAL_MS (60 * 1000)
+#define ANALYZE_AFTER_ROWS 50000
+#define SHUTDOWN_DRAIN_MS 5000
+
+PGDLLEXPORT void decide_worker_main(Datum arg);
+
+static volatile sig_atomic_t got_sigterm = false;
+static SPIPlanPtr insert_plan = NULL;
+static int64 rows_since_analyze = 0;
+static int64 last_warmed_epoch = -1;
+/* Partitions known to exist, for the decide.decisions with this oid. */
+static Oid	known_partitions_of = InvalidOid;
+static int32 known_partition_days[64];
+static int	n_known_partition_days = 0;
+
+void
+worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "decide");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "decide_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "decide worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "decide worker");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+handle_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+static void
+on_worker_exit(int code, Datum arg)
+{
+	audit_log_detach_worker();
+	stats_gauge_set(GAUGE_WORKER_PID, 0);
+}
+
+/* Runs fn in a transaction with SPI and a snapshot. */
+static void
+in_transaction(void (*fn) (void *), void *arg)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	fn(arg);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* decide installed here?  (Checked in a transaction.) */
+static bool
+extension_installed(void)
+{
+	return OidIsValid(get_namespace_oid("decide", true)) &&
+		OidIsValid(get_relname_relid("decisions", get_namespace_oid("decide", true)));
+}
+
+/* UTC day number (days since 2000-01-01) of a timestamp. */
+static int32
+day_of(TimestampTz t)
+{
+	return (int32) (t >= 0 ? t / USECS_PER_DAY : (t - USECS_PER_DAY + 1) / USECS_PER_DAY);
+}
+
+static char *
+day_label(int32 day, const char *format)
+{
+	int			year,
+				month,
+				mday;
+
+	j2date(day + POSTGRES_EPOCH_JDATE, &year, &month, &mday);
+	return psprintf(format, year, month, mday);
+}
+
+static void
+ensure_partition(int32 day)
+{
+	int			i;
+	char	   *sql;
+	Oid			decisions = get_relname_relid("decisions", get_namespace_oid("decide", false));
+
+	/* The extension was dropped and created again: forget what we knew. */
+	if (decisions != known_partitions_of)
+	{
+		n_known_partition_days = 0;
+		known_partitions_of = decisions;
+	}
+	for (i = 0; i < n_known_partition_days; i++)
+		if (known_partition_days[i] == day)
+			return;
+	sql = psprintf("CREATE TABLE IF NOT EXISTS decide.%s PARTITION OF decide.decisions "
+				   "FOR VALUES FROM ('%s 00:00:00+00') TO ('%s 00:00:00+00')",
+				   day_label(day, "decisions_%04d%02d%02d"),
+				   day_label(day, "%04d-%02d-%02d"),
+				   day_label(day + 1, "%04d-%02d-%02d"));
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create a partition of decide.decisions");
+	if (n_known_partition_days == lengthof(known_partition_days))
+		n_known_partition_days = 0;
+	known_partition_days[n_known_partition_days++] = day;
+}
+
+typedef struct FlushBatch
+{
+	char	   *buf;
+	Size		len;
+	int			count;
+} FlushBatch;
+
+static Datum
+text_datum(DecStr s)
+{
+	return PointerGetDatum(cstring_to_text_with_len(s.ptr, s.len));
+}
+
+static void
+insert_batch(void *arg)
+{
+	FlushBatch *batch = arg;
+	int			n = batch->count;
+	Datum	   *columns[11];
+	bool	   *nulls[11];
+	Datum		values[11];
+	static const Oid element_types[11] = {
+		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID,
+		TEXTOID, INT8OID, TEXTOID, JSONBOID
+	};
+	Size		pos = 0;
+	int32		first_day = PG_INT32_MAX;
+	int32		last_day = PG_INT32_MIN;
+	int			i;
+	int			c;
+
+	for (c = 0; c < 11; c++)
+	{
+		columns[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
+	for (i = 0; i < n; i++)
+	{
+		LoggedDecision d;
+		char	   *policy;
+
+		pos += audit_log_decode(batch->buf + pos, batch->len - pos, &d);
+		policy = d.policy.ptr ? pnstrdup(d.policy.ptr, d.policy.len) : NULL;
+		first_day = Min(first_day, day_of(d.decided_at));
+		last_day = Max(last_day, day_of(d.decided_at));
+		columns[0][i] = TimestampTzGetDatum(d.decided_at);
+		columns[1][i] = text_datum(d.actor);
+		columns[2][i] = text_datum(d.action);
+		columns[3][i] = text_datum(d.resource);
+		columns[4][i] = BoolGetDatum(d.allowed);
+		columns[5][i] = policy ? CStringGetTextDatum(policy) : (Datum) 0;
+		nulls[5][i] = policy == NULL;
+		columns[6][i] = text_datum(d.risk_level);
+		nulls[6][i] = policy == NULL;
+		columns[7][i] = CStringGetTextDatum(decision_reason(d.allowed, policy, d.priority,
+															d.condition_unknown));
+		columns[8][i] = Int64GetDatum(d.epoch);
+		columns[9][i] = CStringGetTextDatum(d.source);
+		if (d.context.len > 0)
+		{
+			char	   *context = palloc(d.context.len);
+
+			memcpy(context, d.context.ptr, d.context.len);
+			columns[10][i] = PointerGetDatum(context);
+		}
+		else
+			nulls[10][i] = true;
+	}
+	for (c = 0; c < 11; c++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(element_types[c], &typlen, &typbyval, &typalign);
+		values[c] = PointerGetDatum(construct_md_array(columns[c], nulls[c], 1, dims, lbs,
+													   element_types[c], typlen, typbyval,
+													   typalign));
+	}
+	for (i = first_day; i <= last_day; i++)
+		ensure_partition(i);
+
+	if (insert_plan == NULL)
+	{
+		Oid			argtypes[11] = {
+			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+			JSONBARRAYOID
+		};
+		SPIPlanPtr	plan = SPI_prepare(
+									   "INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect,"
+									   " policy, risk_level, reason, epoch, source, context)"
+									   " SELECT t, a, b, c, ok, CASE WHEN ok THEN 'allow' ELSE 'deny' END::decide.effect,"
+									   " p, r::decide.risk_level, why, e, s, ctx"
+									   " FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+									   " AS u(t, a, b, c, ok, p, r, why, e, s, ctx)",
+									   11, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the decision log insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		insert_plan = plan;
+	}
+	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into decide.decisions");
+}
+
+/* Writes one batch; false when the ring was empty. */
+static bool
+flush_once(char *buf)
+{
+	FlushBatch	batch;
+	uint64		end;
+	Size		pos = 0;
+
+	batch.buf = buf;
+	batch.len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &end);
+	if (batch.len == 0)
+		return false;
+	batch.count = 0;
+	while (pos < batch.len)
+	{
+		LoggedDecision d;
+
+		pos += audit_log_decode(buf + pos, batch.len - pos, &d);
+		batch.count++;
+	}
+	/*
+	 * Counted as an error until it commits: if it fails, the worker exits
+	 * and restarts, and the records are still in the ring.
+	 */
+	stats_count(STAT_LOG_FLUSH_ERRORS, 1);
+	in_transaction(insert_batch, &batch);
+	pg_atomic_fetch_sub_u64(&decide_counters[STAT_LOG_FLUSH_ERRORS], 1);
+	audit_log_consume(end);
+	stats_count(STAT_LOG_FLUSHED, batch.count);
+	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
+	rows_since_analyze += batch.count;
+	return true;
+}
+
+static void
+flush_all(char *buf)
+{
+	while (flush_once(buf))
+		CHECK_FOR_INTERRUPTS();
+}
+
+static void
+maintain(void *arg)
+{
+	int32		today = day_of(GetCurrentTimestamp());
+	int32		oldest_kept = day_of(GetCurrentTimestamp() -
+									 (TimestampTz) decide_log_retention_min * USECS_PER_MINUTE);
+	uint64		i;
+	int32		day;
+
+	if (!extension_installed())
+		return;
+	for (day = today; day <= today + 2; day++)
+		ensure_partition(day);
+
+	/* Partitions whose whole day is older than the retention. */
+	if (SPI_execute("SELECT c.relname::text FROM pg_catalog.pg_inherits i"
+					" JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+					" WHERE i.inhparent = 'decide.decisions'::regclass"
+					" AND c.relname ~ '^decisions_[0-9]{8}$'", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the partitions of decide.decisions");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int			year,
+					month,
+					mday;
+
+		if (sscanf(name, "decisions_%4d%2d%2d", &year, &month, &mday) != 3)
+			continue;
+		day = date2j(year, month, mday) - POSTGRES_EPOCH_JDATE;
+		if (day < oldest_kept)
+		{
+			char	   *sql = psprintf("DROP TABLE decide.%s", quote_identifier(name));
+
+			/* SPI_execute below reuses SPI_tuptable: copy what we need first. */
+			SPI_execute(sql, false, 0);
+			n_known_partition_days = 0;
+			ereport(LOG, (errmsg("decide dropped partition decide.%s (older than decide.log_retention)",
+								 name)));
+			break;				/* the tuple table is gone; the rest next time */
+		}
+	}
+
+	if (rows_since_analyze >= ANALYZE_AFTER_ROWS)
+	{
+		SPI_execute("ANALYZE decide.decisions", false, 0);
+		rows_since_analyze = 0;
+	}
+	/* Policies and entities: when a tenth of their rows changed. */
+	if (SPI_execute("SELECT format('%I.%I', schemaname, relname) FROM pg_catalog.pg_stat_user_tables"
+					" WHERE schemaname = 'decide' AND relname IN ('policies', 'entities')"
+					" AND n_mod_since_analyze > 1000 + n_live_tup / 10", true, 0) == SPI_OK_SELECT)
+	{
+		uint64		n = SPI_processed;
+		char	  **names = palloc(sizeof(char *) * (n + 1));
+
+		for (i = 0; i < n; i++)
+			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		for (i = 0; i < n; i++)
+			SPI_execute(psprintf("ANALYZE %s", names[i]), false, 0);
+	}
+}
+
+/* Decides one encoded request as warming (fills L2, logs nothing). */
+static void
+warm_request(const char *bytes, uint32 len)
+{
+	DecisionRequest request;
+	Decision	decision;
+	const char *context;
+	size_t		context_len;
+	int			d;
+
+	if (!request_key_decode(bytes, len, request.uid, &context, &context_len) ||
+		context_len < VARHDRSZ)
+		return;
+	for (d = 0; d < DEC_NDIMS; d++)
+	{
+		char	   *copy = pnstrdup(request.uid[d].ptr, request.uid[d].len);
+
+		request.uid[d].ptr = copy;
+	}
+	request.context = palloc(context_len);	/* aligned for jsonb */
+	memcpy(request.context, context, context_len);
+	decision_make(&request, &decision, true);
+}
+
+static void
+warm_hot_keys(void *arg)
+{
+	HotKey	   *keys;
+	int			n;
+	int			i;
+	int64		epoch;
+	TimestampTz start = GetCurrentTimestamp();
+
+	if (!extension_installed())
+		return;
+	epoch = policy_set_current()->epoch;
+	if (epoch == last_warmed_epoch)
+		return;
+	n = hot_keys_top(MyDatabaseId, WARM_KEYS, &keys);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		warm_request(keys[i].bytes, keys[i].len);
+	}
+	last_warmed_epoch = epoch;
+	hot_keys_decay();
+	stats_gauge_set(GAUGE_LAST_WARM_US, (uint64) (GetCurrentTimestamp() - start));
+}
+
+/* At start: the most frequent requests of the last minutes of the log. */
+static void
+warm_from_log(void *arg)
+{
+	uint64		i;
+
+	if (!extension_installed())
+		return;
+	if (SPI_execute("SELECT actor, action, resource, coalesce(context, '{}')"
+					" FROM (SELECT actor, action, resource, context FROM decide.decisions"
+					"        WHERE decided_at > now() - interval '10 minutes'"
+					"        ORDER BY decided_at DESC LIMIT 100000) recent"
+					" GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC LIMIT 1024", true, 0) != SPI_OK_SELECT)
+		return;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		DecisionRequest request;
+		Decision	decision;
+		bool		isnull;
+		int			d;
+
+		for (d = 0; d < DEC_NDIMS; d++)
+		{
+			text	   *uid = DatumGetTextPP(SPI_getbinval(tuple, desc, d + 1, &isnull));
+
+			request.uid[d].ptr = VARDATA_ANY(uid);
+			request.uid[d].len = VARSIZE_ANY_EXHDR(uid);
+		}
+		request.context = DatumGetJsonbP(SPI_getbinval(tuple, desc, 4, &isnull));
+		decision_make(&request, &decision, true);
+	}
+	last_warmed_epoch = policy_set_current()->epoch;
+}
+
+static void
+report_drops(TimestampTz *last_warning)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		dropped;
+
+	if (!TimestampDifferenceExceeds(*last_warning, now, DROP_WARNING_INTERVAL_MS))
+		return;
+	dropped = audit_log_take_unreported_drops();
+	if (dropped == 0)
+		return;
+	ereport(WARNING,
+			(errmsg("decide dropped " UINT64_FORMAT " decisions from the log: the ring was full",
+					dropped),
+			 errhint("Raise decide.log_buffer_size, lower decide.flush_interval, or log less "
+					 "(decide.log, decide.log_allow_sample_rate).")));
+	*last_warning = now;
+}
+
+void
+decide_worker_main(Datum arg)
+{
+	char	   *buf;
+	TimestampTz last_maintenance = 0;
+	TimestampTz last_drop_warning = 0;
+	bool		warmed_from_log = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, handle_sigterm);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(decide_log_database, NULL, 0);
+	pgstat_report_appname("decide worker");
+
+	audit_log_attach_worker(MyLatch, MyDatabaseId);
+	before_shmem_exit(on_worker_exit, (Datum) 0);
+	stats_gauge_set(GAUGE_WORKER_PID, MyProcPid);
+	buf = MemoryContextAlloc(TopMemoryContext, FLUSH_BUFFER_BYTES);
+	ereport(LOG, (errmsg("decide worker started for database \"%s\"", decide_log_database)));
+
+	while (!got_sigterm)
+	{
+		bool		standby;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 decide_flush_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		standby = RecoveryInProgress();
+		stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
+		if (!standby)
+		{
+			flush_all(buf);
+			report_drops(&last_drop_warning);
+			if (TimestampDifferenceExceeds(last_maintenance, GetCurrentTimestamp(),
+										   decide_maintenance_interval_s * 1000))
+			{
+				in_transaction(maintain, NULL);
+				last_maintenance = GetCurrentTimestamp();
+			}
+			if (!warmed_from_log)
+			{
+				in_transaction(warm_from_log, NULL);
+				warmed_from_log = true;
+			}
+		}
+		in_transaction(warm_hot_keys, NULL);
+	}
+
+	/*
+	 * Shutdown or termination: drain what backends appended, including what
+	 * they append while exiting, until the ring stays empty a moment.
+	 */
+	if (!RecoveryInProgress())
+	{
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   SHUTDOWN_DRAIN_MS);
+		int			quiet_rounds = 0;
+
+		while (quiet_rounds < 5 && GetCurrentTimestamp() < deadline)
+		{
+			if (flush_once(buf))
+				quiet_rounds = 0;
+			else
+			{
+				quiet_rounds++;
+				pg_usleep(20 * 1000L);
+			}
+		}
+	}
+	proc_exit(1);
+}
