@@ -46,3 +46,18 @@ PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-ini
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Hardening tools (fuzz/README.md, docs/security.md). Not part of the build.
+#   make unittest        property checks of the pure-C modules (glob, request
+#                        keys, evaluator) with gcc: deterministic, ~15 s
+#   make fuzz            libFuzzer targets, FUZZ_SECONDS (default 60) each
+#   make sanitize        the extension built with ASan+UBSan, pg_regress and
+#                        isolation suites run under it (as root)
+.PHONY: unittest fuzz sanitize
+unittest:
+	$(MAKE) -f fuzz/Makefile unittest
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+sanitize:
+	bash fuzz/sanitize.sh
+EXTRA_CLEAN += fuzz/build

@@ -1,0 +1,582 @@
+/*
+ * unittest.c — the fuzz properties, run deterministically without
+ * libFuzzer: hand-written edge cases with expected answers, the committed
+ * seed corpora (fuzz/corpus/<target>/), and a fixed number of
+ * pseudo-random inputs from a fixed seed.  `make unittest` builds it with
+ * gcc (AddressSanitizer and UndefinedBehaviorSanitizer on by default) and
+ * runs it.
+ *
+ * Output: one "ok N - ..." or "not ok N - ..." line per test (the format
+ * scripts/test.sh counts), then "N passed, N failed".  Exit status 1 if
+ * anything failed.
+ *
+ * Usage: unittest [corpus-dir] [iterations-scale-percent]
+ */
+#include "props.h"
+#include "request_key.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int	tests_run = 0;
+static int	tests_failed = 0;
+
+static void
+report(bool ok, const char *fmt,...)
+{
+	va_list		ap;
+
+	tests_run++;
+	if (!ok)
+		tests_failed++;
+	printf("%s %d - ", ok ? "ok" : "not ok", tests_run);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* splitmix64: a fixed seed gives the same inputs on every machine */
+static uint64_t rng_state;
+
+static uint64_t
+rng_next(void)
+{
+	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void
+print_hex(const uint8_t *data, size_t size)
+{
+	size_t		i;
+
+	fprintf(stderr, "  input (%zu bytes, hex): ", size);
+	for (i = 0; i < size && i < 512; i++)
+		fprintf(stderr, "%02x", data[i]);
+	fprintf(stderr, "%s\n", size > 512 ? "..." : "");
+}
+
+typedef int (*Property) (const uint8_t *data, size_t size);
+
+/* Runs a property on random inputs; returns the number of failures. */
+static int
+run_random(Property property, uint64_t seed, int iterations, size_t max_len)
+{
+	uint8_t    *buf = malloc(max_len);
+	int			failures = 0;
+	int			i;
+
+	rng_state = seed;
+	for (i = 0; i < iterations; i++)
+	{
+		/* mostly short inputs, some long ones */
+		size_t		len = (rng_next() % 4 == 0) ? rng_next() % max_len : rng_next() % 160;
+		size_t		k;
+
+		for (k = 0; k < len; k++)
+			buf[k] = (uint8_t) rng_next();
+		if (property(buf, len) != 0)
+		{
+			print_hex(buf, len);
+			if (++failures >= 5)
+				break;
+		}
+	}
+	free(buf);
+	return failures;
+}
+
+/* Runs a property on every file of a directory; -1 if there is none. */
+static int
+run_corpus(Property property, const char *dir, int *files)
+{
+	DIR		   *d = opendir(dir);
+	struct dirent *e;
+	int			failures = 0;
+
+	*files = 0;
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+	{
+		char		path[4096];
+		FILE	   *f;
+		uint8_t    *data;
+		long		size;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		f = fopen(path, "rb");
+		if (f == NULL)
+			continue;
+		fseek(f, 0, SEEK_END);
+		size = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		data = malloc(size > 0 ? (size_t) size : 1);
+		if (size > 0 && fread(data, 1, (size_t) size, f) != (size_t) size)
+			size = 0;
+		fclose(f);
+		(*files)++;
+		if (property(data, (size_t) size) != 0)
+		{
+			fprintf(stderr, "  corpus file: %s\n", path);
+			failures++;
+		}
+		free(data);
+	}
+	closedir(d);
+	return failures;
+}
+
+/* ------------------------------------------------------------------ */
+/* glob */
+
+typedef struct GlobCase
+{
+	const char *pattern;
+	const char *subject;
+	bool		utf8_match;		/* with UTF-8 characters */
+	bool		byte_match;		/* with one-byte characters */
+} GlobCase;
+
+static const GlobCase glob_cases[] = {
+	{"", "", true, true},
+	{"", "a", false, false},
+	{"*", "", true, true},
+	{"*", "anything", true, true},
+	{"?", "", false, false},
+	{"?", "a", true, true},
+	{"?", "\xC3\xA9", true, false},	/* é: one character, two bytes */
+	{"??", "\xC3\xA9", false, true},
+	{"?", "\xF0\x9D\x84\x9E", true, false},	/* 𝄞: four bytes */
+	{"????", "\xF0\x9D\x84\x9E", false, true},
+	{"a*", "a", true, true},
+	{"*a", "ba", true, true},
+	{"*a", "ab", false, false},
+	{"a*b*c", "aXbYc", true, true},
+	{"a*b*c", "aXbYcZ", false, false},
+	{"*b*", "abc", true, true},
+	{"a?c", "abc", true, true},
+	{"a?c", "ac", false, false},
+	{"doc:*", "doc:", true, true},
+	{"doc:*", "doc", false, false},
+	{"doc:*:draft", "doc:1:2:draft", true, true},
+	{"*\x80", "\xC3\x80", false, true},	/* a star never splits a character */
+	{"\xC3*", "\xC3\x80", true, true},	/* literal bytes compare as bytes */
+	{"*?", "\xC3\xA9", true, true},
+	{"?*?", "\xC3\xA9", false, true},
+	{"***", "", true, true},
+	{"*?*", "", false, false},
+	{"user:*", "user:*", true, true},
+	{"a", "A", false, false},
+};
+
+static void
+test_glob_cases(void)
+{
+	size_t		i;
+	int			bad = 0;
+
+	for (i = 0; i < sizeof(glob_cases) / sizeof(glob_cases[0]); i++)
+	{
+		const GlobCase *c = &glob_cases[i];
+		bool		u = dec_glob_match(c->pattern, strlen(c->pattern), c->subject,
+									   strlen(c->subject), dec_utf8_char_len);
+		bool		b = dec_glob_match(c->pattern, strlen(c->pattern), c->subject,
+									   strlen(c->subject), byte_char_len);
+		bool		ru = ref_glob_bytes(c->pattern, strlen(c->pattern), c->subject,
+										strlen(c->subject), dec_utf8_char_len);
+		bool		rb = ref_glob_bytes(c->pattern, strlen(c->pattern), c->subject,
+										strlen(c->subject), byte_char_len);
+
+		if (u != c->utf8_match || b != c->byte_match || ru != c->utf8_match || rb != c->byte_match)
+		{
+			fprintf(stderr, "glob case %zu: utf8 %d (ref %d, want %d), bytes %d (ref %d, want %d)\n",
+					i, u, ru, c->utf8_match, b, rb, c->byte_match);
+			print_bytes("pattern", c->pattern, strlen(c->pattern), 80);
+			print_bytes("subject", c->subject, strlen(c->subject), 80);
+			bad++;
+		}
+	}
+	report(bad == 0, "glob: %zu hand-written cases with expected answers",
+		   sizeof(glob_cases) / sizeof(glob_cases[0]));
+}
+
+static double
+seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Patterns of thousands of stars against subjects of the uid limit. */
+static void
+test_glob_stars(void)
+{
+	size_t		stars = 10000;
+	char	   *pattern = malloc(3 * stars + 2);
+	char		subject[513];
+	struct timespec start;
+	double		elapsed;
+	bool		ok = true;
+	size_t		i;
+
+	memset(subject, 'a', 512);
+	subject[512] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &start);
+
+	/* 10,000 stars then 'b': no match, after at most 512 steps of the last star */
+	memset(pattern, '*', stars);
+	pattern[stars] = 'b';
+	ok &= !dec_glob_match(pattern, stars + 1, subject, 512, dec_utf8_char_len);
+	/* 10,000 stars alone match anything */
+	ok &= dec_glob_match(pattern, stars, subject, 512, dec_utf8_char_len);
+	/* "*a" x 5,000 then "b": the classic exponential case for backtracking */
+	for (i = 0; i < stars / 2; i++)
+	{
+		pattern[2 * i] = '*';
+		pattern[2 * i + 1] = 'a';
+	}
+	pattern[stars] = 'b';
+	ok &= !dec_glob_match(pattern, stars + 1, subject, 512, dec_utf8_char_len);
+	/* "*a" x 512 matches 512 a's; x 513 cannot */
+	ok &= dec_glob_match(pattern, 1024, subject, 512, dec_utf8_char_len);
+	ok &= !dec_glob_match(pattern, 1026, subject, 512, dec_utf8_char_len);
+	/* "*?" x 10,000: needs 10,000 characters */
+	for (i = 0; i < stars; i++)
+	{
+		pattern[2 * i] = '*';
+		pattern[2 * i + 1] = '?';
+	}
+	ok &= !dec_glob_match(pattern, 2 * stars, subject, 512, dec_utf8_char_len);
+	ok &= dec_glob_match(pattern, 2 * 512, subject, 512, dec_utf8_char_len);
+	elapsed = seconds_since(&start);
+	report(ok && elapsed < 2.0,
+		   "glob: patterns of 10,000 stars against 512-byte subjects: right answers, quickly%s",
+		   elapsed < 2.0 ? "" : " (too slow)");
+	free(pattern);
+}
+
+/* ------------------------------------------------------------------ */
+/* request keys */
+
+/* Do two requests (uids a, b, c and a context) get different keys? */
+typedef struct KeyRequest
+{
+	const char *field[4];
+	size_t		len[4];
+} KeyRequest;
+
+static char *
+key_of(const KeyRequest *q, size_t *len)
+{
+	DecStr		uids[DEC_NDIMS];
+	char	   *out;
+	int			d;
+
+	for (d = 0; d < DEC_NDIMS; d++)
+	{
+		uids[d].ptr = q->field[d];
+		uids[d].len = (uint32_t) q->len[d];
+	}
+	out = malloc(request_key_size(uids, q->len[3]) + 1);
+	*len = request_key_encode(uids, q->field[3], q->len[3], out);
+	return out;
+}
+
+static bool
+keys_differ(const KeyRequest *x, const KeyRequest *y)
+{
+	size_t		xl,
+				yl;
+	char	   *kx = key_of(x, &xl);
+	char	   *ky = key_of(y, &yl);
+	bool		differ = xl != yl || memcmp(kx, ky, xl) != 0;
+
+	free(kx);
+	free(ky);
+	return differ;
+}
+
+static void
+test_request_key_cases(void)
+{
+	char		fake[16];
+	char		copy[8];
+	uint32_t	four = 4;
+	bool		ok = true;
+
+	/* a field boundary moved: naive concatenation would collide */
+	{
+		KeyRequest	a = {{"ab", "c", "d", "{}"}, {2, 1, 1, 2}};
+		KeyRequest	b = {{"a", "bc", "d", "{}"}, {1, 2, 1, 2}};
+
+		ok &= keys_differ(&a, &b);
+	}
+	{
+		KeyRequest	a = {{"a", "", "b", ""}, {1, 0, 1, 0}};
+		KeyRequest	b = {{"a", "b", "", ""}, {1, 1, 0, 0}};
+
+		ok &= keys_differ(&a, &b);
+	}
+	{
+		/* the resource/context boundary: the context has no length prefix */
+		KeyRequest	a = {{"u", "r", "d1", "x"}, {1, 1, 2, 1}};
+		KeyRequest	b = {{"u", "r", "d", "1x"}, {1, 1, 1, 2}};
+
+		ok &= keys_differ(&a, &b);
+	}
+	{
+		/* delimiter-like bytes inside uids */
+		KeyRequest	a = {{"a|b", "c", "d", ""}, {3, 1, 1, 0}};
+		KeyRequest	b = {{"a", "b|c", "d", ""}, {1, 3, 1, 0}};
+
+		ok &= keys_differ(&a, &b);
+	}
+	{
+		/* a uid that spells a length prefix and the next field */
+		KeyRequest	a = {{fake, "x", "d", ""}, {9, 1, 1, 0}};
+		KeyRequest	b = {{"a", "read", "d", ""}, {1, 4, 1, 0}};
+
+		memcpy(fake, "a", 1);
+		memcpy(fake + 1, &four, 4);
+		memcpy(fake + 5, "read", 4);
+		ok &= keys_differ(&a, &b);
+	}
+	{
+		/* equal requests in different memory: equal keys */
+		KeyRequest	a = {{copy, "read", "doc:1", "{}"}, {6, 4, 5, 2}};
+		KeyRequest	b = {{"user:a", "read", "doc:1", "{}"}, {6, 4, 5, 2}};
+
+		memcpy(copy, "user:a", 6);
+		ok &= !keys_differ(&a, &b);
+	}
+	report(ok, "request_key: boundary-shift, delimiter and fake-length-prefix collisions all distinct; equal requests equal");
+}
+
+/* ------------------------------------------------------------------ */
+/* evaluator: scenarios from GUIDE §2 with the answers written down */
+
+typedef struct Scenario
+{
+	const char *name;
+	int			n;
+	struct
+	{
+		int64_t		id;
+		int32_t		priority;
+		DecEffect	effect;
+		const char *actor,
+				   *action,
+				   *resource;
+		int			condition;	/* 0 none, 1 true, 2 false, 3 unknown */
+	}			policy[4];
+	const char *actor[3];		/* entity then ancestors; NULL ends */
+	const char *action[3];
+	const char *resource[3];
+	int32_t		expect_policy;	/* index or -1 */
+	bool		expect_allowed;
+	bool		expect_unknown;
+} Scenario;
+
+static const Scenario scenarios[] = {
+	{"no policy: deny", 0, {{0}}, {"user:a"}, {"read"}, {"doc:1"}, -1, false, false},
+	{"no match: deny", 1, {{1, 0, DEC_ALLOW, "user:b", "read", "doc:1", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, -1, false, false},
+	{"exact allow", 1, {{1, 0, DEC_ALLOW, "user:a", "read", "doc:1", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 0, true, false},
+	{"match through an ancestor", 1, {{1, 0, DEC_ALLOW, "role:r", "read", "folder:f", 0}},
+	{"user:a", "group:g", "role:r"}, {"read"}, {"doc:1", "folder:f"}, 0, true, false},
+	{"glob on an ancestor", 1, {{1, 0, DEC_ALLOW, "role:*", "re?d", "folder:*", 0}},
+	{"user:a", "role:r"}, {"read"}, {"doc:1", "folder:f"}, 0, true, false},
+	{"deny beats allow at equal priority", 2,
+		{{1, 0, DEC_ALLOW, "*", "*", "*", 0}, {2, 0, DEC_DENY, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, false, false},
+	{"higher priority allow beats deny", 2,
+		{{1, 5, DEC_ALLOW, "user:a", "*", "*", 0}, {2, 0, DEC_DENY, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 0, true, false},
+	{"lowest id on ties", 3,
+		{{30, 1, DEC_DENY, "*", "*", "*", 0}, {10, 1, DEC_DENY, "*", "read", "*", 0},
+		{20, 1, DEC_DENY, "user:*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, false, false},
+	{"false condition: next policy", 2,
+		{{1, 1, DEC_DENY, "*", "*", "*", 2}, {2, 0, DEC_ALLOW, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, true, false},
+	{"unknown condition: a deny applies", 2,
+		{{1, 1, DEC_DENY, "*", "*", "*", 3}, {2, 0, DEC_ALLOW, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 0, false, true},
+	{"unknown condition: an allow does not", 2,
+		{{1, 1, DEC_ALLOW, "*", "*", "*", 3}, {2, 0, DEC_ALLOW, "user:a", "*", "*", 1}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, true, false},
+	{"unknown allow alone: default deny", 1, {{1, 0, DEC_ALLOW, "*", "*", "*", 3}},
+	{"user:a"}, {"read"}, {"doc:1"}, -1, false, false},
+	{"a uid is not a prefix pattern", 1, {{1, 0, DEC_ALLOW, "doc", "*", "*", 0}},
+	{"doc:1"}, {"read"}, {"doc:1"}, -1, false, false},
+	{"extreme priorities", 2,
+		{{1, INT32_MIN, DEC_DENY, "*", "*", "*", 0}, {2, INT32_MAX, DEC_ALLOW, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, true, false},
+	{"extreme ids", 2,
+		{{INT64_MAX, 0, DEC_DENY, "*", "*", "*", 0}, {INT64_MIN, 0, DEC_DENY, "*", "*", "*", 0}},
+	{"user:a"}, {"read"}, {"doc:1"}, 1, false, false},
+};
+
+static DecConditionResult
+scenario_condition(void *arg, uint32_t index)
+{
+	const Scenario *s = arg;
+
+	switch (s->policy[index].condition)
+	{
+		case 1:
+			return DEC_COND_TRUE;
+		case 2:
+			return DEC_COND_FALSE;
+		default:
+			return DEC_COND_UNKNOWN;
+	}
+}
+
+static void
+fill_set(DecEntitySet *set, DecStr *uids, const char *const *names)
+{
+	uint32_t	n = 0;
+
+	while (n < 3 && names[n])
+	{
+		uids[n].ptr = names[n];
+		uids[n].len = (uint32_t) strlen(names[n]);
+		n++;
+	}
+	set->uids = uids;
+	set->count = n;
+}
+
+static void
+test_evaluator_scenarios(void)
+{
+	size_t		k;
+
+	for (k = 0; k < sizeof(scenarios) / sizeof(scenarios[0]); k++)
+	{
+		const Scenario *s = &scenarios[k];
+		DecPolicyDef defs[4];
+		RefPolicy	refs[4];
+		DecStr		uids[DEC_NDIMS][3];
+		DecRequest	request;
+		DecDecision decision;
+		RefDecision expected;
+		Arena		arena,
+					scratch;
+		DecAllocator a,
+					sa;
+		DecPolicySet *set;
+		int			i;
+
+		arena_init(&arena);
+		arena_init(&scratch);
+		a = arena_allocator(&arena);
+		sa = arena_allocator(&scratch);
+		memset(defs, 0, sizeof(defs));
+		memset(refs, 0, sizeof(refs));
+		for (i = 0; i < s->n; i++)
+		{
+			const char *pat[DEC_NDIMS] = {s->policy[i].actor, s->policy[i].action, s->policy[i].resource};
+			int			d;
+
+			defs[i].id = refs[i].id = s->policy[i].id;
+			defs[i].priority = refs[i].priority = s->policy[i].priority;
+			defs[i].effect = refs[i].effect = s->policy[i].effect;
+			defs[i].has_condition = refs[i].has_condition = s->policy[i].condition != 0;
+			refs[i].condition = scenario_condition((void *) s, (uint32_t) i);
+			for (d = 0; d < DEC_NDIMS; d++)
+			{
+				defs[i].pattern[d].ptr = pat[d];
+				defs[i].pattern[d].len = (uint32_t) strlen(pat[d]);
+				refs[i].pattern[d] = defs[i].pattern[d];
+			}
+		}
+		fill_set(&request.dim[DEC_ACTOR], uids[DEC_ACTOR], s->actor);
+		fill_set(&request.dim[DEC_ACTION], uids[DEC_ACTION], s->action);
+		fill_set(&request.dim[DEC_RESOURCE], uids[DEC_RESOURCE], s->resource);
+		set = dec_compile(defs, (uint32_t) s->n, dec_utf8_char_len, &a, &sa);
+		dec_evaluate(set, &request, scenario_condition, (void *) s, &sa, &decision);
+		expected = ref_decide(refs, (uint32_t) s->n, &request, true);
+		report(decision.policy == s->expect_policy && decision.allowed == s->expect_allowed &&
+			   decision.condition_unknown == s->expect_unknown &&
+			   expected.policy == s->expect_policy && expected.allowed == s->expect_allowed &&
+			   expected.condition_unknown == s->expect_unknown,
+			   "evaluator: %s (got policy %d allowed %d; reference policy %d)",
+			   s->name, decision.policy, decision.allowed, expected.policy);
+		arena_reset(&arena);
+		arena_reset(&scratch);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+typedef struct Target
+{
+	const char *name;
+	Property	property;
+	int			iterations;
+	size_t		max_len;
+} Target;
+
+int
+main(int argc, char **argv)
+{
+	static const Target targets[] = {
+		{"glob", prop_glob, 20000, 2048},
+		{"request_key", prop_request_key, 30000, 2048},
+		{"evaluator", prop_evaluator, 6000, 4096},
+	};
+	const char *corpus_root = argc > 1 ? argv[1] : "fuzz/corpus";
+	int			scale = argc > 2 ? atoi(argv[2]) : 100;
+	size_t		t;
+
+	if (scale <= 0)
+		scale = 100;
+	test_glob_cases();
+	test_glob_stars();
+	test_request_key_cases();
+	test_evaluator_scenarios();
+
+	for (t = 0; t < sizeof(targets) / sizeof(targets[0]); t++)
+	{
+		const Target *target = &targets[t];
+		char		dir[1024];
+		int			files;
+		int			failures;
+		int			iterations = (int) ((long) target->iterations * scale / 100);
+		struct timespec start;
+
+		snprintf(dir, sizeof(dir), "%s/%s", corpus_root, target->name);
+		failures = run_corpus(target->property, dir, &files);
+		if (failures < 0)
+			report(false, "%s: seed corpus %s not found", target->name, dir);
+		else
+			report(failures == 0 && files > 0, "%s: %d seed corpus inputs (%d failed)",
+				   target->name, files, failures);
+
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		failures = run_random(target->property, 0x5EED0000ULL + t, iterations, target->max_len);
+		report(failures == 0, "%s: %d pseudo-random inputs, seed %#llx (%.1f s)%s",
+			   target->name, iterations, 0x5EED0000ULL + t, seconds_since(&start),
+			   failures ? ", failures above" : "");
+	}
+
+	printf("%d passed, %d failed\n", tests_run - tests_failed, tests_failed);
+	return tests_failed ? 1 : 0;
+}
