@@ -20,6 +20,7 @@ PACKAGES=(
     redis-server             # Redis for the TAP fault tests
     libipc-run-perl          # IPC::Run, needed by PostgreSQL::Test::Cluster
     gnuplot-nox              # benchmark charts
+    valgrind                 # callgrind profiles (bench/profile.sh)
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

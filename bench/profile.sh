@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# bench/profile.sh — where the time of one decision goes, by callgrind.
+#
+#   sudo bash bench/profile.sh [--policies N] [--calls N] [--rev REV] [--out DIR]
+#
+# perf needs hardware counters that virtual machines often lack; callgrind
+# (valgrind) runs anywhere and counts instructions exactly, the same on
+# every run. It profiles a single-user backend (postgres --single): one
+# process, no client, so the whole statement is in the profile, and
+# --toggle-collect limits the counts to the calls of one C function and
+# what it calls.
+#
+# Like bench/run.sh it builds decide (working tree, or --rev) into a private
+# copy of PostgreSQL 15, creates a throwaway cluster (port 54359, Unix socket
+# in a temporary directory) and generates the data set of the scale sweep:
+# N policies (default 10000), 10000 actors in 50 roles, 50000 resources.
+# Then, with the server stopped, it runs three profiles in single-user mode:
+#
+#   uncached  decide() with decide.cache = off and a warm entity cache: the
+#             evaluator's own cost (the "µs per decision" of bench/micro.sql);
+#   cached    decide() on 100 repeated requests with the caches on: what a
+#             cache hit still costs (the hot workload);
+#   rls       decide_allowed() called by an RLS policy for each of the
+#             100,000 rows of bench.docs, as bench/run.sh's rls workload.
+#
+# For each, DIR gets callgrind.<name>.out (open with kcachegrind or
+# callgrind_annotate) and callgrind.<name>.txt: instructions per call and
+# the functions by inclusive and by self cost. Takes 2-4 minutes.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$REPO/bench
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PORT=54359
+POLICIES=10000
+CALLS=20000
+REV=
+OUT=
+
+die() { printf 'profile.sh: %s\n' "$*" >&2; exit 1; }
+note() { printf 'profile.sh: %s\n' "$*"; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --policies) POLICIES=$2; shift ;;
+        --calls) CALLS=$2; shift ;;
+        --rev) REV=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option: $1" ;;
+    esac
+    shift
+done
+case $POLICIES$CALLS in *[!0-9]*) die "--policies and --calls take numbers" ;; esac
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages); try: sudo bash $0"
+
+export LANG=C.UTF-8
+unset LC_ALL LANGUAGE
+for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+[ -n "$OUT" ] || OUT=$BENCH/results/profile-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+TMP=$(mktemp -d /tmp/decide-profile.XXXXXX)
+chmod 755 "$TMP"
+DATA=$TMP/data
+SERVER_PID=
+BIN=
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null 2>&1 ||
+            kill -QUIT "$SERVER_PID"
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash "$REPO/scripts/install-deps.sh"
+command -v valgrind >/dev/null || die "valgrind is missing (scripts/install-deps.sh installs it)"
+
+# Build into a private copy of PostgreSQL (see bench/run.sh for why).
+mkdir "$TMP/build"
+if [ -n "$REV" ]; then
+    git -c safe.directory='*' -C "$REPO" archive --format=tar "$REV" | tar -C "$TMP/build" -xf -
+    built_from="git revision $(git -c safe.directory='*' -C "$REPO" rev-parse --short "$REV")"
+else
+    tar -C "$REPO" --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
+        --exclude=./bench/results --exclude='./tmp_check*' -cf - . | tar -C "$TMP/build" -xf -
+    built_from="working tree at $(git -c safe.directory='*' -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+fi
+PG_ROOT=$TMP/pg
+SYS_BIN=$("$PG_CONFIG" --bindir)
+SYS_LIB=$("$PG_CONFIG" --pkglibdir)
+SYS_SHARE=$("$PG_CONFIG" --sharedir)
+mkdir -p "$PG_ROOT$(dirname "$SYS_BIN")" "$PG_ROOT$(dirname "$SYS_LIB")" "$PG_ROOT$(dirname "$SYS_SHARE")"
+cp -a "$SYS_BIN" "$PG_ROOT$SYS_BIN"
+[ -d "$PG_ROOT$SYS_LIB" ] || cp -a "$SYS_LIB" "$PG_ROOT$SYS_LIB"
+cp -a "$SYS_SHARE" "$PG_ROOT$SYS_SHARE"
+rm -rf "$PG_ROOT$SYS_LIB"/decide.so "$PG_ROOT$SYS_LIB"/bitcode/decide* "$PG_ROOT$SYS_SHARE"/extension/decide[.-]*
+(cd "$TMP/build" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" &&
+    make install PG_CONFIG="$PG_CONFIG" DESTDIR="$PG_ROOT") >"$TMP/build.log" 2>&1 ||
+    { cat "$TMP/build.log"; die "build failed"; }
+BIN=$PG_ROOT$SYS_BIN
+note "built decide from the $built_from"
+
+chown postgres: "$TMP"
+runuser -u postgres -- "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 \
+    --locale=C.UTF-8 --no-instructions >/dev/null
+cat >>"$DATA/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$TMP'
+shared_preload_libraries = 'decide'
+shared_buffers = 256MB
+synchronous_commit = off
+jit = off
+max_parallel_workers_per_gather = 0
+EOF
+runuser -u postgres -- "$BIN/pg_ctl" start -D "$DATA" -l "$TMP/server.log" -w >/dev/null
+SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
+psql_db() { runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" "$@"; }
+runuser -u postgres -- "$BIN/createdb" -h "$TMP" -p "$PORT" bench
+psql_db -d bench -c 'CREATE EXTENSION decide'
+psql_db -d bench -v policies="$POLICIES" -v actors=10000 -v roles=50 -v resources=50000 \
+    <"$BENCH/generate.sql" >/dev/null
+psql_db -d bench <"$BENCH/setup.sql" >/dev/null
+psql_db -d bench -c 'VACUUM ANALYZE' >/dev/null
+has_cache_guc=$(psql_db -d bench -At -c "SELECT current_setting('decide.cache', true) IS NOT NULL")
+runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w >/dev/null
+SERVER_PID=
+note "data set: $POLICIES policies, 10000 actors in 50 roles, 50000 resources; decide.cache GUC: $has_cache_guc"
+
+# The request of key g, as in bench/micro.sql.
+REQ="'user:' || mod(g * 7919, 10000),
+     (ARRAY['read','list','export','comment','audit','write','delete','share','approve','archive'])[1 + mod(g, 10)],
+     'doc:' || mod(g * 104729, 50000),
+     (ARRAY['{\"ip\":\"10.1.2.3\"}', '{\"ip\":\"203.0.113.9\"}']::jsonb[])[1 + mod(g / 10, 2)]"
+cache_off=
+[ "$has_cache_guc" = t ] && cache_off="SET decide.cache = off;"
+
+# The function lines of callgrind_annotate, with paths shortened.
+annotate() { # annotate <inclusive: yes|no> <callgrind.out>
+    callgrind_annotate --inclusive="$1" --threshold=99 "$2" 2>/dev/null |
+        sed -n '/file:function/,$p' | sed '1,2d' |
+        sed -E "s#$TMP/build/##; s# \[[^]]*/([^/]+)\]\$# [\1]#; s#\./[^:]*/##" || true
+}
+
+# profile <name> <function to count> <SQL, statements ending with ";" + blank line>
+profile() {
+    local name=$1 fn=$2 sql=$3
+    note "profiling $name (instructions inside $fn)"
+    printf '%s\n' "$sql" >"$TMP/$name.sql"
+    chown postgres: "$TMP/$name.sql"
+    (cd "$TMP" && runuser -u postgres -- valgrind --tool=callgrind --quiet \
+        --callgrind-out-file="$TMP/callgrind.$name.out" --toggle-collect="$fn" \
+        --separate-threads=no "$BIN/postgres" --single -j -D "$DATA" \
+        -c shared_preload_libraries=decide -c jit=off -c max_parallel_workers_per_gather=0 \
+        bench <"$TMP/$name.sql") >"$TMP/$name.log" 2>&1 ||
+        { cat "$TMP/$name.log"; die "callgrind run $name failed"; }
+    if grep -q 'ERROR' "$TMP/$name.log"; then
+        cat "$TMP/$name.log"
+        die "an SQL error in profile $name"
+    fi
+    cp "$TMP/callgrind.$name.out" "$OUT/"
+    local calls=$4 total
+    total=$(callgrind_annotate "$TMP/callgrind.$name.out" 2>/dev/null |
+        sed -nE 's/^ *([0-9,]+) +\(100\.0%\) +PROGRAM TOTALS.*/\1/p' | tr -d ,)
+    {
+        echo "profile: $name — instructions counted inside $fn, $calls calls"
+        echo "decide built from the $built_from; $POLICIES policies"
+        [ -n "$total" ] && awk -v t="$total" -v c="$calls" \
+            'BEGIN { printf "instructions per call: %.0f (total %.0f)\n", t / c, t }'
+        echo
+        echo "(??? 0x...: static functions of the stripped postgres binary)"
+        echo
+        echo "=== inclusive: a function and everything it calls (callers of $fn left out) ==="
+        annotate yes "$TMP/callgrind.$name.out" | grep -vE '\((100\.0|99\.9[0-9])%\)' | sed -n '1,40p'
+        echo
+        echo "=== self: the function's own instructions ==="
+        annotate no "$TMP/callgrind.$name.out" | sed -n '1,30p'
+    } >"$OUT/callgrind.$name.txt"
+    sed -n '1,3p' "$OUT/callgrind.$name.txt"
+}
+
+# 1. Uncached: a first pass through decide_allowed() compiles the policy set
+# and fills the entity cache; only the second pass, through decide(), counts.
+profile uncached decide_decide "$cache_off
+
+SELECT count(*) FILTER (WHERE decide_allowed($REQ)) FROM generate_series(1::bigint, $CALLS) AS g;
+
+SELECT count(*) FILTER (WHERE d.allowed) FROM generate_series(1::bigint, $CALLS) AS g
+ CROSS JOIN LATERAL decide($REQ) AS d;
+" "$CALLS"
+
+# 2. Cached: 100 distinct requests; the first pass (decide_allowed) fills
+# the caches, the second (decide(), counted) hits them.
+profile cached decide_decide "SELECT count(*) FILTER (WHERE decide_allowed($(sed 's/\bg\b/(1 + mod(g, 100))/g' <<<"$REQ"))) FROM generate_series(1::bigint, $CALLS) AS g;
+
+SELECT count(*) FILTER (WHERE d.allowed) FROM generate_series(1::bigint, $CALLS) AS g
+ CROSS JOIN LATERAL decide($(sed 's/\bg\b/(1 + mod(g, 100))/g' <<<"$REQ")) AS d;
+" "$CALLS"
+
+# 3. RLS: the policy on bench.docs calls decide_allowed() for each of its
+# 100,000 rows; read it twice as a decide_user member (the second read
+# counted as well: both are what the rls workload measures).
+profile rls decide_allowed "SET ROLE bench_reader;
+
+SELECT set_config('app.user', 'user:42', false);
+
+SELECT count(*) FROM bench.docs;
+
+SELECT count(*) FROM bench.docs;
+" 200000
+
+note "profiles in $OUT"
