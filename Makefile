@@ -18,6 +18,8 @@ OBJS = \
 	src/policy_set.o \
 	src/decision_cache.o \
 	src/request_key.o \
+	src/cache_value.o \
+	src/redis_cache.o \
 	src/stats.o
 
 # Install and upgrade scripts: sql/decide--<version>.sql, sql/decide--<from>--<to>.sql
@@ -42,6 +44,8 @@ endif
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-Wno-sign-compare -I$(srcdir)/src
+
+SHLIB_LINK = -lhiredis
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -25,6 +25,7 @@
 #include "entity_store.h"
 #include "hot_keys.h"
 #include "input.h"
+#include "redis_cache.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -64,6 +65,7 @@ _PG_init(void)
 	entity_store_define_gucs();
 	decision_cache_define_gucs();
 	audit_log_define_gucs();
+	redis_cache_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
 

@@ -19,6 +19,7 @@
 #include "entity_store.h"
 #include "hot_keys.h"
 #include "input.h"
+#include "redis_cache.h"
 #include "stats.h"
 
 /* What the evaluator's condition callback needs, and what it saw. */
@@ -145,6 +146,12 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached)
 		}
 		stats_count(STAT_L2_MISSES, 1);
 	}
+	if (redis_cache_fits(key) && redis_cache_get(key, cached))
+	{
+		decision_cache_store(CACHE_L2, key, cached);
+		decision_cache_store(CACHE_L1, key, cached);
+		return "redis";
+	}
 	return NULL;
 }
 
@@ -168,6 +175,7 @@ store_in_caches(const DecisionKey *key, const DecDecision *result,
 	}
 	decision_cache_store(CACHE_L2, key, &cached);
 	decision_cache_store(CACHE_L1, key, &cached);
+	redis_cache_put(key, &cached);
 }
 
 void
@@ -194,7 +202,8 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	if (cacheable)
 	{
 		decision_key_build(set, request->uid, request->context, &key);
-		cacheable = decision_cache_fits(CACHE_L1, &key) || decision_cache_fits(CACHE_L2, &key);
+		cacheable = decision_cache_fits(CACHE_L1, &key) || decision_cache_fits(CACHE_L2, &key) ||
+			redis_cache_fits(&key);
 	}
 	if (cacheable)
 	{

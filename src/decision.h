@@ -24,7 +24,7 @@ typedef struct Decision
 	const PolicyInfo *policy;	/* NULL: no policy matched */
 	bool		condition_unknown;
 	int64		epoch;
-	const char *source;			/* "l1", "l2" or "miss" */
+	const char *source;			/* "l1", "l2", "redis" or "miss" */
 } Decision;
 
 extern const char *const decision_dimension_names[DEC_NDIMS];

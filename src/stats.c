@@ -24,6 +24,7 @@
 #include "audit_log.h"
 #include "decision_cache.h"
 #include "policy_set.h"
+#include "redis_cache.h"
 #include "stats.h"
 
 /* Upper bounds of the latency buckets, in microseconds; +Inf follows. */
@@ -210,8 +211,8 @@ decide_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	StatsSnapshot s;
-	Datum		values[45];
-	bool		nulls[45] = {0};
+	Datum		values[50];
+	bool		nulls[50] = {0};
 	uint64		hits;
 	int			n = 0;
 	PolicySet  *set;
@@ -220,7 +221,7 @@ decide_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "decide_stats() must return a composite type");
 	set = policy_set_current();
 	take_snapshot(&s);
-	hits = s.counters[STAT_L1_HITS] + s.counters[STAT_L2_HITS];
+	hits = s.counters[STAT_L1_HITS] + s.counters[STAT_L2_HITS] + s.counters[STAT_L3_HITS];
 
 	values[n++] = BoolGetDatum(stats_shared);
 	values[n++] = BoolGetDatum(decision_cache_shared_available());
@@ -265,6 +266,14 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = TimestampTzGetDatum((TimestampTz) s.gauges[GAUGE_LAST_FLUSH]);
 	values[n++] = Int64GetDatum(s.counters[STAT_WARMED]);
 	values[n++] = Float8GetDatum(s.gauges[GAUGE_LAST_WARM_US] / 1000.0);
+	/* 0.4.0: Redis (L3) */
+	values[n++] = BoolGetDatum(redis_cache_configured());
+	values[n++] = Int64GetDatum(s.counters[STAT_L3_HITS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_L3_MISSES]);
+	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_ERRORS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_GARBAGE]);
+	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_SKIPPED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_BREAKER_OPENS]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -375,6 +384,23 @@ decide_metrics(PG_FUNCTION_ARGS)
 	appendStringInfo(&out, "decide_log_pending_bytes " UINT64_FORMAT "\n", audit_log_pending_bytes());
 	metric_family(&out, "decide_worker_up", "gauge", "1 when the background worker runs.");
 	appendStringInfo(&out, "decide_worker_up %d\n", s.gauges[GAUGE_WORKER_PID] != 0 ? 1 : 0);
+	metric_family(&out, "decide_redis_lookups_total", "counter",
+				  "Redis (L3) lookups by result: hit, miss.");
+	appendStringInfo(&out, "decide_redis_lookups_total{result=\"hit\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_L3_HITS]);
+	appendStringInfo(&out, "decide_redis_lookups_total{result=\"miss\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_L3_MISSES]);
+	metric_family(&out, "decide_redis_failures_total", "counter",
+				  "Redis trouble by kind: error (connect, timeout, error reply), garbage (value failed "
+				  "its checks), skipped (breaker open), breaker_open (times it opened).");
+	appendStringInfo(&out, "decide_redis_failures_total{kind=\"error\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_REDIS_ERRORS]);
+	appendStringInfo(&out, "decide_redis_failures_total{kind=\"garbage\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_REDIS_GARBAGE]);
+	appendStringInfo(&out, "decide_redis_failures_total{kind=\"skipped\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_REDIS_SKIPPED]);
+	appendStringInfo(&out, "decide_redis_failures_total{kind=\"breaker_open\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_REDIS_BREAKER_OPENS]);
 	metric_family(&out, "decide_warmed_total", "counter",
 				  "Decisions the worker computed ahead after a policy change.");
 	appendStringInfo(&out, "decide_warmed_total " UINT64_FORMAT "\n", s.counters[STAT_WARMED]);

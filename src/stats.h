@@ -31,6 +31,12 @@ typedef enum DecideCounter
 	STAT_LOG_FLUSHED,
 	STAT_LOG_FLUSH_ERRORS,
 	STAT_WARMED,				/* decisions computed ahead by the worker */
+	STAT_L3_HITS,
+	STAT_L3_MISSES,
+	STAT_REDIS_ERRORS,			/* connect, timeout, error reply */
+	STAT_REDIS_GARBAGE,			/* values that failed their checks */
+	STAT_REDIS_SKIPPED,			/* lookups skipped: breaker open */
+	STAT_REDIS_BREAKER_OPENS,
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -38,6 +38,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -500,6 +501,12 @@ decide_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(decide_log_database, NULL, 0);
 	pgstat_report_appname("decide worker");
+
+	/*
+	 * Give way to DDL such as DROP EXTENSION: rather than risk a deadlock
+	 * with it, the worker times out, exits and is restarted.
+	 */
+	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
 
 	audit_log_attach_worker(MyLatch, MyDatabaseId);
 	before_shmem_exit(on_worker_exit, (Datum) 0);

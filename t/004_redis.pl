@@ -1,0 +1,184 @@
+# Redis as the shared third cache layer: hits across backends and servers,
+# and no effect on answers when Redis is down, paused, protected by a
+# password we do not have, or full of junk under decide's keys.  A primary
+# and a streaming standby share it; a policy change on the primary flips
+# the standby's answer once replayed.
+use strict;
+use warnings;
+use File::Path qw(make_path);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $redis_dir = PostgreSQL::Test::Utils::tempdir;
+my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
+my $redis_pid;
+
+sub start_redis
+{
+    my @extra = @_;
+    system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1', '--save', '',
+           '--appendonly', 'no', '--daemonize', 'yes', '--dir', $redis_dir,
+           '--pidfile', "$redis_dir/redis.pid", '--logfile', "$redis_dir/redis.log", @extra) == 0
+      or die "could not start redis-server";
+    foreach (1 .. 100)
+    {
+        if (-s "$redis_dir/redis.pid" && system("redis-cli -p $redis_port ping >/dev/null 2>&1") == 0)
+        {
+            $redis_pid = slurp_file("$redis_dir/redis.pid");
+            chomp $redis_pid;
+            return;
+        }
+        usleep(50_000);
+    }
+    die "redis-server did not come up";
+}
+
+sub stop_redis
+{
+    return unless $redis_pid;
+    kill 'CONT', $redis_pid;
+    kill 'KILL', $redis_pid;
+    foreach (1 .. 100) { last unless kill 0, $redis_pid; usleep(20_000); }
+    unlink "$redis_dir/redis.pid";
+    $redis_pid = undef;
+}
+END { stop_redis(); }
+
+sub redis_cli { my $out = `redis-cli -p $redis_port @_ 2>&1`; chomp $out; return $out; }
+
+start_redis();
+
+my $node = PostgreSQL::Test::Cluster->new('primary');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'decide'
+decide.redis_url = 'redis://127.0.0.1:$redis_port'
+decide.redis_connect_timeout = '100ms'
+decide.redis_command_timeout = '100ms'
+decide.redis_breaker_failures = 3
+decide.redis_breaker_cooldown = '1s'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION decide;
+    INSERT INTO decide.entities (uid, parents) VALUES ('user:alice', '{role:r}');
+    INSERT INTO decide.policies (name, effect, actor, action, resource, condition) VALUES
+      ('readers', 'allow', 'role:r', 'read', 'doc:*', NULL),
+      ('no-secret', 'deny', '*', '*', 'doc:secret*', NULL);
+});
+
+# The truth, computed with every cache bypassed, for a set of requests.
+my $requests = q{FROM (VALUES (1, 'user:alice', 'read', 'doc:1'), (2, 'user:alice', 'read', 'doc:secret'),
+                              (3, 'user:bob', 'read', 'doc:1'), (4, 'user:alice', 'write', 'doc:2')) r(n, a, b, c)};
+my $truth = $node->safe_psql('postgres',
+    qq{SET decide.cache = off; SELECT string_agg(allowed::text || coalesce(policy, '-'), ',' ORDER BY n) $requests, LATERAL decide(a, b, c)});
+# The last line of a query's output (a setup statement may print before it).
+sub last_line { my @lines = split /\n/, shift; return @lines ? $lines[-1] : ''; }
+sub answers
+{
+    my ($n, $setup) = @_;
+    $setup //= '';
+    return last_line($n->safe_psql('postgres',
+        qq{$setup SELECT string_agg(allowed::text || coalesce(policy, '-'), ',' ORDER BY n) $requests, LATERAL decide(a, b, c)}));
+}
+sub sources
+{
+    my ($n, $setup) = @_;
+    $setup //= '';
+    return last_line($n->safe_psql('postgres',
+        qq{$setup SELECT string_agg(source, ',' ORDER BY n) $requests, LATERAL decide(a, b, c)}));
+}
+sub dstat { my ($n, $col) = @_; return $n->safe_psql('postgres', "SELECT $col FROM decide_stats"); }
+
+# Redis up: a decision made by one backend is found in Redis by another
+# once L1 and L2 are emptied.
+is(sources($node), 'miss,miss,miss,miss', 'first decisions are misses');
+is(sources($node, 'SELECT decide_cache_reset();'), 'redis,redis,redis,redis',
+   'a fresh backend with empty L1 and L2 gets them from Redis');
+is(answers($node), $truth, 'and the answers are right');
+my @stored = split /\n/, redis_cli('--scan', '--pattern', "'decide:*'");
+is(scalar(@stored), 4, 'one key per request is in Redis');
+like($stored[0], qr/^decide:v1/, 'keys carry the prefix and the format version');
+cmp_ok(redis_cli('TTL', "'$stored[0]'"), '>', 0, 'every key has a TTL');
+
+# Junk values under decide's keys: ignored and counted, answers unchanged.
+my @keys = split /\n/, redis_cli('--scan', '--pattern', "'decide:*'");
+foreach my $k (@keys) { system('redis-cli', '-p', $redis_port, 'SET', $k, 'junk') == 0 or die; }
+is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'junk values do not change answers');
+cmp_ok(dstat($node, 'redis_garbage'), '>=', scalar(@keys), 'junk values are counted as garbage');
+# A valid value moved to another key is rejected too (values are bound to keys).
+answers($node, 'SELECT decide_cache_reset();');    # rewrites valid values
+@keys = split /\n/, redis_cli('--scan', '--pattern', "'decide:*'");
+system('sh', '-c', "redis-cli -p $redis_port --raw GET '$keys[0]' | head -c 40 > $redis_dir/value") == 0 or die;
+foreach my $k (@keys[1 .. $#keys]) { system('sh', '-c', "redis-cli -p $redis_port -x SET '$k' < $redis_dir/value >/dev/null") == 0 or die; }
+my $garbage_before = dstat($node, 'redis_garbage');
+is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'a value copied under another key does not change answers');
+cmp_ok(dstat($node, 'redis_garbage'), '>', $garbage_before, 'and is counted');
+
+# Redis killed: errors are counted, the breaker opens, answers stay right.
+stop_redis();
+my $errors_before = dstat($node, 'redis_errors');
+is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'Redis down: answers unchanged, no error');
+cmp_ok(dstat($node, 'redis_errors'), '>', $errors_before, 'Redis down: failures counted');
+cmp_ok(dstat($node, 'redis_breaker_opens'), '>=', 1, 'Redis down: the breaker opened');
+
+# Redis paused (SIGSTOP): every wait ends at the command timeout, then the
+# breaker skips Redis; nothing hangs.
+start_redis();
+usleep(1_100_000);    # let the breaker's cooldown pass
+answers($node, 'SELECT decide_cache_reset();');
+kill 'STOP', $redis_pid;
+my $skipped_before = dstat($node, 'redis_skipped');
+my $t0 = time;
+is(last_line($node->safe_psql('postgres', qq{SELECT decide_cache_reset();
+    SELECT count(*) FILTER (WHERE allowed) FROM generate_series(1, 200) g, decide('user:alice', 'read', 'doc:' || g)})),
+   '200', 'Redis paused: 200 decisions answered');
+my $paused_seconds = time - $t0;
+diag(sprintf('200 decisions with Redis paused took %.2f s (command timeout 100 ms, breaker after 3 failures)',
+             $paused_seconds));
+cmp_ok(dstat($node, 'redis_skipped'), '>', $skipped_before + 100, 'Redis paused: the breaker skipped it');
+kill 'CONT', $redis_pid;
+usleep(1_100_000);
+is(answers($node), $truth, 'Redis resumed: answers right');
+
+# Wrong password: Redis requires one we do not give.
+stop_redis();
+start_redis('--requirepass', 'sesame');
+$errors_before = dstat($node, 'redis_errors');
+is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'Redis with an unknown password: answers unchanged');
+cmp_ok(dstat($node, 'redis_errors'), '>', $errors_before, 'the refusals are counted');
+# With the password it works again.
+$node->append_conf('postgresql.conf', qq{decide.redis_url = 'redis://:sesame\@127.0.0.1:$redis_port'});
+$node->reload;
+usleep(1_100_000);
+answers($node, 'SELECT decide_cache_reset();');
+is(sources($node, 'SELECT decide_cache_reset();'), 'redis,redis,redis,redis', 'with the password, Redis serves again');
+# Settings that point at a server are superuser-only and hidden.
+$node->safe_psql('postgres', 'CREATE ROLE regress_app LOGIN; GRANT decide_user TO regress_app;');
+my ($ret, $out, $err) = $node->psql('postgres', q{SET decide.redis_url = 'redis://evil:6379'}, extra_params => ['-U', 'regress_app']);
+like($err, qr/permission denied to set parameter/, 'decide_user cannot point decide at a Redis');
+($ret, $out, $err) = $node->psql('postgres', q{SHOW decide.redis_url}, extra_params => ['-U', 'regress_app']);
+like($err, qr/must be superuser|permission denied|pg_read_all_settings/, 'nor read the Redis URL (it may hold a password)');
+
+# A streaming standby sharing Redis.
+$node->backup('backup');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'backup', has_streaming => 1);
+$standby->start;
+$node->safe_psql('postgres', q{UPDATE decide.policies SET priority = 1 WHERE name = 'readers'});
+$node->wait_for_catchup($standby);
+is(sources($node), 'miss,miss,miss,miss', 'primary decides under the new epoch');
+is(sources($standby), 'redis,redis,redis,redis', 'the standby gets the primary\'s decisions from Redis');
+is($standby->safe_psql('postgres', 'SELECT decide_epoch()'), $node->safe_psql('postgres', 'SELECT decide_epoch()'),
+   'same epoch on both after replay');
+$node->safe_psql('postgres', q{UPDATE decide.policies SET effect = 'deny' WHERE name = 'readers'});
+$node->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', q{SELECT allowed::text || source FROM decide('user:alice', 'read', 'doc:1')}),
+   'falsemiss', 'a policy change on the primary flips the standby\'s answer once replayed');
+
+$standby->stop;
+$node->stop;
+stop_redis();
+done_testing();
