@@ -1,7 +1,16 @@
 -- decide 0.3.0 -> 0.4.0: Redis as a third cache layer shared by servers
--- (settings decide.redis_*), and its counters in decide_stats.
+-- (settings decide.redis_*), standbys' decision logs forwarded to the
+-- primary through Redis streams, and their counters in decide_stats.
 
 \echo Use "ALTER EXTENSION decide UPDATE TO '0.4.0'" to load this file. \quit
+
+-- Where the primary's worker is in each standby's log stream; written in
+-- the same transaction as the rows it read, so nothing is written twice.
+CREATE TABLE decide.log_stream_positions (
+    stream     text PRIMARY KEY,
+    last_id    text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 
 DROP VIEW decide_stats;
 DROP FUNCTION decide_stats();
@@ -52,7 +61,9 @@ CREATE FUNCTION decide_stats(
     OUT redis_errors bigint,         -- connect failures, timeouts, error replies
     OUT redis_garbage bigint,        -- values that failed their checks (ignored)
     OUT redis_skipped bigint,        -- lookups skipped while the breaker was open
-    OUT redis_breaker_opens bigint)
+    OUT redis_breaker_opens bigint,
+    OUT log_forwarded bigint,        -- standby: log records sent to Redis
+    OUT log_received bigint)         -- primary: records from standbys written
     AS 'MODULE_PATHNAME', 'decide_stats'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW decide_stats AS SELECT * FROM decide_stats();

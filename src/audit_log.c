@@ -14,8 +14,9 @@
  * decisions at the current rate.  A clean shutdown drains the ring.
  *
  * Only decisions made in the database named by decide.database are logged
- * (the worker writes there); others, and decisions on a hot standby, are
- * counted as not logged.
+ * (the worker writes there); others are counted as not logged.  On a hot
+ * standby, decisions are logged only when Redis is configured: the
+ * standby's worker forwards them to the primary through it.
  *
  * Locking rules:
  *   - head (write position) moves only under the ring lock, exclusive;
@@ -41,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "redis_cache.h"
 #include "stats.h"
 
 #define LOG_TRANCHE "decide_log"
@@ -259,7 +261,8 @@ audit_log_record(const DecisionRequest *request, const Decision *decision)
 
 	if (!should_log(decision))
 		return;
-	if (ring == NULL || RecoveryInProgress())
+	/* A standby's worker forwards its log to the primary through Redis. */
+	if (ring == NULL || (RecoveryInProgress() && !redis_cache_configured()))
 	{
 		stats_count(STAT_LOG_NOT_LOGGED, 1);
 		return;
@@ -335,7 +338,7 @@ audit_log_detach_worker(void)
 }
 
 Size
-audit_log_peek(char *buf, Size bufsize, uint64 *end)
+audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 {
 	uint64		head;
 	uint64		pos;
@@ -345,6 +348,7 @@ audit_log_peek(char *buf, Size bufsize, uint64 *end)
 	head = ring->head;
 	pos = ring->tail;
 	LWLockRelease(ring->lock);
+	*start = pos;
 
 	/* [tail, head) is stable until we consume it: copy without the lock. */
 	while (pos < head)
@@ -369,6 +373,22 @@ audit_log_consume(uint64 end)
 	Assert(end <= ring->head);
 	ring->tail = end;
 	LWLockRelease(ring->lock);
+}
+
+bool
+audit_log_record_is_valid(const char *buf, Size len)
+{
+	LogRecordHeader header;
+
+	if (len < sizeof(header))
+		return false;
+	memcpy(&header, buf, sizeof(header));
+	return header.size == len &&
+		sizeof(header) + (Size) header.actor_len + header.action_len + header.resource_len +
+		header.policy_len + header.risk_len + header.context_len <= len &&
+		header.source < lengthof(source_names) &&
+		(header.context_len == 0 || header.context_len >= VARHDRSZ) &&
+		header.actor_len > 0 && header.action_len > 0 && header.resource_len > 0;
 }
 
 Size

@@ -48,12 +48,15 @@ extern void audit_log_attach_worker(Latch *latch, Oid database);
 extern void audit_log_detach_worker(void);
 
 /*
- * Copies whole records from the read position into buf (at most bufsize
- * bytes); returns the bytes copied, and the ring position just past them in
- * *end.  Records stay in the ring until audit_log_consume(end).
+ * Copies whole records from the read position (*start) into buf (at most
+ * bufsize bytes); returns the bytes copied, and the ring position just past
+ * them in *end.  Records stay in the ring until audit_log_consume(end).
  */
-extern Size audit_log_peek(char *buf, Size bufsize, uint64 *end);
+extern Size audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end);
 extern void audit_log_consume(uint64 end);
+
+/* Is this one whole, well-formed record (as received from elsewhere)? */
+extern bool audit_log_record_is_valid(const char *buf, Size len);
 
 /* Decodes the next record of a peeked buffer; returns its size, 0 at end. */
 extern Size audit_log_decode(const char *buf, Size len, LoggedDecision *out);

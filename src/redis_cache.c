@@ -27,6 +27,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "audit_log.h"
 #include "cache_value.h"
 #include "redis_cache.h"
 #include "stats.h"
@@ -421,4 +422,173 @@ redis_cache_put(const DecisionKey *key, const CachedDecision *decision)
 	}
 	pfree(rkey);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Decision-log forwarding from hot standbys (worker.c): a standby's worker
+ * appends its log records to a Redis stream of its own, registered in a
+ * set per policy store; the primary's worker reads every registered stream
+ * and writes the records into decide.decisions.
+ *
+ * Entry ids are "1-<ring position>": increasing within the stream, and
+ * the same on a retry after a failure between XADD and consuming the ring,
+ * where Redis refuses the repeat; so a record reaches the stream once.
+ */
+
+static char *
+store_hex(const pg_uuid_t *store_id)
+{
+	static const char hex[] = "0123456789abcdef";
+	char	   *out = palloc(UUID_LEN * 2 + 1);
+	int			i;
+
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		out[2 * i] = hex[store_id->data[i] >> 4];
+		out[2 * i + 1] = hex[store_id->data[i] & 15];
+	}
+	out[UUID_LEN * 2] = '\0';
+	return out;
+}
+
+char *
+redis_log_registry(const pg_uuid_t *store_id)
+{
+	return psprintf("%slogstreams:%s", redis_prefix, store_hex(store_id));
+}
+
+char *
+redis_log_stream_name(const pg_uuid_t *store_id)
+{
+	/* One per standby postmaster lifetime: its start time and pid. */
+	return psprintf("%slog:%s:" INT64_FORMAT ".%d", redis_prefix, store_hex(store_id),
+					(int64) PgStartTime, (int) PostmasterPid);
+}
+
+bool
+redis_log_forward(const pg_uuid_t *store_id, const char *stream, const char *const *records,
+				  const size_t *lens, const uint64 *positions, int n)
+{
+	redisContext *c;
+	char	   *registry = redis_log_registry(store_id);
+	bool		ok = true;
+	int			i;
+
+	if (!target_valid || (c = get_connection()) == NULL)
+		return false;
+	redisAppendCommand(c, "SADD %s %s", registry, stream);
+	for (i = 0; i < n; i++)
+		redisAppendCommand(c, "XADD %s 1-" UINT64_FORMAT " r %b", stream, positions[i],
+						   records[i], lens[i]);
+	for (i = 0; i <= n; i++)
+	{
+		redisReply *reply = NULL;
+
+		if (redisGetReply(c, (void **) &reply) != REDIS_OK || reply == NULL)
+		{
+			ok = false;
+			break;
+		}
+		/* A repeat after a retry is refused: it is already there. */
+		if (reply->type == REDIS_REPLY_ERROR &&
+			strstr(reply->str, "equal or smaller") == NULL)
+			ok = false;
+		freeReplyObject(reply);
+	}
+	if (ok)
+		record_success();
+	else
+		record_failure();
+	return ok;
+}
+
+int
+redis_log_streams(const pg_uuid_t *store_id, char ***streams)
+{
+	redisContext *c;
+	redisReply *reply;
+	int			n = 0;
+	size_t		i;
+
+	*streams = NULL;
+	if (!target_valid || (c = get_connection()) == NULL)
+		return 0;
+	reply = redisCommand(c, "SMEMBERS %s", redis_log_registry(store_id));
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+	{
+		if (reply)
+			freeReplyObject(reply);
+		record_failure();
+		return 0;
+	}
+	record_success();
+	*streams = palloc(sizeof(char *) * (reply->elements + 1));
+	for (i = 0; i < reply->elements; i++)
+		if (reply->element[i]->type == REDIS_REPLY_STRING)
+			(*streams)[n++] = pnstrdup(reply->element[i]->str, reply->element[i]->len);
+	freeReplyObject(reply);
+	return n;
+}
+
+int
+redis_log_read(const char *stream, const char *after_id, int max, StringInfo records,
+			   char **last_id)
+{
+	redisContext *c;
+	redisReply *reply;
+	int			n = 0;
+	size_t		i;
+
+	*last_id = NULL;
+	if (!target_valid || (c = get_connection()) == NULL)
+		return -1;
+	reply = redisCommand(c, "XRANGE %s (%s + COUNT %d", stream, after_id, max);
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+	{
+		if (reply)
+			freeReplyObject(reply);
+		record_failure();
+		return -1;
+	}
+	record_success();
+	for (i = 0; i < reply->elements; i++)
+	{
+		redisReply *entry = reply->element[i];
+		redisReply *fields;
+
+		/* [id, [field, value]]; anything else is not ours: skip it. */
+		if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+			entry->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		*last_id = pnstrdup(entry->element[0]->str, entry->element[0]->len);
+		fields = entry->element[1];
+		if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 2 ||
+			fields->element[1]->type != REDIS_REPLY_STRING ||
+			!audit_log_record_is_valid(fields->element[1]->str, fields->element[1]->len))
+		{
+			stats_count(STAT_REDIS_GARBAGE, 1);
+			continue;
+		}
+		appendBinaryStringInfo(records, fields->element[1]->str, fields->element[1]->len);
+		n++;
+	}
+	freeReplyObject(reply);
+	return n;
+}
+
+void
+redis_log_trim(const char *stream, const char *upto_id)
+{
+	redisContext *c;
+	redisReply *reply;
+
+	if (!target_valid || (c = get_connection()) == NULL)
+		return;
+	reply = redisCommand(c, "XTRIM %s MINID %s", stream, upto_id);
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+		record_failure();
+	else
+		record_success();
+	if (reply)
+		freeReplyObject(reply);
 }

@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "decision_cache.h"
+#include "lib/stringinfo.h"
 
 extern void redis_cache_define_gucs(void);
 
@@ -19,5 +20,18 @@ extern bool redis_cache_fits(const DecisionKey *key);
 /* Never raise an error: failures count and read as misses. */
 extern bool redis_cache_get(const DecisionKey *key, CachedDecision *decision);
 extern void redis_cache_put(const DecisionKey *key, const CachedDecision *decision);
+
+/* Decision-log forwarding from standbys (see redis_cache.c). */
+extern char *redis_log_registry(const pg_uuid_t *store_id);
+extern char *redis_log_stream_name(const pg_uuid_t *store_id);
+extern bool redis_log_forward(const pg_uuid_t *store_id, const char *stream,
+							  const char *const *records, const size_t *lens,
+							  const uint64 *positions, int n);
+extern int	redis_log_streams(const pg_uuid_t *store_id, char ***streams);
+
+/* Appends the records after after_id (at most max) to records; -1: failed. */
+extern int	redis_log_read(const char *stream, const char *after_id, int max,
+						   StringInfo records, char **last_id);
+extern void redis_log_trim(const char *stream, const char *upto_id);
 
 #endif							/* DECIDE_REDIS_CACHE_H */

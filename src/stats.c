@@ -274,6 +274,8 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_GARBAGE]);
 	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_SKIPPED]);
 	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_BREAKER_OPENS]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_FORWARDED]);
+	values[n++] = Int64GetDatum(s.counters[STAT_LOG_RECEIVED]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -368,7 +370,8 @@ decide_metrics(PG_FUNCTION_ARGS)
 	appendStringInfo(&out, "decide_decision_duration_seconds_count " UINT64_FORMAT "\n", s.latency_count);
 	metric_family(&out, "decide_log_records_total", "counter",
 				  "Decision log records by outcome: enqueued in the ring, flushed to the table, "
-				  "dropped (ring full), not_logged (standby or another database).");
+				  "dropped (ring full), not_logged (another database, or a standby without Redis), "
+				  "forwarded (standby to Redis), received (primary from standbys).");
 	appendStringInfo(&out, "decide_log_records_total{outcome=\"enqueued\"} " UINT64_FORMAT "\n",
 					 s.counters[STAT_LOG_ENQUEUED]);
 	appendStringInfo(&out, "decide_log_records_total{outcome=\"flushed\"} " UINT64_FORMAT "\n",
@@ -377,6 +380,10 @@ decide_metrics(PG_FUNCTION_ARGS)
 					 s.counters[STAT_LOG_DROPPED]);
 	appendStringInfo(&out, "decide_log_records_total{outcome=\"not_logged\"} " UINT64_FORMAT "\n",
 					 s.counters[STAT_LOG_NOT_LOGGED]);
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"forwarded\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_FORWARDED]);
+	appendStringInfo(&out, "decide_log_records_total{outcome=\"received\"} " UINT64_FORMAT "\n",
+					 s.counters[STAT_LOG_RECEIVED]);
 	metric_family(&out, "decide_log_flush_errors_total", "counter", "Failed decision log flushes.");
 	appendStringInfo(&out, "decide_log_flush_errors_total " UINT64_FORMAT "\n",
 					 s.counters[STAT_LOG_FLUSH_ERRORS]);

@@ -37,6 +37,8 @@ typedef enum DecideCounter
 	STAT_REDIS_GARBAGE,			/* values that failed their checks */
 	STAT_REDIS_SKIPPED,			/* lookups skipped: breaker open */
 	STAT_REDIS_BREAKER_OPENS,
+	STAT_LOG_FORWARDED,			/* standby: sent to Redis */
+	STAT_LOG_RECEIVED,			/* primary: written from standbys' streams */
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -14,7 +14,10 @@
  *   - when the epoch moved, recomputes the hottest requests (hot_keys.c)
  *     under the new epoch, so the shared cache is warm again before callers
  *     ask; at start it warms from the most frequent recent logged requests.
- * On a hot standby it only warms: it never writes, and says so in the stats.
+ * On a hot standby it never writes: it warms, and with Redis configured it
+ * forwards the standby's decision log to a Redis stream, which the
+ * primary's worker reads into decide.decisions (exactly once: the stream
+ * position is stored in the same transaction as the rows).
  *
  * SIGTERM (shutdown, or pg_terminate_backend) drains the ring before the
  * worker exits; it exits with status 1 so that the postmaster restarts it
@@ -48,6 +51,7 @@
 #include "decision.h"
 #include "hot_keys.h"
 #include "policy_set.h"
+#include "redis_cache.h"
 #include "request_key.h"
 #include "stats.h"
 #include "worker.h"
@@ -285,11 +289,12 @@ static bool
 flush_once(char *buf)
 {
 	FlushBatch	batch;
+	uint64		start;
 	uint64		end;
 	Size		pos = 0;
 
 	batch.buf = buf;
-	batch.len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &end);
+	batch.len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &start, &end);
 	if (batch.len == 0)
 		return false;
 	batch.count = 0;
@@ -319,6 +324,144 @@ flush_all(char *buf)
 {
 	while (flush_once(buf))
 		CHECK_FOR_INTERRUPTS();
+}
+
+/* The policy store's id, read in a transaction; false if not installed. */
+typedef struct StoreLookup
+{
+	bool		found;
+	pg_uuid_t	store_id;
+} StoreLookup;
+
+static void
+lookup_store(void *arg)
+{
+	StoreLookup *lookup = arg;
+
+	lookup->found = extension_installed();
+	if (lookup->found)
+		lookup->store_id = policy_set_current()->store_id;
+}
+
+/*
+ * On a standby with Redis: sends one batch of the ring to this standby's
+ * stream; the ring is consumed only once Redis has it.
+ */
+static bool
+forward_once(char *buf, const pg_uuid_t *store_id, const char *stream)
+{
+	uint64		start;
+	uint64		end;
+	Size		len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &start, &end);
+	const char **records;
+	size_t	   *lens;
+	uint64	   *positions;
+	Size		pos = 0;
+	int			n = 0;
+
+	if (len == 0)
+		return false;
+	records = palloc(sizeof(char *) * (len / MAXALIGN(1) + 1));
+	lens = palloc(sizeof(size_t) * (len / MAXALIGN(1) + 1));
+	positions = palloc(sizeof(uint64) * (len / MAXALIGN(1) + 1));
+	while (pos < len)
+	{
+		LoggedDecision d;
+		Size		size = audit_log_decode(buf + pos, len - pos, &d);
+
+		records[n] = buf + pos;
+		lens[n] = size;
+		pos += size;
+		positions[n] = start + pos;
+		n++;
+	}
+	if (!redis_log_forward(store_id, stream, records, lens, positions, n))
+		return false;			/* stays in the ring; retried next cycle */
+	audit_log_consume(end);
+	stats_count(STAT_LOG_FORWARDED, n);
+	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
+	return true;
+}
+
+typedef struct ReceivedBatch
+{
+	FlushBatch	batch;
+	const char *stream;
+	const char *last_id;
+	char	   *position;		/* read back by read_position */
+} ReceivedBatch;
+
+static void
+read_position(void *arg)
+{
+	ReceivedBatch *received = arg;
+	Datum		stream = CStringGetTextDatum(received->stream);
+	Oid			type = TEXTOID;
+
+	received->position = NULL;
+	if (SPI_execute_with_args("SELECT last_id FROM decide.log_stream_positions WHERE stream = $1",
+							  1, &type, &stream, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		received->position = MemoryContextStrdup(TopMemoryContext,
+												 SPI_getvalue(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 1));
+}
+
+/* Inserts received records and advances the stream position, atomically. */
+static void
+insert_received(void *arg)
+{
+	ReceivedBatch *received = arg;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(received->stream),
+	CStringGetTextDatum(received->last_id)};
+
+	if (received->batch.count > 0)
+		insert_batch(&received->batch);
+	if (SPI_execute_with_args("INSERT INTO decide.log_stream_positions (stream, last_id) VALUES ($1, $2)"
+							  " ON CONFLICT (stream) DO UPDATE SET last_id = excluded.last_id,"
+							  " updated_at = now()",
+							  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the position in a standby's log stream");
+}
+
+/* On the primary with Redis: writes what standbys forwarded. */
+static void
+receive_from_standbys(const pg_uuid_t *store_id)
+{
+	char	  **streams;
+	int			n = redis_log_streams(store_id, &streams);
+	int			s;
+
+	for (s = 0; s < n; s++)
+	{
+		ReceivedBatch received;
+		char	   *position;
+
+		received.stream = streams[s];
+		in_transaction(read_position, &received);
+		position = received.position ? received.position : "0-0";
+		for (;;)
+		{
+			StringInfoData records;
+			char	   *last_id;
+			int			count;
+
+			initStringInfo(&records);
+			count = redis_log_read(streams[s], position, 1000, &records, &last_id);
+			if (count < 0 || last_id == NULL)
+				break;
+			received.batch.buf = records.data;
+			received.batch.len = records.len;
+			received.batch.count = count;
+			received.last_id = last_id;
+			in_transaction(insert_received, &received);
+			redis_log_trim(streams[s], last_id);
+			stats_count(STAT_LOG_RECEIVED, count);
+			position = last_id;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
 }
 
 static void
@@ -530,6 +673,21 @@ decide_worker_main(Datum arg)
 
 		standby = RecoveryInProgress();
 		stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
+		if (redis_cache_configured())
+		{
+			StoreLookup store;
+
+			in_transaction(lookup_store, &store);
+			if (store.found && standby)
+			{
+				char	   *stream = redis_log_stream_name(&store.store_id);
+
+				while (forward_once(buf, &store.store_id, stream))
+					CHECK_FOR_INTERRUPTS();
+			}
+			else if (store.found)
+				receive_from_standbys(&store.store_id);
+		}
 		if (!standby)
 		{
 			flush_all(buf);

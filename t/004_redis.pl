@@ -178,6 +178,33 @@ $node->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', q{SELECT allowed::text || source FROM decide('user:alice', 'read', 'doc:1')}),
    'falsemiss', 'a policy change on the primary flips the standby\'s answer once replayed');
 
+# Decisions made on the standby reach the primary's log through Redis,
+# each exactly once.
+$standby->safe_psql('postgres',
+    q{SELECT count(*) FROM generate_series(1, 50) g, decide('user:standby' || g, 'read', 'doc:1')});
+my $arrived = 0;
+foreach (1 .. 300)
+{
+    $arrived = $node->safe_psql('postgres',
+        q{SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:standby%'});
+    last if $arrived >= 50;
+    usleep(100_000);
+}
+is($arrived, '50', 'the standby\'s decisions reached the primary\'s log');
+is($node->safe_psql('postgres',
+    q{SELECT count(DISTINCT actor) FROM decide.decisions WHERE actor LIKE 'user:standby%'}), '50',
+   'each exactly once');
+is($standby->safe_psql('postgres', 'SELECT log_forwarded >= 50 FROM decide_stats'), 't',
+   'the standby counts them as forwarded');
+is($node->safe_psql('postgres', 'SELECT log_received >= 50 FROM decide_stats'), 't',
+   'the primary counts them as received');
+# A worker restart on the primary does not write them again.
+$node->safe_psql('postgres',
+    q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'decide worker'});
+usleep(6_000_000);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:standby%'}),
+   '50', 'a restarted worker does not write them twice');
+
 $standby->stop;
 $node->stop;
 stop_redis();
