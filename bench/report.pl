@@ -127,15 +127,18 @@ sub hist_summary {
 
 sub ms { my ($us) = @_; return defined $us ? $us / 1000 : undef; }
 
-sub analyse_run {
-    my ($run) = @_;
-    my @prefixes = split /,/, ($run->{prefixes} // $run->{id});
-    my @primary = log_files($prefixes[0]);
-    my @all = map { log_files($_) } @prefixes;
+# One measurement window over the logs of the given prefixes: it opens when
+# the last client of the first prefix has completed its first transaction
+# and closes with the last transaction. Returns the latency histogram and
+# the figures of the window.
+sub analyse_window {
+    my ($prefixes, $duration, $spike) = @_;
+    my @primary = log_files($prefixes->[0]);
+    my @all = map { log_files($_) } @$prefixes;
     return { error => 'no pgbench log' } unless @primary;
 
     # Pass 1: when each client of the primary prefix completed its first
-    # transaction, and the run's first start and last end.
+    # transaction, and the first start and last end.
     my (%first_end, %first_lat);
     my ($t_start, $t_end);
     my $primary_set = { map { $_ => 1 } @primary };
@@ -153,16 +156,13 @@ sub analyse_run {
     });
     return { error => 'empty pgbench log' } unless defined $t_start;
     my $window_start = max(values %first_end);
-    my $window = $t_end - $window_start;
 
     # Pass 2: latencies in the window, overall, per time bucket and per
     # spike phase.
-    my $duration = $run->{duration} || ($t_end - $t_start);
+    $duration ||= $t_end - $t_start;
     my $bucket = max(1, int($duration / 100 + 0.5));
-    my ($spike) = ($run->{extra} // '') =~ /spike=(\d+)s/;
-    my (%hist, $n, $failed, %bhist, %bn, @phist, @pn);
-    $n = 0;
-    $failed = 0;
+    my (%hist, %bhist, %bn, @phist, @pn);
+    my ($n, $failed) = (0, 0);
     each_transaction(\@all, sub {
         my ($client, $lat, $end) = @_;
         if (!defined $lat) { $failed++; return; }
@@ -178,27 +178,114 @@ sub analyse_run {
         $hist{$lat}++;
         $n++;
     });
-    my $s = hist_summary(\%hist, $n, $window);
-    $s->{failed} = $failed;
-    $s->{window_s} = $window;
-    $s->{warmup_s} = $window_start - $t_start;
-    $s->{first_tx_max_ms} = ms(max(map { $_ // 0 } values %first_lat));
-    $s->{clients_logged} = scalar keys %first_end;
     my @timeline;
     for my $b (sort { $a <=> $b } keys %bn) {
         my $len = min($bucket, max(1e-3, $t_end - ($t_start + $b * $bucket)));
         push @timeline, { t_s => $b * $bucket, tps => $bn{$b} / $len,
                           p99_ms => ms(percentile($bhist{$b}, $bn{$b}, 0.99)) };
     }
-    $s->{timeline} = { bucket_s => $bucket, points => \@timeline };
+    my %w = (hist => \%hist, n => $n, failed => $failed, window => $t_end - $window_start,
+             warmup => $window_start - $t_start,
+             first_tx_ms => ms(max(map { $_ // 0 } values %first_lat)),
+             clients => scalar keys %first_end,
+             timeline => { bucket_s => $bucket, points => \@timeline });
     if ($spike) {
         my @names = ('before (2 clients)', 'burst (64 clients)', 'after (2 clients)');
-        $s->{phases} = [ map {
+        $w{phases} = [ map {
             my $len = $_ < 2 ? $spike : max(1e-3, $t_end - ($t_start + 2 * $spike));
             { phase => $names[$_], %{ hist_summary($phist[$_] // {}, $pn[$_] // 0, $len) } }
         } 0 .. 2 ];
     }
+    return \%w;
+}
+
+# A run: its slices (one window each, pooled), or a spike (one window over
+# the base clients' logs and the burst's).
+sub analyse_run {
+    my ($run) = @_;
+    my @prefixes = split /,/, ($run->{prefixes} // $run->{id});
+    my @windows;
+    if (($run->{mode} // '') eq 'spike') {
+        my ($spike) = ($run->{extra} // '') =~ /spike=(\d+)s/;
+        @windows = (analyse_window(\@prefixes, $run->{duration}, $spike));
+    } else {
+        my $each = ($run->{duration} || 0) / @prefixes;
+        @windows = map { analyse_window([$_], $each) } @prefixes;
+    }
+    for my $w (@windows) { return { error => $w->{error} } if $w->{error}; }
+    my (%hist, $n, $window, $failed);
+    for my $w (@windows) {
+        $hist{$_} += $w->{hist}{$_} for keys %{ $w->{hist} };
+        $n += $w->{n};
+        $window += $w->{window};
+        $failed += $w->{failed};
+    }
+    my $s = hist_summary(\%hist, $n, $window);
+    $s->{failed} = $failed;
+    $s->{window_s} = $window;
+    $s->{warmup_s} = max(map { $_->{warmup} } @windows);
+    $s->{first_tx_max_ms} = max(map { $_->{first_tx_ms} // 0 } @windows);
+    $s->{slices} = [ map { { tps => ($_->{window} > 0 ? $_->{n} / $_->{window} : undef),
+                             window_s => $_->{window}, warmup_s => $_->{warmup} } } @windows ];
+    if (@windows == 1) {
+        $s->{timeline} = $windows[0]{timeline};
+        $s->{phases} = $windows[0]{phases} if $windows[0]{phases};
+    }
     return $s;
+}
+
+# Per run, from slices.tsv: the CPU other processes took (% of the
+# machine), and the decide_stats differences (hit ratio, decision log).
+my %slices;
+if (open my $sfh, '<', "$out/raw/slices.tsv") {
+    my $header = <$sfh>;
+    chomp $header;
+    my @cols = split /\t/, $header;
+    while (<$sfh>) {
+        chomp;
+        my %r;
+        @r{@cols} = split /\t/;
+        push @{ $slices{ $r{id} } }, \%r;
+    }
+    close $sfh;
+}
+sub slice_figures {
+    my ($id) = @_;
+    my %f;
+    my ($other, $ours, $capacity, $decisions, $hits, $enq, $drop) = (0, 0, 0, 0, 0, undef, undef);
+    my @per_slice;
+    for my $sl (@{ $slices{$id} // [] }) {
+        my ($m0, $o0) = split m{/}, $sl->{cpu_before};
+        my ($m1, $o1) = split m{/}, $sl->{cpu_after};
+        my $cap = ($meta{cpus} || 1) * ($meta{clock_ticks} || 100) * max(1e-3, $sl->{end} - $sl->{start});
+        if (defined $o1) {
+            $other += max(0, ($m1 - $m0) - ($o1 - $o0));
+            $ours += $o1 - $o0;
+            $capacity += $cap;
+            push @per_slice, { other_cpu_pct => 0 + sprintf('%.1f', 100 * max(0, ($m1 - $m0) - ($o1 - $o0)) / $cap),
+                               attempts => $sl->{attempts} + 0 };
+        }
+        my @hb = split ' ', ($sl->{hits_before} // '');
+        my @ha = split ' ', ($sl->{hits_after} // '');
+        if (@hb >= 2 && @ha >= 2) {
+            $decisions += $ha[0] - $hb[0];
+            $hits += $ha[1] - $hb[1];
+        }
+        if (@hb == 4 && @ha == 4 && "$hb[2]$ha[2]" =~ /^\d+$/) {
+            $enq += $ha[2] - $hb[2];
+            $drop += $ha[3] - $hb[3] if "$hb[3]$ha[3]" =~ /^\d+$/;
+        }
+    }
+    if ($capacity > 0) {
+        $f{other_cpu_pct} = 100 * $other / $capacity;
+        $f{own_cpu_pct} = 100 * $ours / $capacity;
+        $f{disturbed} = $f{other_cpu_pct} > ($meta{other_cpu_limit} // 10) ? JSON::PP::true : JSON::PP::false;
+        $f{slice_cpu} = \@per_slice;
+    }
+    $f{hit_ratio} = $hits / $decisions if $decisions > 0;
+    $f{log_enqueued} = $enq if defined $enq;
+    $f{log_dropped} = $drop if defined $drop;
+    return %f;
 }
 
 # ---------------------------------------------------------------------------
@@ -221,27 +308,8 @@ for my $run (@runs) {
     if ($row{status} eq 'ok' && $row{decisions_per_transaction} > 0 && defined $row{tps}) {
         $row{decisions_per_s} = $row{tps} * $row{decisions_per_transaction};
     }
-    # CPU taken by other work on the machine during the run (see run.sh)
-    my ($m0, $o0) = split m{/}, ($run->{cpu_before} // '');
-    my ($m1, $o1) = split m{/}, ($run->{cpu_after} // '');
-    my $wall = ($run->{end} // 0) - ($run->{start} // 0);
-    if (defined $o1 && defined $o0 && $wall > 0 && $meta{cpus} && $meta{clock_ticks}) {
-        my $capacity = $meta{cpus} * $meta{clock_ticks} * $wall;
-        $row{other_cpu_pct} = max(0, 100 * (($m1 - $m0) - ($o1 - $o0)) / $capacity);
-        $row{own_cpu_pct} = 100 * ($o1 - $o0) / $capacity;
-        $row{disturbed} = $row{other_cpu_pct} > ($meta{other_cpu_limit} // 10) ? JSON::PP::true : JSON::PP::false;
-    }
-    # hit ratio from decide_stats (issue 3), if the runner could read it
-    my @hb = split ' ', ($run->{hits_before} // '');
-    my @ha = split ' ', ($run->{hits_after} // '');
-    if (@hb >= 2 && @ha >= 2 && $ha[0] - $hb[0] > 0) {
-        $row{hit_ratio} = ($ha[1] - $hb[1]) / ($ha[0] - $hb[0]);
-    }
-    # decision log (issue 4): decisions appended to the ring, and lost
-    if (@hb == 4 && @ha == 4 && "$hb[2]$ha[2]" =~ /^\d+$/) {
-        $row{log_enqueued} = $ha[2] - $hb[2];
-        $row{log_dropped} = $ha[3] - $hb[3] if "$hb[3]$ha[3]" =~ /^\d+$/;
-    }
+    # other CPU, hit ratio, decision log: from the slices (see run.sh)
+    %row = (%row, slice_figures($run->{id}));
     for my $kv (split /;/, ($run->{extra} // '')) {
         my ($k, $v) = split /=/, $kv, 2;
         $row{notes}{$k} = $v if defined $v;
@@ -397,12 +465,14 @@ if (@rows) {
             f($r->{other_cpu_pct}, '%.0f%%') . ($r->{disturbed} ? ' ⚠' : ''));
     }
     push @md, '';
-    push @md, 'TPS, decisions/s and latencies are measured after every client has finished its first '
-            . 'transaction (warm-up s: until then; it includes compiling the policy set in each new backend). '
-            . '× = decisions/s over the compared run\'s rate at the same number of clients. '
-            . 'other CPU: share of the machine\'s CPU taken by processes outside this benchmark during the run '
-            . "(the machine may be shared); runs above $meta{other_cpu_limit}% are run again, up to 3 times; "
-            . '⚠: still disturbed, so that row is less reliable and the regression check skips its ratios.';
+    push @md, sprintf('Each run is measured in %s slice(s) interleaved with its baselines (runs with 32+ clients and spikes: one); '
+            . 'TPS, decisions/s and latencies come from pgbench\'s per-transaction logs, counted in each slice from the moment '
+            . 'every client has finished its first transaction (warm-up s: the longest wait for that; it includes compiling '
+            . 'the policy set in each new backend). × = decisions/s over the compared run\'s rate at the same number of clients. ',
+            $meta{rounds} // 1)
+            . 'other CPU: share of the machine\'s CPU taken by processes outside this benchmark '
+            . "(the machine may be shared); slices above $meta{other_cpu_limit}% are run again after a quiet moment, "
+            . 'within a time budget; ⚠: still above, so the row is less reliable and the regression check skips its ratios.';
     push @md, '¹ batch: against the SQL baseline\'s cold decisions/s (one decision per call). '
             . '² RLS: against the same read with no RLS policy (bench_plain, BYPASSRLS).' if $footnote;
     for my $r (@rows) {
@@ -647,12 +717,14 @@ if ($update) {
         machine => "$meta{cpus} CPUs, $meta{cpu_model}",
         built_from => $meta{built_from},
         duration_s => $meta{duration} + 0,
-        ratios => { map { $_ => 0 + sprintf('%.4g', $ratios{$_}) } keys %ratios },
+        ratios => { map { $_ => 0 + sprintf('%.4g', $ratios{$_}) } grep { !disturbed_runs($_) } keys %ratios },
     };
+    my @left_out = sort grep { disturbed_runs($_) } keys %ratios;
+    push @check_lines, 'Left out of the baseline (disturbed by other work): ' . join(', ', @left_out) . '.' if @left_out;
     open my $fh, '>', $update or die "report.pl: $update: $!\n";
     print $fh $json->encode($base);
     close $fh;
-    push @check_lines, "Recorded " . scalar(keys %ratios) . " ratios as the baseline for $section in $update.";
+    push @check_lines, "Recorded " . scalar(keys %{ $base->{runs}{$section}{ratios} }) . " ratios as the baseline for $section in $update.";
 }
 if (@check_lines) {
     push @md, '### Regression check';

@@ -21,7 +21,9 @@
 #   5. scale sweep: the cost of one uncached decision inside the backend
 #      (bench/micro.sql) at 1k, 10k and 100k policies;
 #   6. the pgbench workloads (bench/workloads/*.sql), each beside its
-#      baselines (SELECT 1 and the plain-SQL reference) in this same run;
+#      baselines (SELECT 1 and the plain-SQL reference) in this same run,
+#      in slices that alternate with theirs; the CPU that other processes
+#      take meanwhile is measured, and a disturbed slice is run again;
 #   7. writes the results to the output directory and prints the table:
 #        results.md    the Markdown table and the targets of issues 2 and 6,
 #        results.json  every raw figure, settings, machine and commit,
@@ -36,8 +38,9 @@
 #                         10k/100k/1M, resources 100k/100k/1M, roles 50/100/500
 #   --quick               short runs (2 s each; 20,000 calls per sweep pass): the
 #                         whole run in under 3 minutes, for CI and smoke tests
-#   --duration SECS       seconds per pgbench run (default 20; --quick: 2); runs
-#                         with 64 clients last at least 8 s (--quick: 5 s)
+#   --duration SECS       seconds per measured run (default 16, in 4 slices
+#                         interleaved with its baselines; --quick: 2, one slice);
+#                         runs with 64 clients: one slice of at least 8 s (--quick: 5)
 #   --soak                add the soak run (8 clients, zipf; off by default)
 #   --soak-duration SECS  its length (default 1800)
 #   --workloads LIST      comma-separated subset of: sweep,hot,zipf,cold,batch,
@@ -55,9 +58,10 @@
 # Exit status: 0 ok, 1 error, 2 bad usage, 3 a ratio fell >10% below the baseline.
 #
 # Reading the numbers: docs/performance.md. Adding a workload: write
-# bench/workloads/<name>.sql, add a workload_<name> function below (it calls
-# bench_run with the baselines to compare with) and add <name> to
-# ALL_WORKLOADS.
+# bench/workloads/<name>.sql, add a workload_<name> function below (it
+# declares its runs with define_run, naming the baselines each is compared
+# with, and measures them together with measure) and add <name> to
+# ALL_WORKLOADS and DEFAULT_WORKLOADS. Where the time goes: bench/profile.sh.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,7 +76,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 bad_usage() { printf 'run.sh: %s (see --help)\n' "$*" >&2; exit 2; }
 note() { printf 'run.sh: %s\n' "$*"; }
-section() { printf '\n==== %s ====\n' "$*"; }
+section() { printf '\n==== %s (at %ss) ====\n' "$*" "$(( $(date +%s) - START_TIME ))"; }
 is_count() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -gt 0 ] ;; esac; }
 
 SCALE=10k
@@ -122,28 +126,36 @@ case $SCALE in
     *) bad_usage "--scale must be 1k, 10k or 100k" ;;
 esac
 if [ -z "$DURATION" ]; then
-    if [ "$QUICK" = 1 ]; then DURATION=2; else DURATION=20; fi
+    if [ "$QUICK" = 1 ]; then DURATION=2; else DURATION=16; fi
 fi
 is_count "$DURATION" || bad_usage "--duration must be a positive number of seconds"
 is_count "$SOAK_DURATION" || bad_usage "--soak-duration must be a positive number of seconds"
 is_count "$PORT" && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65535 ] || bad_usage "--port must be in 1024-65535"
 MODE=full
 [ "$QUICK" = 1 ] && MODE=quick
-# Runs with 32+ clients last at least this long (connections and per-backend
-# policy-set compilation take seconds at 64 clients).
+# Each run is measured in ROUNDS slices, interleaved with its baselines
+# (see measure); runs with 32+ clients in one slice of at least
+# MANY_CLIENTS_MIN_DURATION seconds (connections and per-backend policy-set
+# compilation take seconds at 64 clients).
+ROUNDS=4
 MANY_CLIENTS_MIN_DURATION=8
-# A run during which other processes took more than OTHER_CPU_LIMIT % of the
-# machine's CPU is run again, up to MAX_ATTEMPTS times, while the retries fit
-# in RETRY_BUDGET seconds for the whole invocation.
+# A slice during which other processes took more than OTHER_CPU_LIMIT % of
+# the machine's CPU is run again after a quiet moment, up to MAX_ATTEMPTS
+# times, while the retries fit in RETRY_BUDGET seconds and the waits in
+# QUIET_WAIT_MAX seconds for the whole invocation.
 OTHER_CPU_LIMIT=${DECIDE_BENCH_OTHER_CPU_LIMIT:-10}
 MAX_ATTEMPTS=3
-RETRY_BUDGET=180
+RETRY_BUDGET=150
 RETRY_USED=0
+QUIET_WAIT_MAX=120
+QUIET_WAITED=0
 # decide() calls per pass of the scale sweep (bench/micro.sql)
 SWEEP_CALLS=100000
 if [ "$QUICK" = 1 ]; then
+    ROUNDS=1
     MANY_CLIENTS_MIN_DURATION=5
-    RETRY_BUDGET=10
+    RETRY_BUDGET=6
+    QUIET_WAIT_MAX=0
     SWEEP_CALLS=20000
 fi
 CLK_TCK=$(getconf CLK_TCK)
@@ -184,6 +196,7 @@ DATA=$TMP/data
 SOCK=$TMP/sock
 RAW=$TMP/raw          # written by pgbench, as postgres
 RUNS=$OUT/raw/runs.tsv
+SLICES=$OUT/raw/slices.tsv
 SERVER_PID=
 BG_PIDS=()
 BIN=/usr/lib/postgresql/15/bin
@@ -340,10 +353,8 @@ generate() {
     printf 'settings\t%s\n' "$(sed -n '/^# decide benchmark cluster/,$p' "$DATA/postgresql.conf" |
         grep -vE '^#|^$|unix_socket_directories' | sed 's/ *#.*//' | paste -sd ';')"
 } >"$OUT/raw/meta.tsv"
-printf 'id\tworkload\tkind\tclients\tper_call\tvs_select1\tvs_sql\tvs_sql_label\tprefixes\tstart\tend\tduration\tstatus\tcpu_before\tcpu_after\thits_before\thits_after\textra\n' >"$RUNS"
-printf 'clock_ticks\t%s\nother_cpu_limit\t%s\n' "$CLK_TCK" "$OTHER_CPU_LIMIT" >>"$OUT/raw/meta.tsv"
-
-has_run() { grep -q "^$1	" "$RUNS"; }
+printf 'clock_ticks\t%s\nother_cpu_limit\t%s\nrounds\t%s\n' "$CLK_TCK" "$OTHER_CPU_LIMIT" "$ROUNDS" >>"$OUT/raw/meta.tsv"
+printf 'id\tslice\tprefixes\tstart\tend\tstatus\tcpu_before\tcpu_after\thits_before\thits_after\tattempts\n' >"$SLICES"
 
 # Hit ratio hook. decide_stats (issue 3) counts decisions and cache hits
 # server-wide; its difference over a run is the run's hit ratio. Without the
@@ -359,10 +370,10 @@ stats_snapshot() {
 }
 
 # Interference: the machine may be shared. A snapshot is "all busy CPU
-# ticks of the machine, ticks of this run's own processes": this shell and
+# ticks of the machine/ticks of this run's own processes": this shell and
 # everything it waited for (pgbench, psql), the server and its live children
-# (exited backends are in the postmaster's children's time). Over a run, the
-# difference is the CPU that something else on the machine took.
+# (exited backends are in the postmaster's children's time). Over a slice,
+# the difference is the CPU that something else on the machine took.
 proc_ticks() { # sum of utime+stime+cutime+cstime of the given PIDs
     local p
     for p in "$@"; do
@@ -376,7 +387,6 @@ cpu_snapshot() {
     ours=$(proc_ticks $$ "$SERVER_PID" $(ps -o pid= --ppid "$SERVER_PID"))
     echo "$machine/$ours"
 }
-
 other_cpu_pct() { # <snapshot before> <snapshot after> <start time>: % of the machine
     awk -v b="$1" -v a="$2" -v s="$3" -v now="$(date +%s.%N)" -v n="$(nproc)" -v hz="$CLK_TCK" 'BEGIN {
         split(b, x, "/"); split(a, y, "/")
@@ -385,135 +395,204 @@ other_cpu_pct() { # <snapshot before> <snapshot after> <start time>: % of the ma
         printf "%d", (o < 0 ? 0 : o + 0.5)
     }'
 }
+# Waits (within QUIET_WAIT_MAX seconds for the whole invocation) until the
+# machine is quiet: less than OTHER_CPU_LIMIT % busy over <seconds> (our
+# cluster is idle between slices).
+wait_quiet() { # wait_quiet <seconds per sample>
+    local a b pct
+    while true; do
+        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+        sleep "$1"
+        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+        pct=$(echo "$a $b" | awk '{ t = ($3 - $1) + ($4 - $2); printf "%d", t > 0 ? 100 * ($3 - $1) / t : 0 }')
+        [ "$pct" -gt "$OTHER_CPU_LIMIT" ] || return 0
+        awk -v w="$QUIET_WAITED" -v m="$QUIET_WAIT_MAX" 'BEGIN { exit !(w < m) }' || return 0
+        QUIET_WAITED=$(awk -v w="$QUIET_WAITED" -v s="$1" 'BEGIN { print w + s }')
+    done
+}
 add_note() { # add_note <extra> <key=value>
     if [ "$1" = - ]; then echo "$2"; else echo "$1;$2"; fi
 }
 
-# One line of runs.tsv: record_run <id> <workload> <kind> <clients> <per_call>
-#   <vs_select1> <vs_sql> <vs_sql_label> <prefixes> <start> <duration>
-#   <status> <cpu_before> <hits_before> <extra>
-record_run() {
-    local end cpu_after hits_after
-    end=$(date +%s.%N)
-    cpu_after=$(cpu_snapshot)
-    hits_after=$(stats_snapshot)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" "$end" "${11}" "${12}" "${13}" \
-        "$cpu_after" "${14}" "$hits_after" "${15}" >>"$RUNS"
-}
+# Runs are declared once (define_run) and measured in slices: a group of
+# runs is measured round by round, each run for its share of the duration
+# in each round, so that a workload and its baselines alternate and meet
+# the same conditions. A run named in several groups accumulates slices
+# (SELECT 1 at 2 clients is measured next to every 2-client workload).
+# Each slice is a pgbench invocation with its own per-transaction log.
+declare -A R_WORKLOAD R_KIND R_CLIENTS R_SCRIPT R_ROLE R_PERCALL R_VS1 R_VSQL R_VLABEL \
+    R_EXTRA R_OPTIONS R_RETRY R_PREFIXES R_START R_END R_DUR R_STATUS R_SLICES R_MODE R_MINSLICE
+RUN_ORDER=()
+FAILURES=0
 
-# bench_run <id> <workload> <kind> <clients> <script> [options] -- runs pgbench
+# define_run <id> <workload> <kind> <clients> <script> [options]
 #   --role R           connect as R (default postgres)
 #   --per-call N       decisions per transaction (default 1; 0: not decisions)
 #   --vs-select1 ID    the SELECT 1 run to compare with
 #   --vs-sql ID        the SQL baseline run to compare with
 #   --vs-sql-label L   what that baseline is, when it is not the SQL reference
-#   --duration S       instead of DURATION
-#   --extra TEXT       free-form note kept in results.json
+#   --extra TEXT       key=value;... notes kept in results.json
 #   --options OPTS     server settings for its sessions (PGOPTIONS, e.g. "-c decide.log=none")
-#   --background       start pgbench and return (the caller waits on BENCH_PID)
-bench_run() {
-    local id=$1 workload=$2 kind=$3 clients=$4 script=$5
+#   --no-retry         never run a disturbed slice again
+#   --min-slice S      slices of at least S seconds (slow transactions)
+defined() { [ -n "${R_KIND[$1]+x}" ]; }
+define_run() {
+    local id=$1
+    defined "$id" && return 0
+    R_WORKLOAD[$id]=$2 R_KIND[$id]=$3 R_CLIENTS[$id]=$4 R_SCRIPT[$id]=$5
+    R_ROLE[$id]=postgres R_PERCALL[$id]=1 R_VS1[$id]=- R_VSQL[$id]=- R_VLABEL[$id]=-
+    R_EXTRA[$id]=- R_OPTIONS[$id]= R_RETRY[$id]=1 R_PREFIXES[$id]= R_DUR[$id]=0
+    R_STATUS[$id]=ok R_SLICES[$id]=0 R_MODE[$id]=slices R_MINSLICE[$id]=1
     shift 5
-    local role=postgres per_call=1 vs1=- vsql=- vlabel=- dur=$DURATION extra=- background=0 retry=1 options=
     while [ $# -gt 0 ]; do
         case $1 in
-            --role) role=$2; shift ;;
-            --per-call) per_call=$2; shift ;;
-            --vs-select1) vs1=$2; shift ;;
-            --vs-sql) vsql=$2; shift ;;
-            --vs-sql-label) vlabel=$2; shift ;;
-            --duration) dur=$2; shift ;;
-            --extra) extra=$2; shift ;;
-            --background) background=1 ;;
-            --no-retry) retry=0 ;;
-            --options) options=$2; shift ;;
-            *) die "bench_run: unknown option $1" ;;
+            --role) R_ROLE[$id]=$2; shift ;;
+            --per-call) R_PERCALL[$id]=$2; shift ;;
+            --vs-select1) R_VS1[$id]=$2; shift ;;
+            --vs-sql) R_VSQL[$id]=$2; shift ;;
+            --vs-sql-label) R_VLABEL[$id]=$2; shift ;;
+            --extra) R_EXTRA[$id]=$2; shift ;;
+            --options) R_OPTIONS[$id]=$2; shift ;;
+            --no-retry) R_RETRY[$id]=0 ;;
+            --min-slice) R_MINSLICE[$id]=$2; shift ;;
+            *) die "define_run: unknown option $1" ;;
         esac
         shift
     done
-    local threads=$clients
+    cp "$BENCH/workloads/${R_SCRIPT[$id]}" "$RAW/${R_SCRIPT[$id]}"
+    chown postgres: "$RAW/${R_SCRIPT[$id]}"
+    RUN_ORDER+=("$id")
+}
+
+# pgbench_cmd <id> <clients> <seconds> <log prefix>: the command line, in PGBENCH
+pgbench_cmd() {
+    local id=$1 clients=$2 threads=$2
     [ "$threads" -le "$(nproc)" ] || threads=$(nproc)
-    cp "$BENCH/workloads/$script" "$RAW/$script"
-    chown postgres: "$RAW/$script"
-    # Many clients need time to connect and compile the policy set in each
-    # backend before the measured window opens.
-    if [ "$clients" -ge 32 ] && [ "$dur" -lt "$MANY_CLIENTS_MIN_DURATION" ]; then
-        dur=$MANY_CLIENTS_MIN_DURATION
-    fi
-    local cpu_before hits_before start
-    hits_before=$(stats_snapshot)
-    cpu_before=$(cpu_snapshot)
-    start=$(date +%s.%N)
-    printf '  %-22s %3s clients, %ss ... ' "$id" "$clients" "$dur"
-    local cmd=(env PGOPTIONS="$options"
-               "$BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$dur"
-               -D actors="$ACTORS" -D resources="$RESOURCES"
-               -l --log-prefix="$RAW/$id" -h "$SOCK" -p "$PORT" -U "$role"
-               -f "$RAW/$script" bench)
-    if [ "$background" = 1 ]; then
-        runuser -u postgres -- "${cmd[@]}" >"$OUT/raw/$id.out" 2>&1 &
-        BENCH_PID=$!
-        BG_PIDS+=("$BENCH_PID")
-        BENCH_BG_META=("$id" "$workload" "$kind" "$clients" "$per_call" "$vs1" "$vsql" "$vlabel" "$id" "$start" "$dur" "$cpu_before" "$hits_before" "$extra")
-        echo "started in the background"
-        return 0
-    fi
-    # Run; if something else on the machine took more than OTHER_CPU_LIMIT %
-    # of its CPU meanwhile, run again (at most MAX_ATTEMPTS in all, within
-    # the run's retry budget). The last attempt is the one reported.
-    local status attempt=1 other
+    PGBENCH=(env PGOPTIONS="${R_OPTIONS[$id]}"
+             "$BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$3"
+             -D actors="$ACTORS" -D resources="$RESOURCES"
+             -l --log-prefix="$4" -h "$SOCK" -p "$PORT" -U "${R_ROLE[$id]}"
+             -f "$RAW/${R_SCRIPT[$id]}" bench)
+}
+
+# run_slice <id> <seconds>: one slice. If other processes took more than
+# OTHER_CPU_LIMIT % of the machine meanwhile, it waits for a quiet moment
+# and runs the slice again (at most MAX_ATTEMPTS in all, while the retries
+# fit in RETRY_BUDGET seconds for the invocation); the last attempt counts.
+run_slice() {
+    local id=$1 dur=$2
+    local n=$(( ${R_SLICES[$id]} + 1 ))
+    local prefix="$id.s$n"
+    local attempt=1 status other cpu_before hits_before start
+    [ "$QUICK" = 1 ] || wait_quiet 0.5
     while true; do
+        hits_before=$(stats_snapshot)
+        cpu_before=$(cpu_snapshot)
+        start=$(date +%s.%N)
+        pgbench_cmd "$id" "${R_CLIENTS[$id]}" "$dur" "$RAW/$prefix"
         status=ok
-        runuser -u postgres -- "${cmd[@]}" >"$OUT/raw/$id.out" 2>&1 || status=failed
+        runuser -u postgres -- "${PGBENCH[@]}" >"$OUT/raw/$prefix.out" 2>&1 || status=failed
         other=$(other_cpu_pct "$cpu_before" "$(cpu_snapshot)" "$start")
-        if [ "$status" = ok ] && [ "$retry" = 1 ] && [ "$other" -gt "$OTHER_CPU_LIMIT" ] &&
+        if [ "$status" = ok ] && [ "${R_RETRY[$id]}" = 1 ] && [ "$other" -gt "$OTHER_CPU_LIMIT" ] &&
            [ "$attempt" -lt "$MAX_ATTEMPTS" ] && [ $((RETRY_USED + dur)) -le "$RETRY_BUDGET" ]; then
-            printf 'disturbed (other CPU %s%%), again ... ' "$other"
+            printf '(disturbed: %s%% other CPU; again) ' "$other"
             RETRY_USED=$((RETRY_USED + dur))
             attempt=$((attempt + 1))
-            rm -f "$RAW/$id".[0-9]*
-            hits_before=$(stats_snapshot)
-            cpu_before=$(cpu_snapshot)
-            start=$(date +%s.%N)
+            rm -f "$RAW/$prefix".[0-9]*
+            wait_quiet 1
             continue
         fi
         break
     done
-    [ "$attempt" = 1 ] || extra=$(add_note "$extra" "attempts=$attempt")
-    record_run "$id" "$workload" "$kind" "$clients" "$per_call" "$vs1" "$vsql" "$vlabel" "$id" \
-        "$start" "$dur" "$status" "$cpu_before" "$hits_before" "$extra"
-    if [ "$status" = ok ]; then
-        sed -nE 's/^tps = ([0-9.]+) .*/\1 tps (pgbench summary)/p' "$OUT/raw/$id.out"
-    else
-        echo "FAILED"
-        tail -n 5 "$OUT/raw/$id.out" | sed 's/^/    /'
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$n" "$prefix" "$start" \
+        "$(date +%s.%N)" "$status" "$cpu_before" "$(cpu_snapshot)" "$hits_before" \
+        "$(stats_snapshot)" "$attempt" >>"$SLICES"
+    R_SLICES[$id]=$n
+    R_PREFIXES[$id]=${R_PREFIXES[$id]:+${R_PREFIXES[$id]},}$prefix
+    R_DUR[$id]=$(( ${R_DUR[$id]} + dur ))
+    [ -n "${R_START[$id]:-}" ] || R_START[$id]=$start
+    R_END[$id]=$(date +%s.%N)
+    if [ "$status" != ok ]; then
+        R_STATUS[$id]=failed
         FAILURES=$((FAILURES + 1))
+        printf '%s FAILED ' "$id"
+        tail -n 3 "$OUT/raw/$prefix.out" | sed 's/^/    /' >&2
     fi
+    # pgbench's own figure, for the eye (run.sh's come from the logs)
+    printf '%s %s tps%s; ' "$id" "$(sed -nE 's/^tps = ([0-9]+)\..*/\1/p' "$OUT/raw/$prefix.out")" \
+        "$([ "$other" -gt "$OTHER_CPU_LIMIT" ] && echo " (disturbed: $other% other CPU)")"
 }
-FAILURES=0
 
-# The baselines, run once each at first need.
-select1() { # select1 <clients>
-    has_run "select1@$1" || bench_run "select1@$1" "SELECT 1" baseline "$1" select1.sql --per-call 0
+# measure [--rounds N] [--duration S] <id>...: the runs, interleaved
+measure() {
+    local rounds=$ROUNDS total=$DURATION
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --rounds) rounds=$2; shift 2 ;;
+            --duration) total=$2; shift 2 ;;
+            *) break ;;
+        esac
+    done
+    local id many=0
+    for id in "$@"; do
+        defined "$id" || die "measure: run $id is not defined"
+        [ "${R_CLIENTS[$id]}" -lt 32 ] || many=1
+    done
+    # Many clients need seconds to connect and compile the policy set in
+    # each backend before their window opens: one long slice each.
+    if [ "$many" = 1 ]; then
+        rounds=1
+        [ "$total" -ge "$MANY_CLIENTS_MIN_DURATION" ] || total=$MANY_CLIENTS_MIN_DURATION
+    fi
+    local slice=$(( total / rounds ))
+    [ "$slice" -ge 1 ] || slice=1
+    local r
+    for r in $(seq "$rounds"); do
+        printf '  round %s/%s, %ss each: ' "$r" "$rounds" "$slice"
+        for id in "$@"; do
+            if [ "$slice" -ge "${R_MINSLICE[$id]}" ]; then
+                run_slice "$id" "$slice"
+            else
+                run_slice "$id" "${R_MINSLICE[$id]}"
+            fi
+        done
+        echo
+    done
 }
-reference() { # reference <mix> <clients>
-    has_run "ref-$1@$2" ||
-        bench_run "ref-$1@$2" "SQL baseline: $1" baseline "$2" "ref_$1.sql" --vs-select1 "select1@$2"
+
+# The baselines and decision mixes.
+define_select1() { # define_select1 <clients>
+    define_run "select1@$1" "SELECT 1" baseline "$1" select1.sql --per-call 0
 }
-decision_run() { # decision_run <mix> <clients> [bench_run options]: decide() next to both baselines
+define_mix() { # define_mix <mix> <clients> [define_run options for decide's run]
     local mix=$1 clients=$2
     shift 2
-    select1 "$clients"
-    reference "$mix" "$clients"
-    has_run "$mix@$clients" ||
-        bench_run "$mix@$clients" "$mix" decide "$clients" "decide_$mix.sql" \
-            --vs-select1 "select1@$clients" --vs-sql "ref-$mix@$clients" "$@"
+    define_select1 "$clients"
+    define_run "ref-$mix@$clients" "SQL baseline: $mix" baseline "$clients" "ref_$mix.sql" \
+        --vs-select1 "select1@$clients"
+    define_run "$mix@$clients" "$mix" decide "$clients" "decide_$mix.sql" \
+        --vs-select1 "select1@$clients" --vs-sql "ref-$mix@$clients" "$@"
+}
+measured() { [ "${R_SLICES[$1]:-0}" -gt 0 ]; }
+
+# runs.tsv, one line per run, for bench/report.pl
+write_runs() {
+    local id
+    printf 'id\tworkload\tkind\tclients\tper_call\tvs_select1\tvs_sql\tvs_sql_label\tprefixes\tstart\tend\tduration\tstatus\textra\tmode\n' >"$RUNS"
+    for id in "${RUN_ORDER[@]}"; do
+        measured "$id" || continue
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" \
+            "${R_WORKLOAD[$id]}" "${R_KIND[$id]}" \
+            "$([ "${R_MODE[$id]}" = spike ] && echo '2→64→2' || echo "${R_CLIENTS[$id]}")" "${R_PERCALL[$id]}" \
+            "${R_VS1[$id]}" "${R_VSQL[$id]}" "${R_VLABEL[$id]}" "${R_PREFIXES[$id]}" \
+            "${R_START[$id]}" "${R_END[$id]}" "${R_DUR[$id]}" "${R_STATUS[$id]}" \
+            "${R_EXTRA[$id]}" "${R_MODE[$id]}" >>"$RUNS"
+    done
 }
 
 # ---------------------------------------------------------------------------
-# The workloads. Each workload_<name> runs what it needs; baselines shared
-# between workloads run once.
+# The workloads. Each workload_<name> defines the runs it needs and measures
+# them with their baselines.
 
 workload_sweep() {
     section "scale sweep: one uncached decision in the backend (bench/micro.sql)"
@@ -527,16 +606,18 @@ workload_sweep() {
         # cache. Run again (once) if other work took the CPU meanwhile.
         local attempt=1 cpu0 t0 line other
         while true; do
+            [ "$QUICK" = 1 ] || wait_quiet 0.5
             cpu0=$(cpu_snapshot)
             t0=$(date +%s.%N)
             line=$(psql_db "$db" -At -v calls="$SWEEP_CALLS" -v actors=10000 -v resources=50000 \
                        <"$BENCH/micro.sql" | tail -n 1)
             other=$(other_cpu_pct "$cpu0" "$(cpu_snapshot)" "$t0")
-            if [ "$other" -gt "$OTHER_CPU_LIMIT" ] && [ "$attempt" -lt 2 ] &&
-               [ $((RETRY_USED + 10)) -le "$RETRY_BUDGET" ]; then
+            if [ "$other" -gt "$OTHER_CPU_LIMIT" ] && [ "$attempt" -lt "$MAX_ATTEMPTS" ] &&
+               [ $((RETRY_USED + 5)) -le "$RETRY_BUDGET" ]; then
                 note "disturbed (other CPU $other%), again"
-                RETRY_USED=$((RETRY_USED + 10))
+                RETRY_USED=$((RETRY_USED + 5))
                 attempt=$((attempt + 1))
+                wait_quiet 1
                 continue
             fi
             break
@@ -549,43 +630,53 @@ workload_sweep() {
 
 workload_hot() {
     section "hot: 100 repeated requests"
-    decision_run hot 2
+    define_mix hot 2
     # the same through decide_allowed(): a one-column result, like SELECT 1's
-    bench_run "hot-allowed@2" "hot, decide_allowed()" decide 2 decide_allowed_hot.sql \
+    define_run "hot-allowed@2" "hot, decide_allowed()" decide 2 decide_allowed_hot.sql \
         --vs-select1 select1@2 --vs-sql ref-hot@2
+    measure select1@2 ref-hot@2 hot@2 hot-allowed@2
 }
 
 workload_zipf() {
     section "zipf: skew 1.1 over 1M requests"
-    decision_run zipf 2
+    define_mix zipf 2
+    measure select1@2 ref-zipf@2 zipf@2
 }
 
 workload_cold() {
     section "cold: every request new"
-    decision_run cold 2
+    define_mix cold 2
+    measure select1@2 ref-cold@2 cold@2
 }
 
 workload_batch() {
     section "batch: decide_many() with 100 requests a call"
-    select1 2
-    reference cold 2
-    bench_run "batch@2" "batch (decide_many x100)" decide 2 decide_batch.sql --per-call 100 \
+    define_mix cold 2
+    define_run "batch@2" "batch (decide_many x100)" decide 2 decide_batch.sql --per-call 100 \
         --vs-select1 select1@2 --vs-sql ref-cold@2 --vs-sql-label "SQL baseline: cold, per decision"
+    if measured ref-cold@2; then
+        measure select1@2 batch@2
+    else
+        measure select1@2 ref-cold@2 batch@2
+    fi
 }
 
 workload_rls() {
     section "rls: 100,000 rows read through decide_allowed()"
-    bench_run "rls-plain@1" "RLS baseline: same read, no RLS" baseline 1 rls_read.sql \
-        --role bench_plain --per-call 0
-    bench_run "rls@1" "RLS read, 100k rows" decide 1 rls_read.sql --role bench_reader \
-        --per-call 0 --vs-sql rls-plain@1 --vs-sql-label "the same read with no RLS"
+    # an RLS read takes 1-2 s: slices of at least 4 s
+    define_run "rls-plain@1" "RLS baseline: same read, no RLS" baseline 1 rls_read.sql \
+        --role bench_plain --per-call 0 --min-slice 4
+    define_run "rls@1" "RLS read, 100k rows" decide 1 rls_read.sql --role bench_reader \
+        --per-call 0 --vs-sql rls-plain@1 --vs-sql-label "the same read with no RLS" --min-slice 4
+    measure rls-plain@1 rls@1
 }
 
 workload_churn() {
     section "policy churn: a policy changes every second during zipf"
-    select1 2
-    reference zipf 2
-    has_run zipf@2 || decision_run zipf 2
+    define_mix zipf 2
+    measured zipf@2 || measure select1@2 ref-zipf@2 zipf@2
+    define_run "churn@2" "zipf + policy churn (1/s)" decide 2 decide_zipf.sql --no-retry \
+        --vs-select1 select1@2 --vs-sql ref-zipf@2 --extra "no_churn=zipf@2"
     # The writer: one psql session committing an UPDATE every second; each
     # moves the epoch by one, so every backend reloads its policy set.
     local epoch_before epoch_after sampler=
@@ -607,8 +698,8 @@ workload_churn() {
         sampler=$!
         BG_PIDS+=("$sampler")
     fi
-    bench_run "churn@2" "zipf + policy churn (1/s)" decide 2 decide_zipf.sql --no-retry \
-        --vs-select1 select1@2 --vs-sql ref-zipf@2 --extra "no_churn=zipf@2"
+    # one slice: the hit-ratio chart is a single stretch of time
+    measure --rounds 1 churn@2
     kill "$writer" 2>/dev/null || true
     wait "$writer" 2>/dev/null || true
     if [ -n "$sampler" ]; then
@@ -617,7 +708,7 @@ workload_churn() {
     fi
     epoch_after=$(sql_value bench 'SELECT decide_epoch()')
     note "the writer committed $((epoch_after - epoch_before)) policy changes"
-    sed -i "\$s/no_churn=zipf@2\$/no_churn=zipf@2;changes=$((epoch_after - epoch_before))/" "$RUNS"
+    R_EXTRA[churn@2]="no_churn=zipf@2;changes=$((epoch_after - epoch_before))"
 }
 
 workload_logging() {
@@ -626,62 +717,80 @@ workload_logging() {
         note "no decision log in decide $EXT_VERSION (no decide.log setting): skipped"
         return 0
     fi
-    has_run zipf@2 || decision_run zipf 2
-    bench_run "zipf-nolog@2" "zipf, decide.log = none" decide 2 decide_zipf.sql \
+    define_mix zipf 2
+    define_run "zipf-nolog@2" "zipf, decide.log = none" decide 2 decide_zipf.sql \
         --options "-c decide.log=none" --vs-select1 select1@2 --vs-sql ref-zipf@2 \
         --extra "logging_on=zipf@2"
+    measure zipf@2 zipf-nolog@2
 }
 
 workload_shapes() {
-    section "load shapes on zipf: smoke (1), normal (2), peak (8), stress (64 clients)"
+    section "load shapes on zipf: smoke (1), normal (2: the zipf workload), peak (8), stress (64 clients)"
     local c
-    for c in 1 2 8 64; do
-        decision_run zipf "$c"
+    for c in 1 8 64; do
+        define_mix zipf "$c"
+        measure "select1@$c" "ref-zipf@$c" "zipf@$c"
     done
+    if ! measured zipf@2; then
+        define_mix zipf 2
+        measure select1@2 ref-zipf@2 zipf@2
+    fi
 }
 
-# Spike: 2 clients all along; 62 more join for the middle third.
-spike_run() { # spike_run <id> <workload> <kind> <script> [--vs-select1 ID]
-    local id=$1 workload=$2 kind=$3 script=$4
-    shift 4
+# Spike: 2 clients all along; 62 more join for the middle third. One
+# slice, not retried: the burst is the disturbance being measured.
+spike_run() { # spike_run <id> [define_run options]
+    local id=$1
+    shift
+    define_run "$id" "$@"
+    R_CLIENTS[$id]=2
+    R_MODE[$id]=spike
     # At least 3 s a phase: 62 new backends need seconds to connect and
     # compile the policy set before their first decision.
-    local third=$(( (DURATION + 2) / 3 ))
-    [ "$third" -ge 3 ] || third=3
-    bench_run "$id" "$workload" "$kind" 2 "$script" --background --duration $((3 * third)) "$@"
-    local base_pid=$BENCH_PID
-    local meta=("${BENCH_BG_META[@]}")
+    local third=$(( (DURATION + 2) / 3 )) min_third=3
+    [ "$QUICK" = 1 ] && min_third=2
+    [ "$third" -ge "$min_third" ] || third=$min_third
+    R_EXTRA[$id]=$(add_note "${R_EXTRA[$id]}" "spike=${third}s")
+    [ "$QUICK" = 1 ] || wait_quiet 0.5
+    local hits_before cpu_before start
+    hits_before=$(stats_snapshot)
+    cpu_before=$(cpu_snapshot)
+    start=$(date +%s.%N)
+    pgbench_cmd "$id" 2 $((3 * third)) "$RAW/$id"
+    runuser -u postgres -- "${PGBENCH[@]}" >"$OUT/raw/$id.out" 2>&1 &
+    local base_pid=$!
+    BG_PIDS+=("$base_pid")
     sleep "$third"
-    printf '  %-22s burst of 62 clients for %ss\n' "$id" "$third"
-    local burst_status=ok
-    runuser -u postgres -- "$BIN/pgbench" -n -M prepared -c 62 -j "$(nproc)" -T "$third" \
-        -D actors="$ACTORS" -D resources="$RESOURCES" -l --log-prefix="$RAW/$id-burst" \
-        -h "$SOCK" -p "$PORT" -f "$RAW/$script" bench >"$OUT/raw/$id-burst.out" 2>&1 || burst_status=failed
+    printf '  %s: 2 clients for %ss, 62 more from %ss to %ss\n' "$id" $((3 * third)) "$third" $((2 * third))
+    pgbench_cmd "$id" 62 "$third" "$RAW/$id-burst"
     local status=ok
+    runuser -u postgres -- "${PGBENCH[@]}" >"$OUT/raw/$id-burst.out" 2>&1 || status=failed
     wait "$base_pid" || status=failed
-    [ "$burst_status" = ok ] || status=failed
+    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t1\n' "$id" "$id,$id-burst" "$start" \
+        "$(date +%s.%N)" "$status" "$cpu_before" "$(cpu_snapshot)" "$hits_before" \
+        "$(stats_snapshot)" >>"$SLICES"
+    R_SLICES[$id]=1 R_PREFIXES[$id]="$id,$id-burst" R_DUR[$id]=$((3 * third))
+    R_START[$id]=$start R_END[$id]=$(date +%s.%N) R_STATUS[$id]=$status
     [ "$status" = ok ] || FAILURES=$((FAILURES + 1))
-    record_run "${meta[0]}" "${meta[1]}" "${meta[2]}" "2→64→2" "${meta[4]}" "${meta[5]}" \
-        "${meta[6]}" "${meta[7]}" "$id,$id-burst" "${meta[9]}" "${meta[10]}" "$status" \
-        "${meta[11]}" "${meta[12]}" "spike=${third}s"
-    echo "  $id: $status"
 }
 
 workload_spike() {
     section "spike: 2 -> 64 -> 2 clients on zipf"
-    spike_run "select1-spike" "SELECT 1" baseline select1.sql --per-call 0
-    spike_run "spike" "zipf" decide decide_zipf.sql --vs-select1 select1-spike
+    spike_run select1-spike "SELECT 1" baseline 2 select1.sql --per-call 0
+    spike_run spike "zipf" decide 2 decide_zipf.sql --vs-select1 select1-spike
 }
 
 workload_soak() {
     section "soak: zipf at 8 clients for ${SOAK_DURATION}s"
-    select1 8
+    define_mix zipf 8
+    measured select1@8 || measure select1@8
+    define_run "soak@8" "zipf (soak)" decide 8 decide_zipf.sql --no-retry \
+        --vs-select1 select1@8 --vs-sql ref-zipf@8
     local rss_before rss_after
     rss_before=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
-    bench_run "soak@8" "zipf (soak)" decide 8 decide_zipf.sql --duration "$SOAK_DURATION" --no-retry \
-        --vs-select1 select1@8 --vs-sql ref-zipf@8 --extra "rss_kb_before=$rss_before"
+    measure --rounds 1 --duration "$SOAK_DURATION" soak@8
     rss_after=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
-    sed -i "\$s/rss_kb_before=$rss_before\$/rss_kb_before=$rss_before;rss_kb_after=$rss_after/" "$RUNS"
+    R_EXTRA[soak@8]="rss_kb_before=$rss_before;rss_kb_after=$rss_after"
     note "server processes' RSS: ${rss_before} kB before, ${rss_after} kB after"
 }
 
@@ -708,6 +817,7 @@ fi
 for w in "${WORKLOADS[@]}"; do
     "workload_$w"
 done
+write_runs
 
 printf 'finished\t%s\nelapsed_s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(( $(date +%s) - START_TIME ))" >>"$OUT/raw/meta.tsv"
 
