@@ -130,16 +130,6 @@ audit_log_define_gucs(void)
 							 NULL,
 							 &log_context, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("decide.log_buffer_size",
-							"Shared memory ring that holds decisions until the worker writes them.",
-							"Bounds what a crash can lose. Needs shared_preload_libraries.",
-							&log_buffer_size_mb, 16, 1, 4096,
-							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
-	DefineCustomStringVariable("decide.database",
-							   "Database whose decisions the worker logs and whose cache it warms.",
-							   NULL,
-							   &decide_log_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("decide.flush_interval",
 							"Longest time a logged decision waits in the ring.",
 							NULL,
@@ -155,6 +145,23 @@ audit_log_define_gucs(void)
 							NULL,
 							&decide_maintenance_interval_s, 60, 1, 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	/*
+	 * Settings that size shared memory or name the worker's database exist
+	 * only when decide is preloaded: they cannot be created later.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("decide.log_buffer_size",
+							"Shared memory ring that holds decisions until the worker writes them.",
+							"Bounds what a crash can lose. Needs shared_preload_libraries.",
+							&log_buffer_size_mb, 16, 1, 4096,
+							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
+	DefineCustomStringVariable("decide.database",
+							   "Database whose decisions the worker logs and whose cache it warms.",
+							   NULL,
+							   &decide_log_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 }
 
 static Size

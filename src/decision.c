@@ -123,28 +123,35 @@ begin_decision(void)
 	return MemoryContextSwitchTo(decision_context);
 }
 
-/* Looks the request up in L1, then L2 (filling L1 on an L2 hit). */
+/*
+ * Looks the request up in L1, then L2, then Redis (filling the layers
+ * above on a hit).  The worker's warming lookups are not counted.
+ */
 static const char *
-lookup_caches(const DecisionKey *key, CachedDecision *cached)
+lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 {
 	if (decision_cache_fits(CACHE_L1, key))
 	{
 		if (decision_cache_lookup(CACHE_L1, key, cached))
 		{
-			stats_count(STAT_L1_HITS, 1);
+			if (!warming)
+				stats_count(STAT_L1_HITS, 1);
 			return "l1";
 		}
-		stats_count(STAT_L1_MISSES, 1);
+		if (!warming)
+			stats_count(STAT_L1_MISSES, 1);
 	}
 	if (decision_cache_fits(CACHE_L2, key))
 	{
 		if (decision_cache_lookup(CACHE_L2, key, cached))
 		{
-			stats_count(STAT_L2_HITS, 1);
+			if (!warming)
+				stats_count(STAT_L2_HITS, 1);
 			decision_cache_store(CACHE_L1, key, cached);
 			return "l2";
 		}
-		stats_count(STAT_L2_MISSES, 1);
+		if (!warming)
+			stats_count(STAT_L2_MISSES, 1);
 	}
 	if (redis_cache_fits(key) && redis_cache_get(key, cached))
 	{
@@ -207,7 +214,7 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	}
 	if (cacheable)
 	{
-		source = lookup_caches(&key, &cached);
+		source = lookup_caches(&key, &cached, warming);
 		if (!warming)
 			hot_keys_note(&key);
 	}

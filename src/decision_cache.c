@@ -106,13 +106,6 @@ decision_cache_define_gucs(void)
 							4096, 0, 1024 * 1024,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
-	DefineCustomIntVariable("decide.shared_cache_size",
-							"Shared memory for the decision cache shared by all backends (L2).",
-							"0 disables the shared layer. Needs shared_preload_libraries.",
-							&shared_cache_size_mb,
-							128, 0, 64 * 1024,
-							PGC_POSTMASTER, GUC_UNIT_MB,
-							NULL, NULL, NULL);
 	DefineCustomIntVariable("decide.time_dependent_ttl",
 							"How long a decision that depended on $now may be served from cache.",
 							"0 never caches such decisions.",
@@ -120,6 +113,15 @@ decision_cache_define_gucs(void)
 							1000, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	/* Sizes shared memory: exists only when preloaded. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("decide.shared_cache_size",
+								"Shared memory for the decision cache shared by all backends (L2).",
+								"0 disables the shared layer. Needs shared_preload_libraries.",
+								&shared_cache_size_mb,
+								128, 0, 64 * 1024,
+								PGC_POSTMASTER, GUC_UNIT_MB,
+								NULL, NULL, NULL);
 }
 
 static inline CacheSlot *

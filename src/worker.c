@@ -65,6 +65,7 @@
 PGDLLEXPORT void decide_worker_main(Datum arg);
 
 static volatile sig_atomic_t got_sigterm = false;
+static bool flush_in_progress = false;
 static SPIPlanPtr insert_plan = NULL;
 static int64 rows_since_analyze = 0;
 static int64 last_warmed_epoch = -1;
@@ -102,6 +103,8 @@ handle_sigterm(SIGNAL_ARGS)
 static void
 on_worker_exit(int code, Datum arg)
 {
+	if (flush_in_progress)
+		stats_count(STAT_LOG_FLUSH_ERRORS, 1);
 	audit_log_detach_worker();
 	stats_gauge_set(GAUGE_WORKER_PID, 0);
 }
@@ -306,12 +309,12 @@ flush_once(char *buf)
 		batch.count++;
 	}
 	/*
-	 * Counted as an error until it commits: if it fails, the worker exits
-	 * and restarts, and the records are still in the ring.
+	 * If it fails, the worker exits (counting the error on the way out) and
+	 * restarts, and the records are still in the ring.
 	 */
-	stats_count(STAT_LOG_FLUSH_ERRORS, 1);
+	flush_in_progress = true;
 	in_transaction(insert_batch, &batch);
-	pg_atomic_fetch_sub_u64(&decide_counters[STAT_LOG_FLUSH_ERRORS], 1);
+	flush_in_progress = false;
 	audit_log_consume(end);
 	stats_count(STAT_LOG_FLUSHED, batch.count);
 	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
@@ -484,26 +487,28 @@ maintain(void *arg)
 					" WHERE i.inhparent = 'decide.decisions'::regclass"
 					" AND c.relname ~ '^decisions_[0-9]{8}$'", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the partitions of decide.decisions");
-	for (i = 0; i < SPI_processed; i++)
 	{
-		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		int			year,
-					month,
-					mday;
+		uint64		n = SPI_processed;
+		char	  **names = palloc(sizeof(char *) * (n + 1));
 
-		if (sscanf(name, "decisions_%4d%2d%2d", &year, &month, &mday) != 3)
-			continue;
-		day = date2j(year, month, mday) - POSTGRES_EPOCH_JDATE;
-		if (day < oldest_kept)
+		/* Copy the names first: each DROP replaces SPI_tuptable. */
+		for (i = 0; i < n; i++)
+			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		for (i = 0; i < n; i++)
 		{
-			char	   *sql = psprintf("DROP TABLE decide.%s", quote_identifier(name));
+			int			year,
+						month,
+						mday;
 
-			/* SPI_execute below reuses SPI_tuptable: copy what we need first. */
-			SPI_execute(sql, false, 0);
+			if (sscanf(names[i], "decisions_%4d%2d%2d", &year, &month, &mday) != 3)
+				continue;
+			day = date2j(year, month, mday) - POSTGRES_EPOCH_JDATE;
+			if (day >= oldest_kept)
+				continue;
+			SPI_execute(psprintf("DROP TABLE decide.%s", quote_identifier(names[i])), false, 0);
 			n_known_partition_days = 0;
 			ereport(LOG, (errmsg("decide dropped partition decide.%s (older than decide.log_retention)",
-								 name)));
-			break;				/* the tuple table is gone; the rest next time */
+								 names[i])));
 		}
 	}
 
@@ -513,7 +518,7 @@ maintain(void *arg)
 		rows_since_analyze = 0;
 	}
 	/* Policies and entities: when a tenth of their rows changed. */
-	if (SPI_execute("SELECT format('%I.%I', schemaname, relname) FROM pg_catalog.pg_stat_user_tables"
+	if (SPI_execute("SELECT pg_catalog.format('%I.%I', schemaname, relname) FROM pg_catalog.pg_stat_user_tables"
 					" WHERE schemaname = 'decide' AND relname IN ('policies', 'entities')"
 					" AND n_mod_since_analyze > 1000 + n_live_tup / 10", true, 0) == SPI_OK_SELECT)
 	{
@@ -650,6 +655,9 @@ decide_worker_main(Datum arg)
 	 * with it, the worker times out, exits and is restarted.
 	 */
 	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
+	/* The worker runs SQL as a superuser: nothing may be found by name
+	 * in a schema others can create objects in. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	audit_log_attach_worker(MyLatch, MyDatabaseId);
 	before_shmem_exit(on_worker_exit, (Datum) 0);

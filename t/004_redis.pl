@@ -155,6 +155,17 @@ $node->reload;
 usleep(1_100_000);
 answers($node, 'SELECT decide_cache_reset();');
 is(sources($node, 'SELECT decide_cache_reset();'), 'redis,redis,redis,redis', 'with the password, Redis serves again');
+# Redis full: writes are refused (OOM); counted, answers unchanged.
+redis_cli('-a', 'sesame', '--no-auth-warning', 'CONFIG', 'SET', 'maxmemory', '1');
+redis_cli('-a', 'sesame', '--no-auth-warning', 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$errors_before = dstat($node, 'redis_errors');
+is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE allowed) FROM generate_series(1, 20) g,
+                                         decide('user:alice', 'read', 'doc:full' || g)}), '20',
+   'Redis full: decisions answered');
+cmp_ok(dstat($node, 'redis_errors'), '>', $errors_before, 'Redis full: refused writes are counted');
+redis_cli('-a', 'sesame', '--no-auth-warning', 'CONFIG', 'SET', 'maxmemory', '0');
+usleep(1_100_000);
+
 # Settings that point at a server are superuser-only and hidden.
 $node->safe_psql('postgres', 'CREATE ROLE regress_app LOGIN; GRANT decide_user TO regress_app;');
 my ($ret, $out, $err) = $node->psql('postgres', q{SET decide.redis_url = 'redis://evil:6379'}, extra_params => ['-U', 'regress_app']);
