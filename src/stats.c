@@ -293,20 +293,50 @@ decide_reset_stats(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-static void
-metric_family(StringInfo out, const char *name, const char *type, const char *help)
+/* One sample of a metric family: its label value (NULL: unlabelled). */
+typedef struct MetricSample
 {
+	const char *label;
+	uint64		value;
+} MetricSample;
+
+/*
+ * Writes a metric family: HELP and TYPE lines, then one line per sample,
+ * labelled label_key="label" when the family has a label.
+ */
+static void
+metric(StringInfo out, const char *name, const char *type, const char *help,
+	   const char *label_key, const MetricSample *samples, int n)
+{
+	int			i;
+
 	appendStringInfo(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (i = 0; i < n; i++)
+	{
+		if (label_key)
+			appendStringInfo(out, "%s{%s=\"%s\"} " UINT64_FORMAT "\n",
+							 name, label_key, samples[i].label, samples[i].value);
+		else
+			appendStringInfo(out, "%s " UINT64_FORMAT "\n", name, samples[i].value);
+	}
 }
 
+static void
+metric_value(StringInfo out, const char *name, const char *type, const char *help, uint64 value)
+{
+	MetricSample sample = {NULL, value};
+
+	metric(out, name, type, help, NULL, &sample, 1);
+}
+
+/* A per-layer family: l1 always, l2 when shared memory has it. */
 static void
 metric_layers(StringInfo out, const char *name, const char *type, const char *help,
 			  uint64 l1, uint64 l2, bool l2_present)
 {
-	metric_family(out, name, type, help);
-	appendStringInfo(out, "%s{layer=\"l1\"} " UINT64_FORMAT "\n", name, l1);
-	if (l2_present)
-		appendStringInfo(out, "%s{layer=\"l2\"} " UINT64_FORMAT "\n", name, l2);
+	MetricSample samples[2] = {{"l1", l1}, {"l2", l2}};
+
+	metric(out, name, type, help, "layer", samples, l2_present ? 2 : 1);
 }
 
 PG_FUNCTION_INFO_V1(decide_metrics);
@@ -322,10 +352,10 @@ decide_metrics(PG_FUNCTION_ARGS)
 
 	take_snapshot(&s);
 	initStringInfo(&out);
-	metric_family(&out, "decide_decisions_total", "counter", "Decisions made.");
-	appendStringInfo(&out, "decide_decisions_total " UINT64_FORMAT "\n", s.counters[STAT_DECISIONS]);
-	metric_family(&out, "decide_allowed_total", "counter", "Decisions that allowed the request.");
-	appendStringInfo(&out, "decide_allowed_total " UINT64_FORMAT "\n", s.counters[STAT_ALLOWS]);
+	metric_value(&out, "decide_decisions_total", "counter", "Decisions made.",
+				 s.counters[STAT_DECISIONS]);
+	metric_value(&out, "decide_allowed_total", "counter", "Decisions that allowed the request.",
+				 s.counters[STAT_ALLOWS]);
 	metric_layers(&out, "decide_cache_hits_total", "counter", "Decisions served by a cache layer.",
 				  s.counters[STAT_L1_HITS], s.counters[STAT_L2_HITS], l2);
 	metric_layers(&out, "decide_cache_misses_total", "counter", "Cache lookups that found nothing.",
@@ -337,25 +367,26 @@ decide_metrics(PG_FUNCTION_ARGS)
 	metric_layers(&out, "decide_cache_bytes", "gauge", "Bytes used by the entries of a cache layer.",
 				  s.gauges[GAUGE_L1_ENTRIES] * s.slot_bytes,
 				  s.gauges[GAUGE_L2_ENTRIES] * s.slot_bytes, l2);
-	metric_family(&out, "decide_uncached_total", "counter",
-				  "Decisions that bypassed the caches (caching off, own uncommitted changes, oversized key).");
-	appendStringInfo(&out, "decide_uncached_total " UINT64_FORMAT "\n", s.counters[STAT_UNCACHED]);
-	metric_family(&out, "decide_condition_failures_total", "counter",
-				  "Policy conditions that could not be evaluated and failed closed.");
-	appendStringInfo(&out, "decide_condition_failures_total " UINT64_FORMAT "\n",
-					 s.counters[STAT_CONDITION_FAILURES]);
-	metric_family(&out, "decide_policy_reloads_total", "counter", "Policy-set loads.");
-	appendStringInfo(&out, "decide_policy_reloads_total " UINT64_FORMAT "\n",
-					 s.counters[STAT_POLICY_RELOADS]);
-	metric_family(&out, "decide_policy_reload_seconds", "gauge", "Duration of the last policy-set load.");
-	appendStringInfo(&out, "decide_policy_reload_seconds %.6f\n", s.gauges[GAUGE_LAST_RELOAD_US] / 1e6);
-	metric_family(&out, "decide_epoch", "gauge", "Policy-set version of this database.");
-	appendStringInfo(&out, "decide_epoch " INT64_FORMAT "\n", set->epoch);
-	metric_family(&out, "decide_shared_memory", "gauge",
-				  "1 when statistics cover the whole server, 0 when only this backend.");
-	appendStringInfo(&out, "decide_shared_memory %d\n", stats_shared ? 1 : 0);
-	metric_family(&out, "decide_decision_duration_seconds", "histogram",
-				  "Time to answer one decision, cache lookups included.");
+	metric_value(&out, "decide_uncached_total", "counter",
+				 "Decisions that bypassed the caches (caching off, own uncommitted changes, oversized key).",
+				 s.counters[STAT_UNCACHED]);
+	metric_value(&out, "decide_condition_failures_total", "counter",
+				 "Policy conditions that could not be evaluated and failed closed.",
+				 s.counters[STAT_CONDITION_FAILURES]);
+	metric_value(&out, "decide_policy_reloads_total", "counter", "Policy-set loads.",
+				 s.counters[STAT_POLICY_RELOADS]);
+	appendStringInfo(&out, "# HELP decide_policy_reload_seconds Duration of the last policy-set load.\n"
+					 "# TYPE decide_policy_reload_seconds gauge\n"
+					 "decide_policy_reload_seconds %.6f\n", s.gauges[GAUGE_LAST_RELOAD_US] / 1e6);
+	metric_value(&out, "decide_epoch", "gauge", "Policy-set version of this database.",
+				 (uint64) set->epoch);
+	metric_value(&out, "decide_shared_memory", "gauge",
+				 "1 when statistics cover the whole server, 0 when only this backend.",
+				 stats_shared ? 1 : 0);
+
+	appendStringInfoString(&out, "# HELP decide_decision_duration_seconds Time to answer one decision, "
+						   "cache lookups included.\n"
+						   "# TYPE decide_decision_duration_seconds histogram\n");
 	for (b = 0; b < (int) LATENCY_BUCKETS; b++)
 	{
 		cumulative += s.latency[b];
@@ -368,48 +399,48 @@ decide_metrics(PG_FUNCTION_ARGS)
 	}
 	appendStringInfo(&out, "decide_decision_duration_seconds_sum %.9f\n", s.latency_sum_ns / 1e9);
 	appendStringInfo(&out, "decide_decision_duration_seconds_count " UINT64_FORMAT "\n", s.latency_count);
-	metric_family(&out, "decide_log_records_total", "counter",
-				  "Decision log records by outcome: enqueued in the ring, flushed to the table, "
-				  "dropped (ring full), not_logged (another database, or a standby without Redis), "
-				  "forwarded (standby to Redis), received (primary from standbys).");
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"enqueued\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_ENQUEUED]);
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"flushed\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_FLUSHED]);
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"dropped\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_DROPPED]);
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"not_logged\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_NOT_LOGGED]);
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"forwarded\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_FORWARDED]);
-	appendStringInfo(&out, "decide_log_records_total{outcome=\"received\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_RECEIVED]);
-	metric_family(&out, "decide_log_flush_errors_total", "counter", "Failed decision log flushes.");
-	appendStringInfo(&out, "decide_log_flush_errors_total " UINT64_FORMAT "\n",
-					 s.counters[STAT_LOG_FLUSH_ERRORS]);
-	metric_family(&out, "decide_log_pending_bytes", "gauge", "Decision log bytes not yet written.");
-	appendStringInfo(&out, "decide_log_pending_bytes " UINT64_FORMAT "\n", audit_log_pending_bytes());
-	metric_family(&out, "decide_worker_up", "gauge", "1 when the background worker runs.");
-	appendStringInfo(&out, "decide_worker_up %d\n", s.gauges[GAUGE_WORKER_PID] != 0 ? 1 : 0);
-	metric_family(&out, "decide_redis_lookups_total", "counter",
-				  "Redis (L3) lookups by result: hit, miss.");
-	appendStringInfo(&out, "decide_redis_lookups_total{result=\"hit\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_L3_HITS]);
-	appendStringInfo(&out, "decide_redis_lookups_total{result=\"miss\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_L3_MISSES]);
-	metric_family(&out, "decide_redis_failures_total", "counter",
-				  "Redis trouble by kind: error (connect, timeout, error reply), garbage (value failed "
-				  "its checks), skipped (breaker open), breaker_open (times it opened).");
-	appendStringInfo(&out, "decide_redis_failures_total{kind=\"error\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_REDIS_ERRORS]);
-	appendStringInfo(&out, "decide_redis_failures_total{kind=\"garbage\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_REDIS_GARBAGE]);
-	appendStringInfo(&out, "decide_redis_failures_total{kind=\"skipped\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_REDIS_SKIPPED]);
-	appendStringInfo(&out, "decide_redis_failures_total{kind=\"breaker_open\"} " UINT64_FORMAT "\n",
-					 s.counters[STAT_REDIS_BREAKER_OPENS]);
-	metric_family(&out, "decide_warmed_total", "counter",
-				  "Decisions the worker computed ahead after a policy change.");
-	appendStringInfo(&out, "decide_warmed_total " UINT64_FORMAT "\n", s.counters[STAT_WARMED]);
+
+	{
+		MetricSample log_outcomes[] = {
+			{"enqueued", s.counters[STAT_LOG_ENQUEUED]},
+			{"flushed", s.counters[STAT_LOG_FLUSHED]},
+			{"dropped", s.counters[STAT_LOG_DROPPED]},
+			{"not_logged", s.counters[STAT_LOG_NOT_LOGGED]},
+			{"forwarded", s.counters[STAT_LOG_FORWARDED]},
+			{"received", s.counters[STAT_LOG_RECEIVED]},
+		};
+		MetricSample redis_lookups[] = {
+			{"hit", s.counters[STAT_L3_HITS]},
+			{"miss", s.counters[STAT_L3_MISSES]},
+		};
+		MetricSample redis_failures[] = {
+			{"error", s.counters[STAT_REDIS_ERRORS]},
+			{"garbage", s.counters[STAT_REDIS_GARBAGE]},
+			{"skipped", s.counters[STAT_REDIS_SKIPPED]},
+			{"breaker_open", s.counters[STAT_REDIS_BREAKER_OPENS]},
+		};
+
+		metric(&out, "decide_log_records_total", "counter",
+			   "Decision log records by outcome: enqueued in the ring, flushed to the table, "
+			   "dropped (ring full), not_logged (another database, or a standby without Redis), "
+			   "forwarded (standby to Redis), received (primary from standbys).",
+			   "outcome", log_outcomes, lengthof(log_outcomes));
+		metric_value(&out, "decide_log_flush_errors_total", "counter",
+					 "Failed decision log flushes.", s.counters[STAT_LOG_FLUSH_ERRORS]);
+		metric_value(&out, "decide_log_pending_bytes", "gauge",
+					 "Decision log bytes not yet written.", audit_log_pending_bytes());
+		metric_value(&out, "decide_worker_up", "gauge", "1 when the background worker runs.",
+					 s.gauges[GAUGE_WORKER_PID] != 0 ? 1 : 0);
+		metric(&out, "decide_redis_lookups_total", "counter",
+			   "Redis (L3) lookups by result: hit, miss.",
+			   "result", redis_lookups, lengthof(redis_lookups));
+		metric(&out, "decide_redis_failures_total", "counter",
+			   "Redis trouble by kind: error (connect, timeout, error reply), garbage (value failed "
+			   "its checks), skipped (breaker open), breaker_open (times it opened).",
+			   "kind", redis_failures, lengthof(redis_failures));
+		metric_value(&out, "decide_warmed_total", "counter",
+					 "Decisions the worker computed ahead after a policy change.",
+					 s.counters[STAT_WARMED]);
+	}
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }
