@@ -15,6 +15,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'decide'
 decide.flush_interval = '50ms'
 decide.maintenance_interval = '1s'
+decide.log_buffer_size = '1MB'
 restart_after_crash = on
 });
 $node->start;
@@ -112,6 +113,26 @@ is($node->safe_psql('postgres', q{
            decide('user:hot' || g, 'read', 'doc:hot')}),
    join(',', map { "l2:$epoch" } 0 .. 4),
    'after a policy change the hot requests are shared-cache hits under the new epoch');
+
+# A full ring drops records (never blocking the caller), counts them, and
+# the worker says so in the server log, once.
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{
+    SET decide.log_context = on;
+    SELECT count(*) FROM generate_series(1, 3000) g,
+           decide('user:flood' || g, 'read', 'doc:1', jsonb_build_object('pad', repeat('x', 7000)))});
+ok(wait_for($node, q{SELECT log_dropped > 0 FROM decide_stats}, 't', 'drops'),
+   'a full ring drops records and counts them');
+ok(wait_for($node, q{SELECT log_pending_bytes = 0 FROM decide_stats}, 't', 'drained'), 'the ring drains');
+my $warned = 0;
+foreach (1 .. 50)
+{
+    my $log = slurp_file($node->logfile, $log_offset);
+    $warned = () = $log =~ /WARNING:  decide dropped \d+ decisions from the log/g;
+    last if $warned;
+    usleep(100_000);
+}
+is($warned, 1, 'one WARNING in the server log about the drops');
 
 # Hot standby: the worker runs, writes nothing, and decisions work.
 $node->backup('backup');
