@@ -162,10 +162,11 @@ sub analyse_window {
     $duration ||= $t_end - $t_start;
     my $bucket = max(1, int($duration / 100 + 0.5));
     my (%hist, %bhist, %bn, @phist, @pn);
-    my ($n, $failed) = (0, 0);
+    my ($n, $failed, $n_all) = (0, 0, 0);
     each_transaction(\@all, sub {
         my ($client, $lat, $end) = @_;
         if (!defined $lat) { $failed++; return; }
+        $n_all++;
         my $b = int(($end - $t_start) / $bucket);
         $bhist{$b}{$lat}++;
         $bn{$b}++;
@@ -184,7 +185,7 @@ sub analyse_window {
         push @timeline, { t_s => $b * $bucket, tps => $bn{$b} / $len,
                           p99_ms => ms(percentile($bhist{$b}, $bn{$b}, 0.99)) };
     }
-    my %w = (hist => \%hist, n => $n, failed => $failed, window => $t_end - $window_start,
+    my %w = (hist => \%hist, n => $n, n_all => $n_all, failed => $failed, window => $t_end - $window_start,
              warmup => $window_start - $t_start,
              first_tx_ms => ms(max(map { $_ // 0 } values %first_lat)),
              clients => scalar keys %first_end,
@@ -213,15 +214,17 @@ sub analyse_run {
         @windows = map { analyse_window([$_], $each) } @prefixes;
     }
     for my $w (@windows) { return { error => $w->{error} } if $w->{error}; }
-    my (%hist, $n, $window, $failed);
+    my (%hist, $n, $window, $failed, $n_all);
     for my $w (@windows) {
         $hist{$_} += $w->{hist}{$_} for keys %{ $w->{hist} };
         $n += $w->{n};
+        $n_all += $w->{n_all};
         $window += $w->{window};
         $failed += $w->{failed};
     }
     my $s = hist_summary(\%hist, $n, $window);
     $s->{failed} = $failed;
+    $s->{transactions_all} = $n_all;
     $s->{window_s} = $window;
     $s->{warmup_s} = max(map { $_->{warmup} } @windows);
     $s->{first_tx_max_ms} = max(map { $_->{first_tx_ms} // 0 } @windows);
@@ -276,6 +279,7 @@ sub slice_figures {
             $drop += $ha[3] - $hb[3] if "$hb[3]$ha[3]" =~ /^\d+$/;
         }
     }
+    $f{own_cpu_ticks} = $ours;
     if ($capacity > 0) {
         $f{other_cpu_pct} = 100 * $other / $capacity;
         $f{own_cpu_pct} = 100 * $ours / $capacity;
@@ -310,6 +314,12 @@ for my $run (@runs) {
     }
     # other CPU, hit ratio, decision log: from the slices (see run.sh)
     %row = (%row, slice_figures($run->{id}));
+    # CPU time of the server and pgbench per transaction (all of the run's
+    # transactions, warm-up included): what a transaction costs, whatever
+    # share of the machine this run got
+    if ($row{transactions_all} && $row{own_cpu_ticks}) {
+        $row{cpu_us_per_transaction} = $row{own_cpu_ticks} * 1e6 / ($meta{clock_ticks} || 100) / $row{transactions_all};
+    }
     for my $kv (split /;/, ($run->{extra} // '')) {
         my ($k, $v) = split /=/, $kv, 2;
         $row{notes}{$k} = $v if defined $v;
@@ -347,11 +357,10 @@ for my $row (@rows) {
         $row->{ratio_no_churn} = ratio($row, $nc);
         keep_ratio("$row->{id} x no churn", $row->{ratio_no_churn}, $row->{id}, $nc);
     }
-    if (my $on = $row->{notes}{logging_on}) {
+    if (my $off = $row->{notes}{logging_off}) {
         # the cost of the decision log: rate with it on / rate with it off
-        my $r = $by_id{$on} ? ratio($by_id{$on}, $row->{id}) : undef;
-        $row->{ratio_logging_on_to_off} = $r;
-        keep_ratio("$on logging on / off", $r, $on, $row->{id});
+        $row->{ratio_logging_on_to_off} = ratio($row, $off);
+        keep_ratio("$row->{id} x logging off", $row->{ratio_logging_on_to_off}, $row->{id}, $off);
     }
     next if $row->{id} =~ /^soak/;
     keep_ratio("$row->{id} x SELECT 1", $row->{ratio_select1}, $row->{id}, $row->{compared_with}{select1});
@@ -443,12 +452,12 @@ push @md, sprintf('decide %s built from the %s; %s CPUs (%s); started %s, %s s i
                   $meta{started}, $meta{elapsed_s} // '?');
 push @md, '';
 if (@rows) {
-    push @md, '| workload | clients | TPS | decisions/s | × SELECT 1 | × SQL baseline | p50 ms | p95 ms | p99 ms | hit ratio | warm-up s | other CPU |';
-    push @md, '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+    push @md, '| workload | clients | TPS | decisions/s | × SELECT 1 | × SQL baseline | p50 ms | p95 ms | p99 ms | hit ratio | CPU µs/tx | warm-up s | other CPU |';
+    push @md, '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
     my $footnote = 0;
     for my $r (@rows) {
         if ($r->{status} ne 'ok') {
-            push @md, "| $r->{workload} | $r->{clients} | $r->{status} | | | | | | | | | |";
+            push @md, "| $r->{workload} | $r->{clients} | $r->{status} | | | | | | | | | | |";
             next;
         }
         my $sql = fratio($r->{ratio_sql});
@@ -457,11 +466,11 @@ if (@rows) {
             $sql .= ' ²' if $r->{compared_with}{sql_label} =~ /no RLS/;
             $footnote = 1;
         }
-        push @md, sprintf('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+        push @md, sprintf('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
             $r->{workload}, $r->{clients}, fnum($r->{tps}), fnum($r->{decisions_per_s}),
             fratio($r->{ratio_select1}), $sql, f($r->{p50_ms}, '%.3f'), f($r->{p95_ms}, '%.3f'),
             f($r->{p99_ms}, '%.3f'), defined $r->{hit_ratio} ? sprintf('%.1f%%', 100 * $r->{hit_ratio}) : 'n/a',
-            f($r->{warmup_s}, '%.2f'),
+            fnum($r->{cpu_us_per_transaction}), f($r->{warmup_s}, '%.2f'),
             f($r->{other_cpu_pct}, '%.0f%%') . ($r->{disturbed} ? ' ⚠' : ''));
     }
     push @md, '';
@@ -470,6 +479,8 @@ if (@rows) {
             . 'every client has finished its first transaction (warm-up s: the longest wait for that; it includes compiling '
             . 'the policy set in each new backend). × = decisions/s over the compared run\'s rate at the same number of clients. ',
             $meta{rounds} // 1)
+            . 'CPU µs/tx: CPU time of the server and pgbench per transaction (both cores), a cost that does not depend on '
+            . 'the share of the machine the run got. '
             . 'other CPU: share of the machine\'s CPU taken by processes outside this benchmark '
             . "(the machine may be shared); slices above $meta{other_cpu_limit}% are run again after a quiet moment, "
             . 'within a time budget; ⚠: still above, so the row is less reliable and the regression check skips its ratios.';
@@ -482,11 +493,12 @@ if (@rows) {
                               $r->{notes}{changes} // '?', $r->{ratio_no_churn});
         }
         if (defined $r->{ratio_logging_on_to_off}) {
-            my $on = $by_id{ $r->{notes}{logging_on} };
+            my $off = $by_id{ $r->{notes}{logging_off} };
             push @md, '';
-            push @md, sprintf('Decision log: zipf with decide.log = all (the default) runs at %.2f× the rate with decide.log = none; '
-                              . 'during that run %s decisions were appended to the log ring and %s dropped.',
-                              $r->{ratio_logging_on_to_off}, $on->{log_enqueued} // '?', $on->{log_dropped} // '?');
+            push @md, sprintf('Decision log: zipf with decide.log = all runs at %.2f× the rate with the log off '
+                              . '(%s vs %s CPU µs per decision); %s decisions were appended to the log ring during it, %s dropped.',
+                              $r->{ratio_logging_on_to_off}, fnum($r->{cpu_us_per_transaction}),
+                              fnum($off->{cpu_us_per_transaction}), $r->{log_enqueued} // '?', $r->{log_dropped} // '?');
         }
         if ($r->{phases}) {
             push @md, '';
