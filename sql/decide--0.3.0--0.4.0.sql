@@ -4,6 +4,25 @@
 
 \echo Use "ALTER EXTENSION decide UPDATE TO '0.4.0'" to load this file. \quit
 
+-- A random name for each policy-set version.  Keys in Redis use it rather
+-- than (store id, epoch): a database copied with CREATE DATABASE ...
+-- TEMPLATE, or a cluster cloned or promoted, keeps the store id and counts
+-- epochs on its own, and must never read another copy's decisions.
+ALTER TABLE decide.epoch ADD COLUMN version uuid NOT NULL DEFAULT gen_random_uuid();
+
+CREATE OR REPLACE FUNCTION decide.advance_epoch() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Once per transaction: the epoch is a version of committed state.
+    UPDATE decide.epoch
+       SET epoch = epoch + 1, version = gen_random_uuid(), changed_by = pg_current_xact_id()
+     WHERE changed_by IS DISTINCT FROM pg_current_xact_id();
+    PERFORM decide.invalidate_policy_set();
+END
+$$;
+
 -- Where the primary's worker is in each standby's log stream; written in
 -- the same transaction as the rows it read, so nothing is written twice.
 CREATE TABLE decide.log_stream_positions (

@@ -71,6 +71,7 @@ typedef struct LogRing
 	Oid			database;		/* set by the worker; InvalidOid before */
 	Latch	   *worker_latch;
 	uint64		reported_drops;
+	TimestampTz created;		/* new after every restart, crash or not */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LogRing;
 
@@ -199,6 +200,7 @@ audit_log_shmem_startup(void)
 		ring->database = InvalidOid;
 		ring->worker_latch = NULL;
 		ring->reported_drops = 0;
+		ring->created = GetCurrentTimestamp();
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -510,4 +512,10 @@ decide_flush(PG_FUNCTION_ARGS)
 {
 	audit_log_wait_flushed(30 * 1000);
 	PG_RETURN_VOID();
+}
+
+TimestampTz
+audit_log_created(void)
+{
+	return ring ? ring->created : 0;
 }

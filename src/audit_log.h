@@ -65,6 +65,12 @@ extern Size audit_log_decode(const char *buf, Size len, LoggedDecision *out);
  * appended so far is in the table. */
 extern void audit_log_wait_flushed(int timeout_ms);
 
+/*
+ * When this ring was created: ring positions restart with it, so it tells
+ * apart the lifetimes of the shared memory (a crash restart makes a new one).
+ */
+extern TimestampTz audit_log_created(void);
+
 /* Bytes appended and not yet written to the table. */
 extern uint64 audit_log_pending_bytes(void);
 

@@ -153,11 +153,18 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 		if (!warming)
 			stats_count(STAT_L2_MISSES, 1);
 	}
-	if (redis_cache_fits(key) && redis_cache_get(key, cached))
+	if (redis_cache_fits(key))
 	{
-		decision_cache_store(CACHE_L2, key, cached);
-		decision_cache_store(CACHE_L1, key, cached);
-		return "redis";
+		bool		hit = redis_cache_get(key, cached);
+
+		if (!warming)
+			stats_count(hit ? STAT_L3_HITS : STAT_L3_MISSES, 1);
+		if (hit)
+		{
+			decision_cache_store(CACHE_L2, key, cached);
+			decision_cache_store(CACHE_L1, key, cached);
+			return "redis";
+		}
 	}
 	return NULL;
 }

@@ -94,7 +94,7 @@ decision_cache_define_gucs(void)
 {
 	DefineCustomBoolVariable("decide.cache",
 							 "Serve and store decisions in the decision caches.",
-							 "Off bypasses both layers, for debugging.",
+							 "Off bypasses every layer (L1, L2, Redis), for debugging.",
 							 &decide_cache_enabled,
 							 true,
 							 PGC_SUSET, 0,
@@ -252,6 +252,7 @@ decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context, Dec
 	key->database = MyDatabaseId;
 	key->epoch = set->epoch;
 	key->store_id = set->store_id;
+	key->version = set->version;
 	key->hash = hash_bytes_extended((const unsigned char *) key->bytes, key->len,
 									(uint64) set->epoch ^ ((uint64) MyDatabaseId << 32));
 	key->hash = hash_combine64(key->hash,

@@ -30,6 +30,7 @@ typedef struct DecisionKey
 	Oid			database;
 	int64		epoch;
 	pg_uuid_t	store_id;
+	pg_uuid_t	version;		/* names the policy-set content across servers */
 	uint32		len;
 	char	   *bytes;
 } DecisionKey;

@@ -136,7 +136,7 @@ open_scope(FetchScope *scope, const PolicySet *set)
 	const DecideCatalog *catalog = policy_set_catalog();
 
 	scope->snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (policy_set_read_epoch(scope->snapshot, NULL, NULL) != set->epoch)
+	if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL) != set->epoch)
 	{
 		UnregisterSnapshot(scope->snapshot);
 		policy_set_mark_stale();

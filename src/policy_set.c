@@ -129,7 +129,8 @@ policy_set_catalog(void)
 }
 
 int64
-policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id, bool *includes_own_changes)
+policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id, pg_uuid_t *version,
+					  bool *includes_own_changes)
 {
 	Relation	rel = table_open(catalog.epoch, AccessShareLock);
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -147,6 +148,17 @@ policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id, bool *includes_own
 	if (store_id)
 		*store_id = *DatumGetUUIDP(heap_getattr(tuple, get_attnum(catalog.epoch, "store_id"),
 												desc, &isnull));
+	if (version)
+	{
+		AttrNumber	att_version = get_attnum(catalog.epoch, "version");
+
+		/* 0.4.0 added it; before the upgrade, the store id stands in. */
+		if (att_version != InvalidAttrNumber)
+			*version = *DatumGetUUIDP(heap_getattr(tuple, att_version, desc, &isnull));
+		else
+			*version = *DatumGetUUIDP(heap_getattr(tuple, get_attnum(catalog.epoch, "store_id"),
+													desc, &isnull));
+	}
 	if (includes_own_changes)
 		*includes_own_changes =
 			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple->t_data));
@@ -279,7 +291,8 @@ load_policy_set(void)
 	defs = palloc_extended(sizeof(DecPolicyDef) * capacity, MCXT_ALLOC_HUGE);
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	set->epoch = policy_set_read_epoch(snapshot, &set->store_id, &set->includes_own_changes);
+	set->epoch = policy_set_read_epoch(snapshot, &set->store_id, &set->version,
+									   &set->includes_own_changes);
 
 	rel = table_open(catalog.policies, AccessShareLock);
 	desc = RelationGetDescr(rel);

@@ -43,6 +43,13 @@ typedef struct PolicySet
 	pg_uuid_t	store_id;
 
 	/*
+	 * Random, new with every epoch: names this exact policy-set content
+	 * wherever it is (copies of a database made with TEMPLATE, restored or
+	 * promoted clusters share store id and epoch numbers, not versions).
+	 */
+	pg_uuid_t	version;
+
+	/*
 	 * Read under this transaction's own uncommitted change: its epoch number
 	 * may yet be rolled back and reused, so nothing computed under it may be
 	 * shared or outlive the transaction.
@@ -74,7 +81,7 @@ extern const DecideCatalog *policy_set_catalog(void);
 
 /* Reads the epoch row under a snapshot. */
 extern int64 policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id,
-								   bool *includes_own_changes);
+								   pg_uuid_t *version, bool *includes_own_changes);
 
 /* An evaluator allocator drawing from a memory context. */
 extern DecAllocator decide_allocator(MemoryContext context);

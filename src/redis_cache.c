@@ -12,8 +12,10 @@
  * Redis never changes an answer and never raises an error to the caller:
  * every failure, timeout, error reply or malformed value is counted and
  * treated as a miss, and the layers below answer.  Keys are
- *   <prefix>v1:<store id, hex>:<epoch>:<request encoding (request_key.c), hex>
- * so they carry the policy store and its version and cannot collide; values
+ *   <prefix>v1:<policy-set version, hex>:<epoch>:<request encoding, hex>
+ * where the version is a random UUID drawn with every epoch (decide.epoch),
+ * so servers share entries exactly when their policy sets are the same
+ * commit, whatever copies of databases or clusters exist; values
  * are checked by cache_value.c (bound to their key, checksummed).  Every key
  * gets a TTL.  No lock is held while talking to Redis.
  */
@@ -173,6 +175,12 @@ assign_redis_url(const char *newval, void *extra)
 void
 redis_cache_define_gucs(void)
 {
+	/*
+	 * Like L2, the shared layer needs decide preloaded: without it decide
+	 * answers from L1 only and these settings do not exist.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomStringVariable("decide.redis_url",
 							   "Redis shared by servers as a third cache layer; empty: off.",
 							   "redis://[:password@]host[:port][/db] or unix:///path.",
@@ -319,8 +327,8 @@ redis_key(const DecisionKey *key, size_t *len)
 	appendStringInfo(&buf, "%sv1:", redis_prefix);
 	for (i = 0; i < UUID_LEN; i++)
 	{
-		appendStringInfoChar(&buf, hex[key->store_id.data[i] >> 4]);
-		appendStringInfoChar(&buf, hex[key->store_id.data[i] & 15]);
+		appendStringInfoChar(&buf, hex[key->version.data[i] >> 4]);
+		appendStringInfoChar(&buf, hex[key->version.data[i] & 15]);
 	}
 	appendStringInfo(&buf, ":" INT64_FORMAT ":", key->epoch);
 	for (i = 0; i < key->len; i++)
@@ -380,7 +388,6 @@ redis_cache_get(const DecisionKey *key, CachedDecision *decision)
 		freeReplyObject(reply);
 	}
 	pfree(rkey);
-	stats_count(found ? STAT_L3_HITS : STAT_L3_MISSES, 1);
 	CHECK_FOR_INTERRUPTS();
 	return found;
 }
@@ -460,9 +467,13 @@ redis_log_registry(const pg_uuid_t *store_id)
 char *
 redis_log_stream_name(const pg_uuid_t *store_id)
 {
-	/* One per standby postmaster lifetime: its start time and pid. */
+	/*
+	 * One per lifetime of the standby's shared memory (ring positions, and
+	 * so entry ids, restart with it): the ring's creation time and the
+	 * postmaster's pid.
+	 */
 	return psprintf("%slog:%s:" INT64_FORMAT ".%d", redis_prefix, store_hex(store_id),
-					(int64) PgStartTime, (int) PostmasterPid);
+					(int64) audit_log_created(), (int) PostmasterPid);
 }
 
 bool

@@ -696,10 +696,10 @@ decide_worker_main(Datum arg)
 			else if (store.found)
 				receive_from_standbys(&store.store_id);
 		}
+		report_drops(&last_drop_warning);
 		if (!standby)
 		{
 			flush_all(buf);
-			report_drops(&last_drop_warning);
 			if (TimestampDifferenceExceeds(last_maintenance, GetCurrentTimestamp(),
 										   decide_maintenance_interval_s * 1000))
 			{
@@ -717,9 +717,26 @@ decide_worker_main(Datum arg)
 
 	/*
 	 * Shutdown or termination: drain what backends appended, including what
-	 * they append while exiting, until the ring stays empty a moment.
+	 * they append while exiting, until the ring stays empty a moment: into
+	 * the table on a primary, into Redis on a standby.
 	 */
-	if (!RecoveryInProgress())
+	if (RecoveryInProgress() && redis_cache_configured())
+	{
+		StoreLookup store;
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   SHUTDOWN_DRAIN_MS);
+
+		in_transaction(lookup_store, &store);
+		if (store.found)
+		{
+			char	   *stream = redis_log_stream_name(&store.store_id);
+
+			while (forward_once(buf, &store.store_id, stream) &&
+				   GetCurrentTimestamp() < deadline)
+				;
+		}
+	}
+	else if (!RecoveryInProgress())
 	{
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   SHUTDOWN_DRAIN_MS);

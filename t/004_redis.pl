@@ -173,6 +173,24 @@ like($err, qr/permission denied to set parameter/, 'decide_user cannot point dec
 ($ret, $out, $err) = $node->psql('postgres', q{SHOW decide.redis_url}, extra_params => ['-U', 'regress_app']);
 like($err, qr/must be superuser|permission denied|pg_read_all_settings/, 'nor read the Redis URL (it may hold a password)');
 
+# Copies of a database (CREATE DATABASE ... TEMPLATE) share the store id
+# and count epochs alike, but once their policies differ they never read
+# each other's decisions: keys name the policy-set version, drawn at random
+# with every epoch.
+$node->safe_psql('postgres', 'CREATE DATABASE app');
+$node->safe_psql('app', q{
+    CREATE EXTENSION decide;
+    INSERT INTO decide.policies (name, effect, actor, action, resource) VALUES ('p', 'allow', '*', 'read', '*')});
+$node->safe_psql('postgres', 'CREATE DATABASE app_copy TEMPLATE app');
+$node->safe_psql('app', q{UPDATE decide.policies SET effect = 'deny'});
+$node->safe_psql('app_copy', q{UPDATE decide.policies SET priority = 5});
+is($node->safe_psql('app', 'SELECT decide_epoch()'), $node->safe_psql('app_copy', 'SELECT decide_epoch()'),
+   'the copies are at the same epoch number');
+is(last_line($node->safe_psql('app', q{SELECT decide_cache_reset(); SELECT allowed::text || source FROM decide('user:x', 'read', 'doc:1')})),
+   'falsemiss', 'the original decides (and stores in Redis)');
+is(last_line($node->safe_psql('app_copy', q{SELECT decide_cache_reset(); SELECT allowed::text || source FROM decide('user:x', 'read', 'doc:1')})),
+   'truemiss', 'the copy decides for itself, not from the original\'s entry');
+
 # A streaming standby sharing Redis.
 $node->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
