@@ -3,7 +3,10 @@
  * functions that show them: decide_stats() (behind the decide_stats view),
  * decide_metrics() (Prometheus text format) and decide_reset_stats().
  *
- * Every value is an atomic, updated without locks on the decision path.
+ * Every value is an atomic.  Counters and the histogram are summed in
+ * backend memory and added in batches (every 64 decisions or 100 ms, at
+ * exit, and before this backend reads the statistics), so the decision
+ * path touches no shared cache line; gauges are written directly.
  * With shared_preload_libraries the block lives in shared memory; without,
  * the same block lives in backend memory, so the code is the same and the
  * view says which it is (shared_memory = false: this backend only).
@@ -16,6 +19,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -49,6 +53,16 @@ static bool stats_shared = false;
 
 pg_atomic_uint64 *decide_counters = NULL;
 pg_atomic_uint64 *decide_gauges = NULL;
+uint64		decide_pending_counters[STAT_COUNTERS];
+
+#define FLUSH_EVERY_DECISIONS 64
+#define FLUSH_EVERY_MS 100
+
+static uint64 pending_latency[LATENCY_BUCKETS];
+static uint64 pending_latency_sum_ns = 0;
+static int	pending_decisions = 0;
+static TimestampTz last_flush = 0;
+static bool exit_flush_registered = false;
 
 static void
 stats_clear(DecideStats *s, bool gauges_too)
@@ -124,15 +138,60 @@ stats_are_shared(void)
 }
 
 void
+stats_flush(void)
+{
+	int			i;
+
+	for (i = 0; i < STAT_COUNTERS; i++)
+		if (decide_pending_counters[i] != 0)
+		{
+			pg_atomic_fetch_add_u64(&stats->counters[i], decide_pending_counters[i]);
+			decide_pending_counters[i] = 0;
+		}
+	for (i = 0; i < (int) LATENCY_BUCKETS; i++)
+		if (pending_latency[i] != 0)
+		{
+			pg_atomic_fetch_add_u64(&stats->latency[i], pending_latency[i]);
+			pending_latency[i] = 0;
+		}
+	if (pending_latency_sum_ns != 0)
+	{
+		pg_atomic_fetch_add_u64(&stats->latency_sum_ns, pending_latency_sum_ns);
+		pending_latency_sum_ns = 0;
+	}
+	pending_decisions = 0;
+}
+
+static void
+flush_at_exit(int code, Datum arg)
+{
+	stats_flush();
+}
+
+void
 stats_record_latency(uint64 nanoseconds)
 {
 	double		us = nanoseconds / 1000.0;
 	int			bucket = 0;
+	TimestampTz now;
 
 	while (bucket < (int) lengthof(latency_bounds_us) && us > latency_bounds_us[bucket])
 		bucket++;
-	pg_atomic_fetch_add_u64(&stats->latency[bucket], 1);
-	pg_atomic_fetch_add_u64(&stats->latency_sum_ns, nanoseconds);
+	pending_latency[bucket]++;
+	pending_latency_sum_ns += nanoseconds;
+	if (++pending_decisions < FLUSH_EVERY_DECISIONS)
+	{
+		now = GetCurrentTimestamp();
+		if (!TimestampDifferenceExceeds(last_flush, now, FLUSH_EVERY_MS))
+			return;
+		last_flush = now;
+	}
+	if (!exit_flush_registered)
+	{
+		before_shmem_exit(flush_at_exit, (Datum) 0);
+		exit_flush_registered = true;
+	}
+	stats_flush();
 }
 
 /* A percentile from the histogram, interpolating within its bucket. */
@@ -183,6 +242,7 @@ take_snapshot(StatsSnapshot *snap)
 	int			i;
 	int			layer;
 
+	stats_flush();				/* this backend's own counts are in */
 	for (i = 0; i < STAT_COUNTERS; i++)
 		snap->counters[i] = pg_atomic_read_u64(&stats->counters[i]);
 	for (i = 0; i < GAUGES; i++)
@@ -289,6 +349,7 @@ PG_FUNCTION_INFO_V1(decide_reset_stats);
 Datum
 decide_reset_stats(PG_FUNCTION_ARGS)
 {
+	stats_flush();
 	stats_clear(stats, false);
 	PG_RETURN_VOID();
 }

@@ -58,10 +58,17 @@ typedef enum DecideGauge
 extern pg_atomic_uint64 *decide_counters;
 extern pg_atomic_uint64 *decide_gauges;
 
+/*
+ * Counters are summed in backend memory and added to the shared block in
+ * batches (stats_flush), so that backends deciding in parallel do not
+ * fight over the same cache lines on every call.
+ */
+extern uint64 decide_pending_counters[STAT_COUNTERS];
+
 static inline void
 stats_count(DecideCounter counter, uint64 n)
 {
-	pg_atomic_fetch_add_u64(&decide_counters[counter], n);
+	decide_pending_counters[counter] += n;
 }
 
 static inline void
@@ -76,8 +83,14 @@ stats_gauge_set(DecideGauge gauge, uint64 value)
 	pg_atomic_write_u64(&decide_gauges[gauge], value);
 }
 
-/* Records the duration of one decision. */
+/*
+ * Records the duration of one decision; flushes what this backend has
+ * pending every few dozen decisions or every 100 ms.
+ */
 extern void stats_record_latency(uint64 nanoseconds);
+
+/* Adds this backend's pending counts to the shared block now. */
+extern void stats_flush(void);
 
 /* From _PG_init; the shmem functions only when preloaded. */
 extern void stats_init_local(void);

@@ -713,6 +713,7 @@ decide_worker_main(Datum arg)
 			}
 		}
 		in_transaction(warm_hot_keys, NULL);
+		stats_flush();
 	}
 
 	/*
