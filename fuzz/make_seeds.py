@@ -148,3 +148,44 @@ write("evaluator", "scenario-bytes", seed)
 for flags in range(32):
     n = rng.choice([20, 100, 400, 1500])
     write("evaluator", f"random-{flags:02d}", [flags] + [rng.randrange(256) for _ in range(n)])
+
+
+# ---- cache_value: h1, h2, flags, policy id, expiry, mask, raw bytes ------
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def cache_value(flags, policy_id, expires, key_hash):
+    """src/cache_value.c's layout: magic, flags, 3 zero bytes, then
+    little-endian policy id, expiry, key hash and the checksum."""
+    body = b"DCV1" + bytes([flags, 0, 0, 0]) + struct.pack(
+        "<qqQ", policy_id, expires, key_hash)
+    return body + struct.pack("<Q", fnv1a(body))
+
+
+def value_seed(h1, h2, flags, policy_id, expires, mask, raw):
+    return list(struct.pack(">QQ", h1, h2)) + [flags] + list(
+        struct.pack(">qq", policy_id, expires)) + [mask] + list(raw)
+
+
+H1, H2 = 0x1122334455667788, 0x8877665544332211
+write("cache_value", "valid-allow", value_seed(H1, H2, 3, 7, 0, 1, cache_value(3, 7, 0, H1)))
+write("cache_value", "valid-deny-unknown",
+      value_seed(H1, H2, 5, -9, 10**15, 0x80, cache_value(5, -9, 10**15, H1)))
+write("cache_value", "valid-no-policy", value_seed(H1, H2, 0, 0, 0, 0xFF, cache_value(0, 0, 0, H1)))
+write("cache_value", "other-key", value_seed(H1, H2, 3, 1, 0, 2, cache_value(3, 1, 0, H2)))
+write("cache_value", "allow-without-policy",
+      value_seed(H1, H2, 2, 0, 0, 4, cache_value(2, 0, 0, H1)))
+bad = bytearray(cache_value(3, 7, 0, H1))
+bad[4] |= 0x08  # an unknown flag, checksum fixed up
+bad[32:] = struct.pack("<Q", fnv1a(bytes(bad[:32])))
+write("cache_value", "unknown-flag", value_seed(H1, H2, 3, 7, 0, 8, bytes(bad)))
+write("cache_value", "truncated", value_seed(H1, H2, 3, 7, 0, 1, cache_value(3, 7, 0, H1)[:39]))
+write("cache_value", "redis-error-reply", value_seed(H1, H2, 1, 3, 0, 1, b"-ERR wrong type"))
+write("cache_value", "empty", value_seed(H1, H2, 1, 3, 0, 1, b""))
+for i in range(6):
+    write("cache_value", f"random-{i}", [rng.randrange(256) for _ in range(rng.choice([34, 74, 120]))])

@@ -1,6 +1,6 @@
 /*
  * props.h — property checks over decide's pure-C modules (src/glob.c,
- * src/request_key.c, src/evaluator.c), shared by the libFuzzer targets
+ * src/request_key.c, src/evaluator.c, src/cache_value.c), shared by the libFuzzer targets
  * (fuzz_target.c, built with clang) and the deterministic unit tests
  * (unittest.c, built with gcc).
  *
@@ -30,6 +30,10 @@ extern int	prop_request_key(const uint8_t *data, size_t size);
 
 /* compiled evaluator agrees with a linear-scan reference evaluator */
 extern int	prop_evaluator(const uint8_t *data, size_t size);
+
+/* cached-value codec: untrusted bytes never decode to anything but a
+ * canonical value of the right key */
+extern int	prop_cache_value(const uint8_t *data, size_t size);
 
 /* ---- support.c ---- */
 

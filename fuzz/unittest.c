@@ -13,6 +13,7 @@
  * Usage: unittest [corpus-dir] [iterations-scale-percent]
  */
 #include "props.h"
+#include "cache_value.h"
 #include "request_key.h"
 
 #include <dirent.h>
@@ -525,6 +526,47 @@ test_evaluator_scenarios(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* cached values */
+
+static void
+test_cache_value_cases(void)
+{
+	static const CacheValue values[] = {
+		{false, false, false, 0, 0},
+		{true, true, false, INT64_MAX, INT64_MAX},
+		{true, false, true, INT64_MIN, -1},
+		{true, false, false, 42, 1},
+	};
+	CacheValue	got;
+	char		bytes[CACHE_VALUE_BYTES];
+	bool		ok = true;
+	size_t		i;
+
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+	{
+		cache_value_encode(&values[i], 0x0123456789abcdefULL, bytes);
+		ok &= cache_value_decode(bytes, CACHE_VALUE_BYTES, 0x0123456789abcdefULL, &got) &&
+			got.has_policy == values[i].has_policy && got.allowed == values[i].allowed &&
+			got.condition_unknown == values[i].condition_unknown &&
+			got.policy_id == values[i].policy_id && got.expires == values[i].expires;
+		ok &= !cache_value_decode(bytes, CACHE_VALUE_BYTES, 0x0123456789abcdeeULL, &got);
+		ok &= !cache_value_decode(bytes, CACHE_VALUE_BYTES - 1, 0x0123456789abcdefULL, &got);
+	}
+	/* an allow that names no policy is never trusted */
+	{
+		CacheValue	bad = {false, true, false, 0, 0};
+
+		cache_value_encode(&bad, 7, bytes);
+		ok &= !cache_value_decode(bytes, CACHE_VALUE_BYTES, 7, &got);
+	}
+	/* empty, short and all-zero replies */
+	memset(bytes, 0, sizeof(bytes));
+	ok &= !cache_value_decode(bytes, 0, 0, &got) && !cache_value_decode(bytes, 4, 0, &got) &&
+		!cache_value_decode(bytes, CACHE_VALUE_BYTES, 0, &got);
+	report(ok, "cache_value: extreme values round-trip under their key only; allow-without-policy, short and zero replies refused");
+}
+
+/* ------------------------------------------------------------------ */
 
 typedef struct Target
 {
@@ -541,6 +583,7 @@ main(int argc, char **argv)
 		{"glob", prop_glob, 20000, 2048},
 		{"request_key", prop_request_key, 30000, 2048},
 		{"evaluator", prop_evaluator, 6000, 4096},
+		{"cache_value", prop_cache_value, 30000, 256},
 	};
 	const char *corpus_root = argc > 1 ? argv[1] : "fuzz/corpus";
 	int			scale = argc > 2 ? atoi(argv[2]) : 100;
@@ -552,6 +595,7 @@ main(int argc, char **argv)
 	test_glob_stars();
 	test_request_key_cases();
 	test_evaluator_scenarios();
+	test_cache_value_cases();
 
 	for (t = 0; t < sizeof(targets) / sizeof(targets[0]); t++)
 	{
