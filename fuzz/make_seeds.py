@@ -6,6 +6,8 @@ hand-made cases that reach the interesting paths at once, plus a few
 pseudo-random inputs (fixed seed) for each combination of flags.  libFuzzer
 starts from these; `make unittest` replays them.  Rerun after changing an
 input layout:  python3 fuzz/make_seeds.py
+Files not named seed-* (e.g. regression-*, inputs that once failed) are
+kept by hand and never rewritten here.
 """
 import os
 import random

@@ -223,7 +223,8 @@ prop_evaluator(const uint8_t *data, size_t size)
 			}
 			if (unique)
 				break;
-			p->id = max < INT64_MAX ? max + 1 : p->id + 1;	/* else probe upwards */
+			/* else probe upwards, wrapping (unsigned: no overflow) */
+			p->id = max < INT64_MAX ? max + 1 : (int64_t) ((uint64_t) p->id + 1);
 		}
 		for (d = 0; d < DEC_NDIMS; d++)
 			p->pattern[d] = make_string(&arena, &r, pattern_vocabulary, 16, 4, allow_empty);
