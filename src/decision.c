@@ -155,11 +155,11 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 	}
 	if (redis_cache_fits(key))
 	{
-		bool		hit = redis_cache_get(key, cached);
+		RedisLookup result = redis_cache_get(key, cached);
 
-		if (!warming)
-			stats_count(hit ? STAT_L3_HITS : STAT_L3_MISSES, 1);
-		if (hit)
+		if (!warming && result != REDIS_NOT_ASKED)
+			stats_count(result == REDIS_HIT ? STAT_L3_HITS : STAT_L3_MISSES, 1);
+		if (result == REDIS_HIT)
 		{
 			decision_cache_store(CACHE_L2, key, cached);
 			decision_cache_store(CACHE_L1, key, cached);

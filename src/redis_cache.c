@@ -348,7 +348,7 @@ redis_cache_fits(const DecisionKey *key)
 	return target_valid && key->len <= REDIS_MAX_KEY_BYTES;
 }
 
-bool
+RedisLookup
 redis_cache_get(const DecisionKey *key, CachedDecision *decision)
 {
 	redisContext *c;
@@ -359,7 +359,7 @@ redis_cache_get(const DecisionKey *key, CachedDecision *decision)
 	CacheValue	value;
 
 	if (!redis_cache_fits(key) || (c = get_connection()) == NULL)
-		return false;
+		return REDIS_NOT_ASKED;
 	rkey = redis_key(key, &key_len);
 	reply = redisCommand(c, "GET %b", rkey, key_len);
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
@@ -389,7 +389,7 @@ redis_cache_get(const DecisionKey *key, CachedDecision *decision)
 	}
 	pfree(rkey);
 	CHECK_FOR_INTERRUPTS();
-	return found;
+	return found ? REDIS_HIT : REDIS_MISS;
 }
 
 void

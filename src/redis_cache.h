@@ -17,8 +17,15 @@ extern bool redis_cache_configured(void);
 /* Would this key be looked up in Redis? */
 extern bool redis_cache_fits(const DecisionKey *key);
 
+typedef enum RedisLookup
+{
+	REDIS_NOT_ASKED,			/* breaker open, or no connection */
+	REDIS_MISS,					/* asked: nothing usable (failures included) */
+	REDIS_HIT
+} RedisLookup;
+
 /* Never raise an error: failures count and read as misses. */
-extern bool redis_cache_get(const DecisionKey *key, CachedDecision *decision);
+extern RedisLookup redis_cache_get(const DecisionKey *key, CachedDecision *decision);
 extern void redis_cache_put(const DecisionKey *key, const CachedDecision *decision);
 
 /* Decision-log forwarding from standbys (see redis_cache.c). */
