@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# bench/layers.sh — the speed targets of the cache, log and Redis layers
+# (issues 3, 4 and 5), each measured beside its baseline in one invocation:
+#
+#   sudo bash bench/layers.sh [--quick] [--out FILE]
+#
+#   hot        cached decide_allowed() vs SELECT 1, pgbench -M prepared, 2 clients
+#   zipf       Zipf (s = 1.1) over 1,000,000 distinct requests with the default cache
+#              sizes: hit ratios after a warm-up
+#   p99        8 clients on the Zipf mix: p99 latency from pgbench's per-transaction log
+#   logging    the hot workload with decide.log = 'all' vs 'none'
+#   recovery   hit ratio every 100 ms around a policy change under load (8 clients)
+#   redis      hot TPS with Redis healthy vs SELECT 1; Zipf TPS with Redis stopped
+#              (breaker open) vs Redis not configured
+#   keyset     decide_decisions_page(): page 10,000 vs page 1 over a 10,000,000-row log
+#
+# It builds and installs decide (as scripts/test.sh does), starts its own
+# cluster (port 54356, Unix socket only) and its own redis-server (127.0.0.1,
+# port 56356), and stops both by PID on exit.  Ratios, not absolute times,
+# are what to compare across machines.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PGBIN/pg_config
+PORT=54356
+REDIS_PORT=56356
+SECONDS_PER_RUN=10
+ROWS=10000000
+OUT=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) SECONDS_PER_RUN=3; ROWS=1000000; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE]" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
+
+bash "$REPO/scripts/install-deps.sh" >/dev/null
+WORK=$(mktemp -d /tmp/decide-layers.XXXXXX)
+REDIS_PID=""
+cleanup() {
+    [ -n "$REDIS_PID" ] && kill -CONT "$REDIS_PID" 2>/dev/null; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    if [ -f "$WORK/data/postmaster.pid" ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building and installing decide"
+cp -a "$REPO/." "$WORK/src" && rm -rf "$WORK/src/.git"
+make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG clean >/dev/null 2>&1 || true
+make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG >/dev/null
+make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG install >/dev/null
+chown -R postgres "$WORK"
+
+echo "== starting a cluster and loading 10,000 policies, 10,000 actors, 50,000 resources"
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PORT
+max_connections = 100
+shared_buffers = 512MB
+synchronous_commit = off
+shared_preload_libraries = 'decide'
+decide.log = 'none'
+EOF
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+psql_() { runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 -At "$@" postgres; }
+pgb() { runuser -u postgres -- "$PGBIN/pgbench" -h "$WORK" -p $PORT -n -M prepared "$@" postgres; }
+setting() { psql_ -c "ALTER SYSTEM SET $1 = $2" -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3; }
+reset_setting() { psql_ -c "ALTER SYSTEM RESET $1" -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3; }
+psql_ -c "CREATE EXTENSION decide"
+psql_ -v policies=10000 -v actors=10000 -v roles=50 -v resources=50000 -f "$REPO/bench/generate.sql" >/dev/null
+
+cat > "$WORK/select1.sql" <<'EOF'
+SELECT 1;
+EOF
+cat > "$WORK/hot.sql" <<'EOF'
+\set a random(1, 50)
+\set r random(1, 60)
+SELECT decide_allowed('user:' || :a, 'read', 'doc:' || :r);
+EOF
+# 1,000,000 distinct requests (10,000 actors x 100 resources), Zipf s = 1.1.
+cat > "$WORK/zipf.sql" <<'EOF'
+\set k random_zipfian(1, 1000000, 1.1)
+SELECT decide_allowed('user:' || (:k % 10000), 'read', 'doc:' || (:k / 10000));
+EOF
+chown postgres "$WORK"/*.sql
+
+tps() { pgb "$@" | awk '/^tps/ { print $3 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+# Runs two workloads in alternating slices and prints "tps_a tps_b".
+paired() {
+    local a=$1 b=$2 clients=$3 ta=0 tb=0 i
+    for i in 1 2; do
+        ta=$(awk -v x="$ta" -v y="$(tps -c "$clients" -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$a")" 'BEGIN { print x + y }')
+        tb=$(awk -v x="$tb" -v y="$(tps -c "$clients" -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$b")" 'BEGIN { print x + y }')
+    done
+    awk -v x="$ta" -v y="$tb" 'BEGIN { printf "%.0f %.0f", x / 2, y / 2 }'
+}
+stat() { psql_ -c "SELECT $1 FROM decide_stats"; }
+RESULTS=""
+add() { RESULTS+="$1"$'\n'; echo "$1"; }
+
+echo "== hot: cached decisions vs SELECT 1 (2 clients)"
+tps -c 2 -j 2 -T 2 -f "$WORK/hot.sql" >/dev/null    # fill the caches
+read -r HOT ONE <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
+add "| hot, 2 clients | decide_allowed $HOT TPS | SELECT 1 $ONE TPS | ratio $(ratio "$HOT" "$ONE") | target >= 0.9 |"
+
+echo "== zipf: hit ratio with the default cache sizes"
+tps -c 2 -j 2 -T $((SECONDS_PER_RUN * 6)) -f "$WORK/zipf.sql" >/dev/null  # warm-up
+psql_ -c "SELECT decide_reset_stats()" >/dev/null
+ZIPF=$(tps -c 2 -j 2 -T $((SECONDS_PER_RUN * 2)) -f "$WORK/zipf.sql" | cut -d. -f1)
+read -r HR L2HR <<<"$(psql_ -F ' ' -c "SELECT round(hit_ratio::numeric, 4), round(l2_hit_ratio::numeric, 4) FROM decide_stats")"
+add "| zipf 1.1 over 1M requests, 2 clients | $ZIPF TPS | hit ratio (L1 or L2) $HR | L2 hit ratio (of L1 misses) $L2HR | target: shared-cache hit ratio >= 0.95 |"
+
+echo "== p99 with 8 clients (zipf)"
+(cd "$WORK" && pgb -c 8 -j 2 -T "$SECONDS_PER_RUN" -l --log-prefix="$WORK/p99" -f "$WORK/zipf.sql" >/dev/null)
+P99=$(cat "$WORK"/p99.* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", v[i] / 1000 }')
+P50=$(cat "$WORK"/p99.* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.50); if (i < 1) i = 1; printf "%.3f", v[i] / 1000 }')
+add "| zipf, 8 clients | p50 $P50 ms | p99 $P99 ms | | target p99 < 1 ms |"
+rm -f "$WORK"/p99.*
+
+echo "== logging every decision vs none (hot, 2 clients)"
+cp "$WORK/hot.sql" "$WORK/hot_logged.sql"; chown postgres "$WORK/hot_logged.sql"
+LOG_ON=0; LOG_OFF=0
+for i in 1 2; do
+    setting decide.log "'all'"; LOG_ON=$((LOG_ON + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+    setting decide.log "'none'"; LOG_OFF=$((LOG_OFF + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+done
+FLUSHED=$(stat log_flushed); DROPPED=$(stat log_dropped)
+add "| logging, hot, 2 clients | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (flushed $FLUSHED, dropped $DROPPED) |"
+
+echo "== recovery: hit ratio around a policy change (8 clients, zipf)"
+psql_ -c "SELECT decide_reset_stats()" >/dev/null
+pgb -c 8 -j 2 -T 12 -f "$WORK/zipf.sql" >/dev/null &
+BENCH_PID=$!
+CURVE="$WORK/curve.txt"; : > "$CURVE"
+prev_h=0; prev_m=0; start=$(date +%s.%N); changed=""
+while kill -0 $BENCH_PID 2>/dev/null; do
+    read -r h m <<<"$(psql_ -F ' ' -c "SELECT l1_hits + l2_hits, l1_misses - l2_hits FROM decide_stats" 2>/dev/null || echo "$prev_h $prev_m")"
+    now=$(date +%s.%N)
+    t=$(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
+    awk -v t="$t" -v h=$((h - prev_h)) -v m=$((m - prev_m)) 'BEGIN { if (h + m > 0) printf "%s %.3f\n", t, h / (h + m) }' >> "$CURVE"
+    prev_h=$h; prev_m=$m
+    if [ -z "$changed" ] && awk -v t="$t" 'BEGIN { exit !(t >= 5) }'; then
+        psql_ -c "UPDATE decide.policies SET priority = priority + 1 WHERE name = 'p7'" >/dev/null
+        changed=$t
+    fi
+    sleep 0.1
+done
+wait $BENCH_PID || true
+RECOVER=$(awk -v c="$changed" '$1 > c && $2 >= 0.9 { print $1 - c; exit }' "$CURVE")
+DIP=$(awk -v c="$changed" '$1 > c { if (min == "" || $2 < min) min = $2 } END { print min }' "$CURVE")
+add "| recovery after a policy change, 8 clients | lowest hit ratio $DIP | back >= 0.90 after ${RECOVER:-never} s | | target < 1 s |"
+sed 's/^/    /' "$CURVE" > "$WORK/curve.indented"
+
+echo "== redis"
+redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$WORK" --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" >/dev/null
+sleep 0.5; REDIS_PID=$(cat "$WORK/redis.pid")
+setting decide.redis_url "'redis://127.0.0.1:$REDIS_PORT'"
+tps -c 2 -j 2 -T 2 -f "$WORK/hot.sql" >/dev/null
+read -r RHOT RONE <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
+add "| Redis healthy, hot, 2 clients | decide_allowed $RHOT TPS | SELECT 1 $RONE TPS | ratio $(ratio "$RHOT" "$RONE") | target >= 0.85 |"
+kill "$REDIS_PID"; REDIS_PID=""; sleep 0.5
+Z_DOWN=0; Z_OFF=0
+for i in 1 2; do
+    Z_DOWN=$((Z_DOWN + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/zipf.sql" | cut -d. -f1)))
+    reset_setting decide.redis_url
+    Z_OFF=$((Z_OFF + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/zipf.sql" | cut -d. -f1)))
+    setting decide.redis_url "'redis://127.0.0.1:$REDIS_PORT'"
+done
+reset_setting decide.redis_url
+add "| Redis stopped (breaker open) vs not configured, zipf, 2 clients | $((Z_DOWN / 2)) TPS | $((Z_OFF / 2)) TPS | ratio $(ratio $Z_DOWN $Z_OFF) | target >= 0.9 |"
+
+echo "== keyset pagination over $ROWS log rows"
+psql_ <<EOF >/dev/null
+SELECT decide_flush();
+INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+                              reason, epoch, source)
+SELECT now() - g * interval '5 ms', 'user:' || (g % 10000), 'read', 'doc:' || (g % 50000), g % 4 <> 0,
+       CASE WHEN g % 4 <> 0 THEN 'allow' ELSE 'deny' END::decide.effect, 'p' || (g % 1000),
+       (ARRAY['low','medium','high','critical'])[1 + g % 4]::decide.risk_level, 'bench', 1, 'miss'
+  FROM generate_series(1, $ROWS) g;
+ANALYZE decide.decisions;
+EOF
+KEYSET_LINE=$(runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -At postgres 2>&1 <<'EOF' | grep -o '1:[0-9.]* 10000:[0-9.]*'
+CREATE TEMP TABLE cursors AS
+SELECT 1 AS page, NULL::text AS after
+UNION ALL
+SELECT 10000, (SELECT row_cursor FROM decide_decisions_page(
+    (SELECT encode(convert_to(((extract(epoch FROM decided_at) * 1000000)::bigint)::text || ':' || id, 'UTF8'), 'base64')
+       FROM decide.decisions ORDER BY decided_at DESC, id DESC OFFSET 999899 LIMIT 1), 100)
+    ORDER BY decided_at, id LIMIT 1);
+DO $$
+DECLARE
+    c record;
+    t0 timestamptz;
+    n int;
+    report text := '';
+BEGIN
+    FOR c IN SELECT * FROM cursors ORDER BY page LOOP
+        PERFORM count(*) FROM decide_decisions_page(c.after, 100);
+        t0 := clock_timestamp();
+        FOR n IN 1 .. 200 LOOP
+            PERFORM count(*) FROM decide_decisions_page(c.after, 100);
+        END LOOP;
+        report := report || format('%s:%s ', c.page,
+                                   round((extract(epoch FROM clock_timestamp() - t0) * 1000 / 200)::numeric, 3));
+    END LOOP;
+    RAISE NOTICE '%', report;
+END
+$$;
+EOF
+)
+P1=$(echo "$KEYSET_LINE" | sed -E 's/^1:([0-9.]+) .*/\1/')
+P10K=$(echo "$KEYSET_LINE" | sed -E 's/.*10000:([0-9.]+).*/\1/')
+add "| keyset over $ROWS rows, 100 rows a page | page 1 $P1 ms | page 10,000 $P10K ms | ratio $(ratio "$P10K" "$P1") | target <= 1.5 |"
+
+{
+    echo "# bench/layers.sh — $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
+    echo
+    echo "| workload | measured | baseline | ratio | target |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$RESULTS"
+    echo
+    echo "Hit ratio per 100 ms around the policy change (change at ${changed} s):"
+    echo
+    cat "$WORK/curve.indented"
+} > "${OUT:-/dev/stdout}"
+[ -n "$OUT" ] && echo "== written to $OUT"
+exit 0
