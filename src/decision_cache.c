@@ -446,3 +446,49 @@ decide_cache_reset(PG_FUNCTION_ARGS)
 	decision_cache_reset(CACHE_L2);
 	PG_RETURN_VOID();
 }
+
+/*
+ * Keys of L2 entries of an older epoch of this database's policy store that
+ * were used recently (referenced since the last sweep): what callers will
+ * ask for again right after a policy change.  Copies at most max keys into
+ * palloc'd memory; the worker recomputes them under the new epoch.
+ */
+int
+decision_cache_recent_keys(const DecisionKey *current, int max, char ***keys, uint32 **lens)
+{
+	CacheTable *table = &tables[CACHE_L2];
+	int			n = 0;
+	int			partition;
+
+	*keys = palloc(sizeof(char *) * Max(max, 1));
+	*lens = palloc(sizeof(uint32) * Max(max, 1));
+	if (table->n_sets == 0)
+		return 0;
+	for (partition = 0; partition < L2_LOCK_PARTITIONS && n < max; partition++)
+	{
+		uint32		set;
+
+		LWLockAcquire(&table->locks[partition].lock, LW_SHARED);
+		for (set = partition; set < table->n_sets && n < max; set += L2_LOCK_PARTITIONS)
+		{
+			int			way;
+
+			for (way = 0; way < CACHE_WAYS && n < max; way++)
+			{
+				CacheSlot  *slot = slot_at(table, set, way);
+
+				if (slot->key_len == 0 || slot->database != current->database ||
+					slot->epoch >= current->epoch ||
+					memcmp(&slot->store_id, &current->store_id, sizeof(pg_uuid_t)) != 0 ||
+					pg_atomic_read_u32(&slot->referenced) == 0)
+					continue;
+				(*keys)[n] = palloc(slot->key_len);
+				memcpy((*keys)[n], slot->key, slot->key_len);
+				(*lens)[n] = slot->key_len;
+				n++;
+			}
+		}
+		LWLockRelease(&table->locks[partition].lock);
+	}
+	return n;
+}

@@ -67,6 +67,13 @@ extern bool decision_cache_lookup(CacheLayer layer, const DecisionKey *key,
 extern void decision_cache_store(CacheLayer layer, const DecisionKey *key,
 								 const CachedDecision *decision);
 
+/*
+ * Recently used L2 keys of older epochs of current's store and database
+ * (for the worker to recompute after a policy change); palloc'd.
+ */
+extern int	decision_cache_recent_keys(const DecisionKey *current, int max,
+									   char ***keys, uint32 **lens);
+
 /* Empties this backend's L1, or L2 for every backend. */
 extern void decision_cache_reset(CacheLayer layer);
 

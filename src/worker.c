@@ -12,6 +12,7 @@
  *     decide's tables when they changed a lot (autovacuum never analyzes a
  *     partitioned parent);
  *   - when the epoch moved, recomputes the hottest requests (hot_keys.c)
+ *     and then the recently used entries of L2 (within WARM_BUDGET_MS)
  *     under the new epoch, so the shared cache is warm again before callers
  *     ask; at start it warms from the most frequent recent logged requests.
  * On a hot standby it never writes: it warms, and with Redis configured it
@@ -58,6 +59,8 @@
 
 #define FLUSH_BUFFER_BYTES (1024 * 1024)
 #define WARM_KEYS 1024
+#define WARM_RECENT_KEYS 200000
+#define WARM_BUDGET_MS 800
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
 #define ANALYZE_AFTER_ROWS 50000
 #define SHUTDOWN_DRAIN_MS 5000
@@ -560,23 +563,45 @@ static void
 warm_hot_keys(void *arg)
 {
 	HotKey	   *keys;
+	char	  **recent;
+	uint32	   *recent_lens;
 	int			n;
 	int			i;
-	int64		epoch;
+	PolicySet  *set;
+	DecisionKey current;
 	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz deadline = TimestampTzPlusMilliseconds(start, WARM_BUDGET_MS);
 
 	if (!extension_installed())
 		return;
-	epoch = policy_set_current()->epoch;
-	if (epoch == last_warmed_epoch)
+	set = policy_set_current();
+	if (set->epoch == last_warmed_epoch)
 		return;
+
+	/* First the hottest requests of the sketch... */
 	n = hot_keys_top(MyDatabaseId, WARM_KEYS, &keys);
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		warm_request(keys[i].bytes, keys[i].len);
 	}
-	last_warmed_epoch = epoch;
+
+	/*
+	 * ...then whatever callers used recently under the previous epochs,
+	 * found in L2 itself, within a time budget: the shared cache is warm
+	 * again for the whole working set, not only its head.
+	 */
+	current.database = MyDatabaseId;
+	current.epoch = set->epoch;
+	current.store_id = set->store_id;
+	n = decision_cache_recent_keys(&current, WARM_RECENT_KEYS, &recent, &recent_lens);
+	for (i = 0; i < n && GetCurrentTimestamp() < deadline; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		warm_request(recent[i], recent_lens[i]);
+	}
+
+	last_warmed_epoch = set->epoch;
 	hot_keys_decay();
 	stats_gauge_set(GAUGE_LAST_WARM_US, (uint64) (GetCurrentTimestamp() - start));
 }
