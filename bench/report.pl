@@ -200,46 +200,12 @@ sub analyse_window {
     return \%w;
 }
 
-# A run: its slices (one window each, pooled), or a spike (one window over
-# the base clients' logs and the burst's).
-sub analyse_run {
-    my ($run) = @_;
-    my @prefixes = split /,/, ($run->{prefixes} // $run->{id});
-    my @windows;
-    if (($run->{mode} // '') eq 'spike') {
-        my ($spike) = ($run->{extra} // '') =~ /spike=(\d+)s/;
-        @windows = (analyse_window(\@prefixes, $run->{duration}, $spike));
-    } else {
-        my $each = ($run->{duration} || 0) / @prefixes;
-        @windows = map { analyse_window([$_], $each) } @prefixes;
-    }
-    for my $w (@windows) { return { error => $w->{error} } if $w->{error}; }
-    my (%hist, $n, $window, $failed, $n_all);
-    for my $w (@windows) {
-        $hist{$_} += $w->{hist}{$_} for keys %{ $w->{hist} };
-        $n += $w->{n};
-        $n_all += $w->{n_all};
-        $window += $w->{window};
-        $failed += $w->{failed};
-    }
-    my $s = hist_summary(\%hist, $n, $window);
-    $s->{failed} = $failed;
-    $s->{transactions_all} = $n_all;
-    $s->{window_s} = $window;
-    $s->{warmup_s} = max(map { $_->{warmup} } @windows);
-    $s->{first_tx_max_ms} = max(map { $_->{first_tx_ms} // 0 } @windows);
-    $s->{slices} = [ map { { tps => ($_->{window} > 0 ? $_->{n} / $_->{window} : undef),
-                             window_s => $_->{window}, warmup_s => $_->{warmup} } } @windows ];
-    if (@windows == 1) {
-        $s->{timeline} = $windows[0]{timeline};
-        $s->{phases} = $windows[0]{phases} if $windows[0]{phases};
-    }
-    return $s;
-}
-
-# Per run, from slices.tsv: the CPU other processes took (% of the
-# machine), and the decide_stats differences (hit ratio, decision log).
-my %slices;
+# slices.tsv: one line per slice (the kept attempt): the CPU snapshots, the
+# decide_stats snapshots, the group (the measure call of run.sh it belongs
+# to). A slice is clean when other processes took at most other_cpu_limit %
+# of the machine during it.
+my $LIMIT = $meta{other_cpu_limit} // 10;
+my (%slices, %slice_of);
 if (open my $sfh, '<', "$out/raw/slices.tsv") {
     my $header = <$sfh>;
     chomp $header;
@@ -248,26 +214,60 @@ if (open my $sfh, '<', "$out/raw/slices.tsv") {
         chomp;
         my %r;
         @r{@cols} = split /\t/;
+        my ($m0, $o0) = split m{/}, ($r{cpu_before} // '');
+        my ($m1, $o1) = split m{/}, ($r{cpu_after} // '');
+        $r{capacity} = ($meta{cpus} || 1) * ($meta{clock_ticks} || 100) * max(1e-3, $r{end} - $r{start});
+        if (defined $o1 && defined $o0) {
+            $r{other_ticks} = max(0, ($m1 - $m0) - ($o1 - $o0));
+            $r{own_ticks} = $o1 - $o0;
+            $r{other_cpu_pct} = 100 * $r{other_ticks} / $r{capacity};
+        }
+        $r{clean} = !defined $r{other_cpu_pct} || $r{other_cpu_pct} <= $LIMIT;
+        $r{group} //= '';
         push @{ $slices{ $r{id} } }, \%r;
+        $slice_of{$_} = \%r for split /,/, $r{prefixes};
     }
     close $sfh;
 }
-sub slice_figures {
-    my ($id) = @_;
-    my %f;
-    my ($other, $ours, $capacity, $decisions, $hits, $enq, $drop) = (0, 0, 0, 0, 0, undef, undef);
-    my @per_slice;
-    for my $sl (@{ $slices{$id} // [] }) {
-        my ($m0, $o0) = split m{/}, $sl->{cpu_before};
-        my ($m1, $o1) = split m{/}, $sl->{cpu_after};
-        my $cap = ($meta{cpus} || 1) * ($meta{clock_ticks} || 100) * max(1e-3, $sl->{end} - $sl->{start});
-        if (defined $o1) {
-            $other += max(0, ($m1 - $m0) - ($o1 - $o0));
-            $ours += $o1 - $o0;
-            $capacity += $cap;
-            push @per_slice, { other_cpu_pct => 0 + sprintf('%.1f', 100 * max(0, ($m1 - $m0) - ($o1 - $o0)) / $cap),
-                               attempts => $sl->{attempts} + 0 };
+
+# A run: its slices (one window each; the figures pool the clean slices, or
+# all of them if none is clean), or a spike (one window over the base
+# clients' logs and the burst's).
+sub analyse_run {
+    my ($run) = @_;
+    my @prefixes = split /,/, ($run->{prefixes} // $run->{id});
+    my @windows;
+    if (($run->{mode} // '') eq 'spike') {
+        my ($spike) = ($run->{extra} // '') =~ /spike=(\d+)s/;
+        @windows = (analyse_window(\@prefixes, $run->{duration}, $spike));
+        $windows[0]{prefix} = $prefixes[0];
+    } else {
+        my $each = ($run->{duration} || 0) / @prefixes;
+        @windows = map { analyse_window([$_], $each) } @prefixes;
+        $windows[$_]{prefix} = $prefixes[$_] for 0 .. $#prefixes;
+    }
+    for my $w (@windows) { return { error => $w->{error} } if $w->{error}; }
+    for my $w (@windows) {
+        my $sl = $slice_of{ $w->{prefix} } // {};
+        $w->{clean} = $sl->{clean} // 1;
+        $w->{slice} = $sl;
+    }
+    my @used = grep { $_->{clean} } @windows;
+    @used = @windows unless @used;
+    my (%hist, $n, $window, $failed, $n_all, $own, $other, $capacity, $decisions, $hits, $enq, $drop);
+    for my $w (@used) {
+        $hist{$_} += $w->{hist}{$_} for keys %{ $w->{hist} };
+        $n += $w->{n};
+        $n_all += $w->{n_all};
+        $window += $w->{window};
+        $failed += $w->{failed};
+        my $sl = $w->{slice};
+        if (defined $sl->{own_ticks}) {
+            $own += $sl->{own_ticks};
+            $other += $sl->{other_ticks};
+            $capacity += $sl->{capacity};
         }
+        # decide_stats over the slice: hit ratio; decision log (issue 4)
         my @hb = split ' ', ($sl->{hits_before} // '');
         my @ha = split ' ', ($sl->{hits_after} // '');
         if (@hb >= 2 && @ha >= 2) {
@@ -279,17 +279,35 @@ sub slice_figures {
             $drop += $ha[3] - $hb[3] if "$hb[3]$ha[3]" =~ /^\d+$/;
         }
     }
-    $f{own_cpu_ticks} = $ours;
-    if ($capacity > 0) {
-        $f{other_cpu_pct} = 100 * $other / $capacity;
-        $f{own_cpu_pct} = 100 * $ours / $capacity;
-        $f{disturbed} = $f{other_cpu_pct} > ($meta{other_cpu_limit} // 10) ? JSON::PP::true : JSON::PP::false;
-        $f{slice_cpu} = \@per_slice;
+    my $s = hist_summary(\%hist, $n, $window);
+    $s->{failed} = $failed;
+    $s->{transactions_all} = $n_all;
+    $s->{window_s} = $window;
+    $s->{warmup_s} = max(map { $_->{warmup} } @windows);
+    $s->{first_tx_max_ms} = max(map { $_->{first_tx_ms} // 0 } @windows);
+    $s->{slices_used} = scalar @used;
+    $s->{slices_clean} = scalar grep { $_->{clean} } @windows;
+    $s->{slices} = [ map { {
+        prefix => $_->{prefix}, group => $_->{slice}{group}, transactions => $_->{n},
+        tps => ($_->{window} > 0 ? $_->{n} / $_->{window} : undef),
+        window_s => $_->{window}, warmup_s => $_->{warmup},
+        other_cpu_pct => (defined $_->{slice}{other_cpu_pct} ? 0 + sprintf('%.1f', $_->{slice}{other_cpu_pct}) : undef),
+        attempts => ($_->{slice}{attempts} // 1) + 0,
+        clean => ($_->{clean} ? JSON::PP::true : JSON::PP::false) } } @windows ];
+    if ($capacity) {
+        $s->{other_cpu_pct} = 100 * $other / $capacity;
+        $s->{own_cpu_pct} = 100 * $own / $capacity;
+        $s->{cpu_us_per_transaction} = $own * 1e6 / ($meta{clock_ticks} || 100) / $n_all if $n_all;
     }
-    $f{hit_ratio} = $hits / $decisions if $decisions > 0;
-    $f{log_enqueued} = $enq if defined $enq;
-    $f{log_dropped} = $drop if defined $drop;
-    return %f;
+    $s->{disturbed} = $s->{slices_clean} ? JSON::PP::false : JSON::PP::true;
+    $s->{hit_ratio} = $hits / $decisions if $decisions;
+    $s->{log_enqueued} = $enq if defined $enq;
+    $s->{log_dropped} = $drop if defined $drop;
+    if (@windows == 1) {
+        $s->{timeline} = $windows[0]{timeline};
+        $s->{phases} = $windows[0]{phases} if $windows[0]{phases};
+    }
+    return $s;
 }
 
 # ---------------------------------------------------------------------------
@@ -312,14 +330,6 @@ for my $run (@runs) {
     if ($row{status} eq 'ok' && $row{decisions_per_transaction} > 0 && defined $row{tps}) {
         $row{decisions_per_s} = $row{tps} * $row{decisions_per_transaction};
     }
-    # other CPU, hit ratio, decision log: from the slices (see run.sh)
-    %row = (%row, slice_figures($run->{id}));
-    # CPU time of the server and pgbench per transaction (all of the run's
-    # transactions, warm-up included): what a transaction costs, whatever
-    # share of the machine this run got
-    if ($row{transactions_all} && $row{own_cpu_ticks}) {
-        $row{cpu_us_per_transaction} = $row{own_cpu_ticks} * 1e6 / ($meta{clock_ticks} || 100) / $row{transactions_all};
-    }
     for my $kv (split /;/, ($run->{extra} // '')) {
         my ($k, $v) = split /=/, $kv, 2;
         $row{notes}{$k} = $v if defined $v;
@@ -334,12 +344,48 @@ sub rate {    # decisions/s, or transactions/s for runs that are not decisions
     return $row->{decisions_per_s} // $row->{tps};
 }
 
+# A ratio compares two runs round by round: the k-th slice of one with the
+# k-th slice of the other in the same group (the same measure call of
+# run.sh: interleaved, so under the same conditions). It is the median of
+# those pairs' ratios, over the pairs where neither slice was disturbed if
+# there is one, else over all (and then it counts as disturbed). Runs never
+# measured together fall back to their pooled rates.
+my %ratio_quality;
+sub slice_rate {
+    my ($row, $sl) = @_;
+    return undef unless $sl->{window_s} && $sl->{window_s} > 0;
+    return $sl->{transactions} * ($row->{decisions_per_transaction} || 1) / $sl->{window_s};
+}
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
 sub ratio {
     my ($row, $other_id) = @_;
     return undef unless defined $other_id;
-    my ($a, $b) = (rate($row), rate($by_id{$other_id}));
-    return undef unless defined $a && defined $b && $b > 0;
-    return $a / $b;
+    my $other = $by_id{$other_id};
+    return undef unless $other && rate($row) && rate($other);
+    my (%mine, %theirs);
+    push @{ $mine{ $_->{group} // '' } }, $_ for @{ $row->{slices} // [] };
+    push @{ $theirs{ $_->{group} // '' } }, $_ for @{ $other->{slices} // [] };
+    my (@all, @clean);
+    for my $g (grep { $_ ne '' && $theirs{$_} } keys %mine) {
+        my ($a, $b) = ($mine{$g}, $theirs{$g});
+        for my $k (0 .. min($#$a, $#$b)) {
+            my ($ra, $rb) = (slice_rate($row, $a->[$k]), slice_rate($other, $b->[$k]));
+            next unless defined $ra && defined $rb && $rb > 0;
+            push @all, $ra / $rb;
+            push @clean, $ra / $rb if $a->[$k]{clean} && $b->[$k]{clean};
+        }
+    }
+    my $key = "$row->{id} $other_id";
+    if (!@all) {
+        $ratio_quality{$key} = { pairs => 0, clean => 0, disturbed => ($row->{disturbed} || $other->{disturbed}) ? 1 : 0 };
+        return rate($row) / rate($other);
+    }
+    $ratio_quality{$key} = { pairs => scalar @all, clean => scalar @clean, disturbed => @clean ? 0 : 1 };
+    return median(@clean ? @clean : @all);
 }
 
 my %ratios;        # the figures the regression check compares
@@ -368,9 +414,17 @@ for my $row (@rows) {
         ? 'no RLS' : 'SQL baseline';
     keep_ratio("$row->{id} x $what", $row->{ratio_sql}, $row->{id}, $row->{compared_with}{sql});
 }
-sub disturbed_runs {
+sub disturbed_runs {    # the runs that make a ratio unreliable: none if one clean pair
     my ($key) = @_;
-    return grep { $by_id{$_} && $by_id{$_}{disturbed} } @{ $ratio_runs{$key} // [] };
+    my @ids = @{ $ratio_runs{$key} // [] };
+    my $q = @ids == 2 ? $ratio_quality{"$ids[0] $ids[1]"} : undef;
+    return $q->{disturbed} ? @ids : () if $q && $q->{pairs};
+    return grep { $by_id{$_} && $by_id{$_}{disturbed} } @ids;
+}
+sub ratio_cell {
+    my ($row, $other_id, $value) = @_;
+    my $q = defined $other_id ? $ratio_quality{"$row->{id} $other_id"} : undef;
+    return fratio($value) . ($q && $q->{disturbed} ? ' ⚠' : '');
 }
 
 my %sweep_by = map { $_->{policies} => $_ } @sweep;
@@ -460,7 +514,7 @@ if (@rows) {
             push @md, "| $r->{workload} | $r->{clients} | $r->{status} | | | | | | | | | | |";
             next;
         }
-        my $sql = fratio($r->{ratio_sql});
+        my $sql = ratio_cell($r, $r->{compared_with}{sql}, $r->{ratio_sql});
         if (defined $r->{ratio_sql} && $r->{compared_with}{sql_label}) {
             $sql .= ' ¹' if $r->{compared_with}{sql_label} =~ /per decision/;
             $sql .= ' ²' if $r->{compared_with}{sql_label} =~ /no RLS/;
@@ -468,10 +522,12 @@ if (@rows) {
         }
         push @md, sprintf('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
             $r->{workload}, $r->{clients}, fnum($r->{tps}), fnum($r->{decisions_per_s}),
-            fratio($r->{ratio_select1}), $sql, f($r->{p50_ms}, '%.3f'), f($r->{p95_ms}, '%.3f'),
+            ratio_cell($r, $r->{compared_with}{select1}, $r->{ratio_select1}), $sql, f($r->{p50_ms}, '%.3f'), f($r->{p95_ms}, '%.3f'),
             f($r->{p99_ms}, '%.3f'), defined $r->{hit_ratio} ? sprintf('%.1f%%', 100 * $r->{hit_ratio}) : 'n/a',
             fnum($r->{cpu_us_per_transaction}), f($r->{warmup_s}, '%.2f'),
-            f($r->{other_cpu_pct}, '%.0f%%') . ($r->{disturbed} ? ' ⚠' : ''));
+            f($r->{other_cpu_pct}, '%.0f%%')
+                . (($r->{slices} && @{ $r->{slices} } > 1) ? " ($r->{slices_clean}/" . scalar(@{ $r->{slices} }) . ')' : '')
+                . ($r->{disturbed} ? ' ⚠' : ''));
     }
     push @md, '';
     push @md, sprintf('Each run is measured in %s slice(s) interleaved with its baselines (runs with 32+ clients and spikes: one); '
@@ -481,9 +537,11 @@ if (@rows) {
             $meta{rounds} // 1)
             . 'CPU µs/tx: CPU time of the server and pgbench per transaction (both cores), a cost that does not depend on '
             . 'the share of the machine the run got. '
-            . 'other CPU: share of the machine\'s CPU taken by processes outside this benchmark '
-            . "(the machine may be shared); slices above $meta{other_cpu_limit}% are run again after a quiet moment, "
-            . 'within a time budget; ⚠: still above, so the row is less reliable and the regression check skips its ratios.';
+            . 'other CPU: share of the machine\'s CPU taken by processes outside this benchmark during the slices used '
+            . "(the machine may be shared), and how many of the run's slices stayed under $LIMIT%: a slice above is run again "
+            . 'after a quiet moment, within a time budget; figures pool the clean slices, ratios are the median of the '
+            . 'clean rounds (a slice and its baseline\'s in the same round). ⚠: no clean slice or round, so the figure '
+            . 'is less reliable and the regression check skips it.';
     push @md, '¹ batch: against the SQL baseline\'s cold decisions/s (one decision per call). '
             . '² RLS: against the same read with no RLS policy (bench_plain, BYPASSRLS).' if $footnote;
     for my $r (@rows) {

@@ -145,9 +145,9 @@ MANY_CLIENTS_MIN_DURATION=8
 # QUIET_WAIT_MAX seconds for the whole invocation.
 OTHER_CPU_LIMIT=${DECIDE_BENCH_OTHER_CPU_LIMIT:-10}
 MAX_ATTEMPTS=3
-RETRY_BUDGET=150
+RETRY_BUDGET=120
 RETRY_USED=0
-QUIET_WAIT_MAX=120
+QUIET_WAIT_MAX=90
 QUIET_WAITED=0
 # decide() calls per pass of the scale sweep (bench/micro.sql)
 SWEEP_CALLS=100000
@@ -355,7 +355,8 @@ generate() {
         grep -vE '^#|^$|unix_socket_directories' | sed 's/ *#.*//' | paste -sd ';')"
 } >"$OUT/raw/meta.tsv"
 printf 'clock_ticks\t%s\nother_cpu_limit\t%s\nrounds\t%s\n' "$CLK_TCK" "$OTHER_CPU_LIMIT" "$ROUNDS" >>"$OUT/raw/meta.tsv"
-printf 'id\tslice\tprefixes\tstart\tend\tstatus\tcpu_before\tcpu_after\thits_before\thits_after\tattempts\n' >"$SLICES"
+printf 'id\tslice\tprefixes\tstart\tend\tstatus\tcpu_before\tcpu_after\thits_before\thits_after\tattempts\tgroup\n' >"$SLICES"
+GROUP_NO=0    # which measure call a slice belongs to: ratios pair slices of one group
 
 # Hit ratio hook. decide_stats (issue 3) counts decisions and cache hits
 # server-wide; its difference over a run is the run's hit ratio. Without the
@@ -505,9 +506,9 @@ run_slice() {
         fi
         break
     done
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$n" "$prefix" "$start" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$n" "$prefix" "$start" \
         "$(date +%s.%N)" "$status" "$cpu_before" "$(cpu_snapshot)" "$hits_before" \
-        "$(stats_snapshot)" "$attempt" >>"$SLICES"
+        "$(stats_snapshot)" "$attempt" "$GROUP_NO" >>"$SLICES"
     R_SLICES[$id]=$n
     R_PREFIXES[$id]=${R_PREFIXES[$id]:+${R_PREFIXES[$id]},}$prefix
     R_DUR[$id]=$(( ${R_DUR[$id]} + dur ))
@@ -547,6 +548,7 @@ measure() {
     fi
     local slice=$(( total / rounds ))
     [ "$slice" -ge 1 ] || slice=1
+    GROUP_NO=$((GROUP_NO + 1))
     local r
     for r in $(seq "$rounds"); do
         printf '  round %s/%s, %ss each: ' "$r" "$rounds" "$slice"
@@ -767,9 +769,10 @@ spike_run() { # spike_run <id> [define_run options]
     local status=ok
     runuser -u postgres -- "${PGBENCH[@]}" >"$OUT/raw/$id-burst.out" 2>&1 || status=failed
     wait "$base_pid" || status=failed
-    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t1\n' "$id" "$id,$id-burst" "$start" \
+    GROUP_NO=$((GROUP_NO + 1))
+    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t1\t%s\n' "$id" "$id,$id-burst" "$start" \
         "$(date +%s.%N)" "$status" "$cpu_before" "$(cpu_snapshot)" "$hits_before" \
-        "$(stats_snapshot)" >>"$SLICES"
+        "$(stats_snapshot)" "$GROUP_NO" >>"$SLICES"
     R_SLICES[$id]=1 R_PREFIXES[$id]="$id,$id-burst" R_DUR[$id]=$((3 * third))
     R_START[$id]=$start R_END[$id]=$(date +%s.%N) R_STATUS[$id]=$status
     [ "$status" = ok ] || FAILURES=$((FAILURES + 1))
