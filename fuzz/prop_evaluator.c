@@ -311,7 +311,7 @@ prop_evaluator(const uint8_t *data, size_t size)
 		check.called = called;
 		check.last = -1;
 		check.failed = 0;
-		dec_evaluate(set, &request, condition_callback, &check, &scratch_allocator, &decision);
+		dec_evaluate(set, &request, condition_callback, &check, &scratch_allocator, &decision, NULL);
 		arena_reset(&scratch);
 		expected = ref_decide(policies, n, &request, utf8);
 		failed |= check.failed;

@@ -512,7 +512,7 @@ test_evaluator_scenarios(void)
 		fill_set(&request.dim[DEC_ACTION], uids[DEC_ACTION], s->action);
 		fill_set(&request.dim[DEC_RESOURCE], uids[DEC_RESOURCE], s->resource);
 		set = dec_compile(defs, (uint32_t) s->n, dec_utf8_char_len, &a, &sa);
-		dec_evaluate(set, &request, scenario_condition, (void *) s, &sa, &decision);
+		dec_evaluate(set, &request, scenario_condition, (void *) s, &sa, &decision, NULL);
 		expected = ref_decide(refs, (uint32_t) s->n, &request, true);
 		report(decision.policy == s->expect_policy && decision.allowed == s->expect_allowed &&
 			   decision.condition_unknown == s->expect_unknown &&

@@ -39,7 +39,7 @@ SET decide.log_context = on;
 SELECT allowed FROM decide('user:carol', 'read', 'doc:9', '{"ip":"10.9.9.9","mfa":true}');
 RESET decide.log_context;
 SELECT decide_flush();
-SELECT actor, resource, allowed, context FROM decide.decisions WHERE id > 5 ORDER BY id;
+SELECT actor, resource, allowed, context FROM decide.decisions ORDER BY id OFFSET 5;
 SELECT log_enqueued, log_flushed, log_dropped, log_pending_bytes, worker_pid IS NOT NULL AS worker_running,
        worker_on_standby, last_flush IS NOT NULL AS flushed_once
   FROM decide_stats;

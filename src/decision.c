@@ -33,6 +33,12 @@ typedef struct EvaluationState
 
 const char *const decision_dimension_names[DEC_NDIMS] = {"actor", "action", "resource"};
 
+static void
+check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
 /* Reset at the start of every decision: scratch for entities, documents. */
 static MemoryContext decision_context = NULL;
 
@@ -130,7 +136,8 @@ begin_decision(void)
 static const char *
 lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 {
-	if (decision_cache_fits(CACHE_L1, key))
+	/* The worker has no callers of its own: it warms L2 and Redis only. */
+	if (!warming && decision_cache_fits(CACHE_L1, key))
 	{
 		if (decision_cache_lookup(CACHE_L1, key, cached))
 		{
@@ -146,8 +153,10 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 		if (decision_cache_lookup(CACHE_L2, key, cached))
 		{
 			if (!warming)
+			{
 				stats_count(STAT_L2_HITS, 1);
-			decision_cache_store(CACHE_L1, key, cached);
+				decision_cache_store(CACHE_L1, key, cached);
+			}
 			return "l2";
 		}
 		if (!warming)
@@ -162,7 +171,8 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 		if (result == REDIS_HIT)
 		{
 			decision_cache_store(CACHE_L2, key, cached);
-			decision_cache_store(CACHE_L1, key, cached);
+			if (!warming)
+				decision_cache_store(CACHE_L1, key, cached);
 			return "redis";
 		}
 	}
@@ -171,7 +181,7 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 
 static void
 store_in_caches(const DecisionKey *key, const DecDecision *result,
-				const EvaluationState *state)
+				const EvaluationState *state, bool warming)
 {
 	CachedDecision cached;
 
@@ -188,7 +198,8 @@ store_in_caches(const DecisionKey *key, const DecDecision *result,
 													 decide_time_dependent_ttl_ms);
 	}
 	decision_cache_store(CACHE_L2, key, &cached);
-	decision_cache_store(CACHE_L1, key, &cached);
+	if (!warming)
+		decision_cache_store(CACHE_L1, key, &cached);
 	redis_cache_put(key, &cached);
 }
 
@@ -236,6 +247,20 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 			source = NULL;
 	}
 
+	/*
+	 * A cached answer must be one the named policy can give: an allow only
+	 * from an allow policy, a deny from a deny policy or from no policy.
+	 * Anything else (a forged Redis value) is not trusted: re-decide.
+	 */
+	if (source && (decision->policy ? cached.allowed != (decision->policy->effect == DEC_ALLOW)
+				   : cached.allowed))
+	{
+		if (strcmp(source, "redis") == 0)
+			stats_count(STAT_REDIS_GARBAGE, 1);
+		decision->policy = NULL;
+		source = NULL;
+	}
+
 	if (source)
 	{
 		decision->allowed = cached.allowed;
@@ -252,10 +277,10 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 
 		prepare_evaluation(request, &state, &evaluator_request);
 		dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
-					 &scratch, &result);
+					 &scratch, &result, check_interrupts);
 		/* A reload during entity resolution moved the epoch: the key is stale. */
 		if (cacheable && state.set->epoch == key.epoch)
-			store_in_caches(&key, &result, &state);
+			store_in_caches(&key, &result, &state, warming);
 		if (state.condition_failures)
 			stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
 
@@ -322,7 +347,7 @@ decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
 	scratch = decide_allocator(decision_context);
 	prepare_evaluation(request, &state, &evaluator_request);
 	dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
-				 &scratch, &result);
+				 &scratch, &result, check_interrupts);
 
 	n = dec_policy_count(state.set->compiled);
 	for (rank = 0; rank < n; rank++)

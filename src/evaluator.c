@@ -537,10 +537,13 @@ collect_keys(const DimensionIndex *dim, const DecEntitySet *entities,
 	return n;
 }
 
+#define INTERRUPT_CHECK_INTERVAL 256
+
 void
 dec_evaluate(const DecPolicySet *set, const DecRequest *request,
 			 DecConditionFn condition, void *condition_arg,
-			 const DecAllocator *scratch, DecDecision *decision)
+			 const DecAllocator *scratch, DecDecision *decision,
+			 DecInterruptFn check_interrupts)
 {
 	uint32_t   *keys[DEC_NDIMS];
 	uint32_t	n_keys[DEC_NDIMS];
@@ -572,6 +575,8 @@ dec_evaluate(const DecPolicySet *set, const DecRequest *request,
 		{
 			uint32_t	triple[DEC_NDIMS] = {keys[DEC_ACTOR][a], keys[DEC_ACTION][c], 0};
 
+			if (check_interrupts && (a * n_keys[DEC_ACTION] + c) % INTERRUPT_CHECK_INTERVAL == 0)
+				check_interrupts();
 			if (group_find(&set->pairs, triple, 2) == NULL)
 				continue;
 			for (r = 0; r < n_keys[DEC_RESOURCE]; r++)
@@ -618,6 +623,9 @@ dec_evaluate(const DecPolicySet *set, const DecRequest *request,
 		const CompiledPolicy *p = &set->policies[index];
 		bool		unknown = false;
 
+		/* Glob checks over many ancestors can add up: stay cancellable. */
+		if (check_interrupts && i % INTERRUPT_CHECK_INTERVAL == 0)
+			check_interrupts();
 		decision->candidates++;
 		/* Exact keys matched already; globs are checked in full here. */
 		for (d = 0; d < DEC_NDIMS; d++)

@@ -106,12 +106,19 @@ extern DecPolicySet *dec_compile(const DecPolicyDef *defs, uint32_t count,
 								 const DecAllocator *scratch);
 
 /*
+ * Called every few hundred steps of a long evaluation (NULL: never), so the
+ * server can honour a query cancel; it may unwind (longjmp) out of it.
+ */
+typedef void (*DecInterruptFn) (void);
+
+/*
  * Decides a request.  Conditions are evaluated lazily, in rank order, only
  * for policies whose patterns match.  Scratch memory comes from scratch.
  */
 extern void dec_evaluate(const DecPolicySet *set, const DecRequest *request,
 						 DecConditionFn condition, void *condition_arg,
-						 const DecAllocator *scratch, DecDecision *decision);
+						 const DecAllocator *scratch, DecDecision *decision,
+						 DecInterruptFn check_interrupts);
 
 /* Which of a policy's patterns match the request (for explanations). */
 extern void dec_match_patterns(const DecPolicySet *set, uint32_t policy,

@@ -318,9 +318,12 @@ flush_once(char *buf)
 	flush_in_progress = true;
 	in_transaction(insert_batch, &batch);
 	flush_in_progress = false;
-	audit_log_consume(end);
+
+	/* Counted before the ring moves: decide_flush() returns when it does. */
 	stats_count(STAT_LOG_FLUSHED, batch.count);
 	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
+	stats_flush();
+	audit_log_consume(end);
 	rows_since_analyze += batch.count;
 	return true;
 }
