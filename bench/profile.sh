@@ -2,6 +2,7 @@
 # bench/profile.sh — where the time of one decision goes, by callgrind.
 #
 #   sudo bash bench/profile.sh [--policies N] [--calls N] [--rev REV] [--out DIR]
+#                              [--only uncached,cached,rls,stmt_select1,stmt_hot,stmt_hot_allowed]
 #
 # perf needs hardware counters that virtual machines often lack; callgrind
 # (valgrind) runs anywhere and counts instructions exactly, the same on
@@ -21,7 +22,12 @@
 #   cached    decide() on 100 repeated requests with the caches on: what a
 #             cache hit still costs (the hot workload);
 #   rls       decide_allowed() called by an RLS policy for each of the
-#             100,000 rows of bench.docs, as bench/run.sh's rls workload.
+#             100,000 rows of bench.docs, as bench/run.sh's rls workload;
+#   stmt_select1, stmt_hot, stmt_hot_allowed
+#             whole statements (EXECUTE of a prepared SELECT 1, of a prepared
+#             cached decide() and of the same through decide_allowed()),
+#             counted from standard_ProcessUtility on: what a decision costs
+#             next to the rest of a statement.
 #
 # For each, DIR gets callgrind.<name>.out (open with kcachegrind or
 # callgrind_annotate) and callgrind.<name>.txt: instructions per call and
@@ -36,6 +42,7 @@ POLICIES=10000
 CALLS=20000
 REV=
 OUT=
+ONLY=uncached,cached,rls,stmt_select1,stmt_hot,stmt_hot_allowed
 
 die() { printf 'profile.sh: %s\n' "$*" >&2; exit 1; }
 note() { printf 'profile.sh: %s\n' "$*"; }
@@ -45,6 +52,7 @@ while [ $# -gt 0 ]; do
         --calls) CALLS=$2; shift ;;
         --rev) REV=$2; shift ;;
         --out) OUT=$2; shift ;;
+        --only) ONLY=$2; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option: $1" ;;
     esac
@@ -152,6 +160,7 @@ annotate() { # annotate <inclusive: yes|no> <callgrind.out>
 # profile <name> <function to count> <SQL, statements ending with ";" + blank line>
 profile() {
     local name=$1 fn=$2 sql=$3
+    case ",$ONLY," in *",$name,"*) ;; *) return 0 ;; esac
     note "profiling $name (instructions inside $fn)"
     printf '%s\n' "$sql" >"$TMP/$name.sql"
     chown postgres: "$TMP/$name.sql"
@@ -215,5 +224,35 @@ SELECT count(*) FROM bench.docs;
 
 SELECT count(*) FROM bench.docs;
 " 200000
+
+# 4-6. Whole statements, as a client sends them: EXECUTE of a prepared
+# SELECT 1, of a prepared hot decide() (caches on, 100 requests) and of the
+# same through decide_allowed(), each EXECUTE counted from
+# standard_ProcessUtility on (plan cache, executor start, run and end, the
+# result row; exec_simple_query itself is static in the stripped binary),
+# to set what a cached decision costs beside the rest of a statement. The
+# PREPARE is counted too (once); the plain SELECT that compiles the policy
+# set and fills the caches is not.
+STATEMENTS=5000
+{
+    echo "PREPARE s(int) AS SELECT 1;"
+    echo
+    for i in $(seq "$STATEMENTS"); do printf 'EXECUTE s(%d);\n\n' "$i"; done
+} >"$TMP/stmt_select1.body"
+profile stmt_select1 standard_ProcessUtility "$(cat "$TMP/stmt_select1.body")" "$STATEMENTS"
+{
+    echo "PREPARE d(bigint) AS SELECT * FROM decide('user:' || mod(\$1 * 7919, 10000),"
+    echo "    (ARRAY['read','list','export','comment','audit','write','delete','share','approve','archive'])[1 + mod(\$1, 10)],"
+    echo "    'doc:' || mod(\$1 * 104729, 50000),"
+    echo "    (ARRAY['{\"ip\":\"10.1.2.3\"}', '{\"ip\":\"203.0.113.9\"}']::jsonb[])[1 + mod(\$1 / 10, 2)]);"
+    echo
+    echo "SELECT count(*) FROM generate_series(1::bigint, 100) AS g CROSS JOIN LATERAL decide($REQ) AS x;"
+    echo
+    for i in $(seq "$STATEMENTS"); do printf 'EXECUTE d(%d);\n\n' $((1 + i % 100)); done
+} >"$TMP/stmt_hot.body"
+profile stmt_hot standard_ProcessUtility "$(cat "$TMP/stmt_hot.body")" "$STATEMENTS"
+sed 's/^PREPARE d(bigint) AS SELECT \* FROM decide(/PREPARE d(bigint) AS SELECT decide_allowed(/' \
+    "$TMP/stmt_hot.body" >"$TMP/stmt_hot_allowed.body"
+profile stmt_hot_allowed standard_ProcessUtility "$(cat "$TMP/stmt_hot_allowed.body")" "$STATEMENTS"
 
 note "profiles in $OUT"

@@ -140,11 +140,11 @@ MODE=full
 ROUNDS=4
 MANY_CLIENTS_MIN_DURATION=8
 # A slice during which other processes took more than OTHER_CPU_LIMIT % of
-# the machine's CPU is run again after a quiet moment, up to MAX_ATTEMPTS
-# times, while the retries fit in RETRY_BUDGET seconds and the waits in
-# QUIET_WAIT_MAX seconds for the whole invocation.
+# the machine's CPU is run again after a quiet moment (waits of at most 5 s),
+# up to MAX_ATTEMPTS times, while the retries fit in RETRY_BUDGET seconds
+# and the waits in QUIET_WAIT_MAX seconds for the whole invocation.
 OTHER_CPU_LIMIT=${DECIDE_BENCH_OTHER_CPU_LIMIT:-10}
-MAX_ATTEMPTS=3
+MAX_ATTEMPTS=2
 RETRY_BUDGET=120
 RETRY_USED=0
 QUIET_WAIT_MAX=90
@@ -400,9 +400,9 @@ other_cpu_pct() { # <snapshot before> <snapshot after> <start time>: % of the ma
 # Waits (within QUIET_WAIT_MAX seconds for the whole invocation) until the
 # machine is quiet: less than OTHER_CPU_LIMIT % busy over <seconds> (our
 # cluster is idle between slices).
-wait_quiet() { # wait_quiet <seconds per sample>
-    local a b pct
-    while true; do
+wait_quiet() { # wait_quiet <seconds per sample>: at most 5 s a call
+    local a b pct waited=0
+    while awk -v w="$waited" 'BEGIN { exit !(w < 5) }'; do
         a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
         sleep "$1"
         b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
@@ -410,6 +410,7 @@ wait_quiet() { # wait_quiet <seconds per sample>
         [ "$pct" -gt "$OTHER_CPU_LIMIT" ] || return 0
         awk -v w="$QUIET_WAITED" -v m="$QUIET_WAIT_MAX" 'BEGIN { exit !(w < m) }' || return 0
         QUIET_WAITED=$(awk -v w="$QUIET_WAITED" -v s="$1" 'BEGIN { print w + s }')
+        waited=$(awk -v w="$waited" -v s="$1" 'BEGIN { print w + s }')
     done
 }
 add_note() { # add_note <extra> <key=value>
