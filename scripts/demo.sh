@@ -111,6 +111,7 @@ port = $PORT
 listen_addresses = ''
 unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'decide'
+decide.database = 'demo'          # the worker logs this database's decisions
 max_connections = 20
 shared_buffers = 128MB
 fsync = off
@@ -306,6 +307,25 @@ awk -v b="$base_tps" -v bl="$base_lat" -v d="$dec_tps" -v dl="$dec_lat" 'BEGIN {
     if (b > 0)
         printf "ratio      decide() / SELECT 1 = %.2f  (decide() runs at %.0f%% of the SELECT 1 rate)\n", d / b, 100 * d / b
 }'
+
+# ---------------------------------------------------------------------------
+section "10. Statistics, metrics and the decision log"
+psql_demo <<'SQL'
+\echo '-- decide_stats: every decision above, by cache layer, and latency'
+SELECT decisions, allowed, denied, round(hit_ratio::numeric, 3) AS hit_ratio,
+       l1_hits, l2_hits, l1_misses - l2_hits AS evaluated, epoch, policy_reloads,
+       round(latency_p50_us::numeric, 1) AS p50_us, round(latency_p99_us::numeric, 1) AS p99_us,
+       log_enqueued, log_flushed, log_dropped, worker_pid IS NOT NULL AS worker_running
+  FROM decide_stats;
+\echo '-- decide_metrics(), Prometheus text format (first lines)'
+SELECT line FROM regexp_split_to_table(decide_metrics(), E'\n') WITH ORDINALITY AS t(line, n)
+ WHERE n <= 12 ORDER BY n;
+\echo '-- the decision log, newest first (decide_flush() waits for the worker)'
+SELECT decide_flush();
+SELECT decided_at::time(0) AS at, actor, action, resource, effect, policy, risk_level, source
+  FROM decide_decisions_page(NULL, 8);
+SELECT count(*) FILTER (WHERE NOT allowed) AS logged_denials, count(*) AS logged FROM decide.decisions;
+SQL
 
 # ---------------------------------------------------------------------------
 section "Done"
