@@ -843,7 +843,23 @@ report_args=(--raw "$RAW" --out "$OUT")
 [ "$CHECK" = 1 ] && report_args+=(--check "$BENCH/baseline.json")
 [ "$UPDATE_BASELINE" = 1 ] && report_args+=(--update-baseline "$BENCH/baseline.json")
 rc=0
-perl "$BENCH/report.pl" "${report_args[@]}" || rc=$?
+perl "$BENCH/report.pl" "${report_args[@]}" >"$TMP/report.txt" || rc=$?
+# A ratio below the baseline is measured again before the run fails: two
+# more rounds of each pair concerned (the ratio is then the median of all
+# its rounds), since one round on a shared 2-core machine can be off by
+# more than the tolerance.
+if [ "$rc" = 3 ] && [ -s "$OUT/raw/suspects.tsv" ]; then
+    section "confirming $(wc -l <"$OUT/raw/suspects.tsv") ratio(s) below the baseline"
+    while IFS=$'\t' read -r a b; do
+        defined "$a" && defined "$b" || continue
+        measure --rounds 2 --duration $((2 * DURATION / ROUNDS)) "$b" "$a"
+    done <"$OUT/raw/suspects.tsv"
+    write_runs
+    rm -f "$OUT/raw/suspects.tsv" "$OUT"/*.png "$OUT"/*.dat
+    rc=0
+    perl "$BENCH/report.pl" "${report_args[@]}" >"$TMP/report.txt" || rc=$?
+fi
+cat "$TMP/report.txt"
 if [ "$KEEP_LOGS" = 1 ]; then
     for f in "$RAW"/*; do
         case $f in *.sql) ;; *) gzip -c "$f" >"$OUT/raw/$(basename "$f").gz" ;; esac
