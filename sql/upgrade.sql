@@ -32,3 +32,19 @@ SELECT pg_describe_object(classid, objid, objsubid) AS only_in_fresh FROM pg_dep
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'decide')
 EXCEPT SELECT object FROM upgraded;
 DROP TABLE upgraded;
+
+-- 0.5.0 drops decide() and creates it again with a named result type: a
+-- view that uses it stops the update, which then changes nothing.
+DROP EXTENSION decide;
+CREATE EXTENSION decide VERSION '0.4.0';
+CREATE VIEW my_decision AS SELECT * FROM decide('user:alice', 'read', 'doc:1');
+ALTER EXTENSION decide UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'decide';
+SELECT allowed, source FROM my_decision;
+DROP VIEW my_decision;
+ALTER EXTENSION decide UPDATE;
+SELECT extversion, pg_get_function_result('decide(text, text, text, jsonb)'::regprocedure)
+  FROM pg_extension WHERE extname = 'decide';
+SELECT allowed, (decide('user:alice', 'read', 'doc:1')).policy FROM decide('user:alice', 'read', 'doc:1');
+DROP EXTENSION decide;
+CREATE EXTENSION decide;

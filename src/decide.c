@@ -130,6 +130,48 @@ decision_to_values(const Decision *decision, Datum *values, bool *nulls)
 	values[6] = CStringGetTextDatum(decision->source);
 }
 
+/*
+ * The descriptor of decide()'s result type, kept for the life of the
+ * backend: each execution of a statement calls decide() through a new
+ * FmgrInfo, so fn_extra would not outlive it.  Keyed by the type's OID,
+ * which changes if the extension is dropped and created again.
+ */
+static Oid	decision_type = InvalidOid;
+static TupleDesc decision_desc = NULL;
+
+static TupleDesc
+decision_result_desc(FunctionCallInfo fcinfo)
+{
+	Oid			type = get_fn_expr_rettype(fcinfo->flinfo);
+	TupleDesc	desc;
+	MemoryContext old;
+
+	if (OidIsValid(type) && type == decision_type)
+		return decision_desc;
+	/* Declared with OUT parameters (before 0.5.0): per statement. */
+	if (fcinfo->flinfo->fn_extra)
+		return fcinfo->flinfo->fn_extra;
+	if (get_call_result_type(fcinfo, &type, &desc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("decide() must be declared to return a composite type")));
+	if (type == decision_type)
+		return decision_desc;
+	old = MemoryContextSwitchTo(type == RECORDOID ? fcinfo->flinfo->fn_mcxt : TopMemoryContext);
+	desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+	MemoryContextSwitchTo(old);
+	if (type == RECORDOID)
+	{
+		fcinfo->flinfo->fn_extra = desc;
+		return desc;
+	}
+	if (decision_desc)
+		FreeTupleDesc(decision_desc);
+	decision_desc = desc;
+	decision_type = type;
+	return desc;
+}
+
 PG_FUNCTION_INFO_V1(decide_decide);
 Datum
 decide_decide(PG_FUNCTION_ARGS)
@@ -138,19 +180,14 @@ decide_decide(PG_FUNCTION_ARGS)
 	Decision	decision;
 	Datum		values[DECISION_COLUMNS];
 	bool		nulls[DECISION_COLUMNS];
-	TupleDesc	desc = fcinfo->flinfo->fn_extra;
+	TupleDesc	desc = decision_result_desc(fcinfo);
 
-	/* The result descriptor is the same for every call: look it up once. */
-	if (desc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "decide() must return a composite type");
-		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		fcinfo->flinfo->fn_extra = desc;
-		MemoryContextSwitchTo(old);
-	}
+	if (desc->natts != DECISION_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("decide() is declared with %d result columns, this library returns %d",
+						desc->natts, DECISION_COLUMNS),
+				 errhint("Run ALTER EXTENSION decide UPDATE.")));
 	request_from_args(fcinfo, &request);
 	decision_make(&request, &decision, false);
 	decision_to_values(&decision, values, nulls);
