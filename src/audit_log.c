@@ -437,6 +437,20 @@ audit_log_decode(const char *buf, Size len, LoggedDecision *out)
 }
 
 void
+audit_log_wake_worker(void)
+{
+	Latch	   *worker;
+
+	if (ring == NULL)
+		return;
+	LWLockAcquire(ring->lock, LW_SHARED);
+	worker = ring->worker_latch;
+	LWLockRelease(ring->lock);
+	if (worker)
+		SetLatch(worker);
+}
+
+void
 audit_log_wait_flushed(int timeout_ms)
 {
 	uint64		target;

@@ -63,6 +63,9 @@ extern Size audit_log_decode(const char *buf, Size len, LoggedDecision *out);
 
 /* For decide_flush(): wakes the worker and waits until everything
  * appended so far is in the table. */
+/* Sets the worker's latch, if a worker is attached. */
+extern void audit_log_wake_worker(void);
+
 extern void audit_log_wait_flushed(int timeout_ms);
 
 /*

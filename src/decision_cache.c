@@ -59,6 +59,7 @@ typedef struct CacheSlot
 	uint16		key_len;		/* 0: empty */
 	uint8		flags;
 	pg_atomic_uint32 referenced;
+	pg_atomic_uint32 hits;		/* lookups answered since filled: the worker warms hottest first */
 	char		key[FLEXIBLE_ARRAY_MEMBER];
 } CacheSlot;
 
@@ -147,6 +148,7 @@ clear_slots(CacheTable *table, uint32 first_set, uint32 step)
 				cleared++;
 			slot->key_len = 0;
 			pg_atomic_init_u32(&slot->referenced, 0);
+			pg_atomic_init_u32(&slot->hits, 0);
 		}
 	stats_gauge_add(table->entries, -cleared);
 }
@@ -310,6 +312,8 @@ decision_cache_lookup(CacheLayer layer, const DecisionKey *key, CachedDecision *
 		decision->expires = slot->expires;
 		if (pg_atomic_read_u32(&slot->referenced) == 0)
 			pg_atomic_write_u32(&slot->referenced, 1);
+		if (pg_atomic_read_u32(&slot->hits) < PG_UINT32_MAX / 2)
+			pg_atomic_fetch_add_u32(&slot->hits, 1);
 		found = true;
 		break;
 	}
@@ -392,6 +396,7 @@ decision_cache_store(CacheLayer layer, const DecisionKey *key, const CachedDecis
 		slot->store_id = key->store_id;
 		slot->key_len = (uint16) key->len;
 		memcpy(slot->key, key->bytes, key->len);
+		pg_atomic_write_u32(&slot->hits, 0);
 	}
 	slot->flags = (decision->has_policy ? FLAG_HAS_POLICY : 0) |
 		(decision->allowed ? FLAG_ALLOWED : 0) |
@@ -447,48 +452,128 @@ decide_cache_reset(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* An L2 entry of an older epoch of current's store, used since the last sweep. */
+static bool
+slot_is_recent(CacheSlot *slot, const DecisionKey *current)
+{
+	return slot->key_len != 0 && slot->database == current->database &&
+		slot->epoch < current->epoch &&
+		memcmp(&slot->store_id, &current->store_id, sizeof(pg_uuid_t)) == 0 &&
+		(pg_atomic_read_u32(&slot->referenced) != 0 || pg_atomic_read_u32(&slot->hits) != 0);
+}
+
+static int
+compare_u64_asc(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+compare_hits_desc(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
 /*
  * Keys of L2 entries of an older epoch of this database's policy store that
- * were used recently (referenced since the last sweep): what callers will
- * ask for again right after a policy change.  Copies at most max keys into
- * palloc'd memory; the worker recomputes them under the new epoch.
+ * were used recently: what callers will ask for again right after a policy
+ * change.  At most max keys, the most often hit first, copied into palloc'd
+ * memory; the worker recomputes them under the new epoch.  Two passes, so
+ * that memory is bounded by max: the first finds how many hits the max-th
+ * hottest entry has, the second copies the entries with at least that many.
  */
 int
 decision_cache_recent_keys(const DecisionKey *current, int max, char ***keys, uint32 **lens)
 {
 	CacheTable *table = &tables[CACHE_L2];
+	uint32	   *hits;
+	uint32	   *kept_hits;
+	uint32		threshold = 0;
+	int			candidates = 0;
 	int			n = 0;
-	int			partition;
+	int			pass;
+	uint64	   *pairs;
+	char	  **unsorted_keys;
+	uint32	   *unsorted_lens;
+	int			i;
 
 	*keys = palloc(sizeof(char *) * Max(max, 1));
 	*lens = palloc(sizeof(uint32) * Max(max, 1));
-	if (table->n_sets == 0)
+	if (table->n_sets == 0 || max <= 0)
 		return 0;
-	for (partition = 0; partition < L2_LOCK_PARTITIONS && n < max; partition++)
+	hits = MemoryContextAllocHuge(CurrentMemoryContext,
+								  sizeof(uint32) * table->n_sets * CACHE_WAYS);
+	unsorted_keys = palloc(sizeof(char *) * max);
+	unsorted_lens = palloc(sizeof(uint32) * max);
+	kept_hits = palloc(sizeof(uint32) * max);
+	for (pass = 0; pass < 2; pass++)
 	{
-		uint32		set;
+		int			partition;
 
-		LWLockAcquire(&table->locks[partition].lock, LW_SHARED);
-		for (set = partition; set < table->n_sets && n < max; set += L2_LOCK_PARTITIONS)
+		for (partition = 0; partition < L2_LOCK_PARTITIONS && n < max; partition++)
 		{
-			int			way;
+			uint32		set;
 
-			for (way = 0; way < CACHE_WAYS && n < max; way++)
+			LWLockAcquire(&table->locks[partition].lock, LW_SHARED);
+			for (set = partition; set < table->n_sets && n < max; set += L2_LOCK_PARTITIONS)
 			{
-				CacheSlot  *slot = slot_at(table, set, way);
+				int			way;
 
-				if (slot->key_len == 0 || slot->database != current->database ||
-					slot->epoch >= current->epoch ||
-					memcmp(&slot->store_id, &current->store_id, sizeof(pg_uuid_t)) != 0 ||
-					pg_atomic_read_u32(&slot->referenced) == 0)
-					continue;
-				(*keys)[n] = palloc(slot->key_len);
-				memcpy((*keys)[n], slot->key, slot->key_len);
-				(*lens)[n] = slot->key_len;
-				n++;
+				for (way = 0; way < CACHE_WAYS && n < max; way++)
+				{
+					CacheSlot  *slot = slot_at(table, set, way);
+					uint32		slot_hits;
+
+					if (!slot_is_recent(slot, current))
+						continue;
+					slot_hits = pg_atomic_read_u32(&slot->hits);
+					if (pass == 0)
+					{
+						hits[candidates++] = slot_hits;
+						continue;
+					}
+					if (slot_hits < threshold)
+						continue;
+					unsorted_keys[n] = palloc(slot->key_len);
+					memcpy(unsorted_keys[n], slot->key, slot->key_len);
+					unsorted_lens[n] = slot->key_len;
+					kept_hits[n] = slot_hits;
+					n++;
+				}
 			}
+			LWLockRelease(&table->locks[partition].lock);
 		}
-		LWLockRelease(&table->locks[partition].lock);
+		if (pass == 0)
+		{
+			if (candidates == 0)
+				break;
+			qsort(hits, candidates, sizeof(uint32), compare_hits_desc);
+			threshold = hits[Min(candidates, max) - 1];
+		}
 	}
+	pfree(hits);
+
+	/* Hottest first: sort (fewest-hits-inverted, index) pairs. */
+	pairs = palloc(sizeof(uint64) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		pairs[i] = ((uint64) (PG_UINT32_MAX - kept_hits[i]) << 32) | (uint32) i;
+	qsort(pairs, n, sizeof(uint64), compare_u64_asc);
+	for (i = 0; i < n; i++)
+	{
+		int			from = (int) (pairs[i] & PG_UINT32_MAX);
+
+		(*keys)[i] = unsorted_keys[from];
+		(*lens)[i] = unsorted_lens[from];
+	}
+	pfree(pairs);
+	pfree(unsorted_keys);
+	pfree(unsorted_lens);
+	pfree(kept_hits);
 	return n;
 }

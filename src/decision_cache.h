@@ -68,8 +68,9 @@ extern void decision_cache_store(CacheLayer layer, const DecisionKey *key,
 								 const CachedDecision *decision);
 
 /*
- * Recently used L2 keys of older epochs of current's store and database
- * (for the worker to recompute after a policy change); palloc'd.
+ * Recently used L2 keys of older epochs of current's store and database,
+ * the most often hit first (for the worker to recompute after a policy
+ * change); palloc'd.
  */
 extern int	decision_cache_recent_keys(const DecisionKey *current, int max,
 									   char ***keys, uint32 **lens);

@@ -37,6 +37,7 @@
 #include "utils/snapmgr.h"
 
 #include "entity_store.h"
+#include "stats.h"
 
 int			decide_entity_cache_size = 100000;
 
@@ -70,6 +71,13 @@ typedef struct FetchScope
 static MemoryContext entity_context = NULL;
 static HTAB *entity_cache = NULL;
 static uint64 entity_cache_generation = 0;
+
+/*
+ * The entities version the cache was filled under; all zeros when it must
+ * not outlive its policy set (version unknown, or filled under this
+ * transaction's own changes, which may roll back).
+ */
+static pg_uuid_t entity_cache_version;
 
 void
 entity_store_define_gucs(void)
@@ -108,10 +116,19 @@ prepare_cache(const PolicySet *set)
 {
 	HASHCTL		ctl;
 
+	static const pg_uuid_t unknown_version;
+	bool		reusable = !set->includes_own_changes &&
+		memcmp(&set->entities_version, &unknown_version, sizeof(pg_uuid_t)) != 0;
+
 	if (entity_cache != NULL &&
-		entity_cache_generation == set->generation &&
-		hash_get_num_entries(entity_cache) < decide_entity_cache_size)
+		hash_get_num_entries(entity_cache) < decide_entity_cache_size &&
+		(entity_cache_generation == set->generation ||
+		 (reusable &&
+		  memcmp(&entity_cache_version, &set->entities_version, sizeof(pg_uuid_t)) == 0)))
+	{
+		entity_cache_generation = set->generation;
 		return;
+	}
 
 	if (entity_context == NULL)
 		entity_context = AllocSetContextCreate(TopMemoryContext, "decide entity cache",
@@ -128,6 +145,10 @@ prepare_cache(const PolicySet *set)
 	entity_cache = hash_create("decide entity cache", 1024, &ctl,
 							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	entity_cache_generation = set->generation;
+	if (reusable)
+		entity_cache_version = set->entities_version;
+	else
+		memset(&entity_cache_version, 0, sizeof(pg_uuid_t));
 }
 
 static bool
@@ -136,7 +157,7 @@ open_scope(FetchScope *scope, const PolicySet *set)
 	const DecideCatalog *catalog = policy_set_catalog();
 
 	scope->snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL) != set->epoch)
+	if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL, NULL) != set->epoch)
 	{
 		UnregisterSnapshot(scope->snapshot);
 		policy_set_mark_stale();
@@ -199,6 +220,7 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 
 	ScanKeyInit(&scankey, scope->att_uid, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(cstring_to_text_with_len(uid.ptr, uid.len)));
+	stats_count(STAT_ENTITY_FETCHES, 1);
 	scan = systable_beginscan(scope->rel, policy_set_catalog()->entities_pkey, true,
 							  scope->snapshot, 1, &scankey);
 	tuple = systable_getnext(scan);

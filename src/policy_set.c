@@ -44,6 +44,7 @@
 
 #include "condition.h"
 #include "policy_set.h"
+#include "worker.h"
 #include "stats.h"
 
 static PolicySet *current_set = NULL;
@@ -130,7 +131,7 @@ policy_set_catalog(void)
 
 int64
 policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id, pg_uuid_t *version,
-					  bool *includes_own_changes)
+					  pg_uuid_t *entities_version, bool *includes_own_changes)
 {
 	Relation	rel = table_open(catalog.epoch, AccessShareLock);
 	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -158,6 +159,15 @@ policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id, pg_uuid_t *version
 		else
 			*version = *DatumGetUUIDP(heap_getattr(tuple, get_attnum(catalog.epoch, "store_id"),
 													desc, &isnull));
+	}
+	if (entities_version)
+	{
+		AttrNumber	att = get_attnum(catalog.epoch, "entities_version");
+
+		/* 0.5.0 added it. */
+		memset(entities_version, 0, sizeof(pg_uuid_t));
+		if (att != InvalidAttrNumber)
+			*entities_version = *DatumGetUUIDP(heap_getattr(tuple, att, desc, &isnull));
 	}
 	if (includes_own_changes)
 		*includes_own_changes =
@@ -292,7 +302,7 @@ load_policy_set(void)
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	set->epoch = policy_set_read_epoch(snapshot, &set->store_id, &set->version,
-									   &set->includes_own_changes);
+									   &set->entities_version, &set->includes_own_changes);
 
 	rel = table_open(catalog.policies, AccessShareLock);
 	desc = RelationGetDescr(rel);
@@ -411,5 +421,6 @@ decide_invalidate_policy_set(PG_FUNCTION_ARGS)
 {
 	lookup_catalog();
 	CacheInvalidateRelcacheByRelid(catalog.epoch);
+	worker_wake_at_commit();
 	PG_RETURN_VOID();
 }

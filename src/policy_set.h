@@ -50,6 +50,13 @@ typedef struct PolicySet
 	pg_uuid_t	version;
 
 	/*
+	 * Random, new whenever entities change (not when only policies do):
+	 * entities read under one policy set stay valid for the next while it
+	 * is unchanged.  All zeros: unknown, never equal to another.
+	 */
+	pg_uuid_t	entities_version;
+
+	/*
 	 * Read under this transaction's own uncommitted change: its epoch number
 	 * may yet be rolled back and reused, so nothing computed under it may be
 	 * shared or outlive the transaction.
@@ -79,9 +86,14 @@ extern void policy_set_mark_stale(void);
 
 extern const DecideCatalog *policy_set_catalog(void);
 
-/* Reads the epoch row under a snapshot. */
+/*
+ * Reads the epoch row under a snapshot; any output may be NULL.  An
+ * entities_version of all zeros means unknown (a database not yet updated
+ * to 0.5.0).
+ */
 extern int64 policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id,
-								   pg_uuid_t *version, bool *includes_own_changes);
+								   pg_uuid_t *version, pg_uuid_t *entities_version,
+								   bool *includes_own_changes);
 
 /* An evaluator allocator drawing from a memory context. */
 extern DecAllocator decide_allocator(MemoryContext context);

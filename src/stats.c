@@ -336,6 +336,8 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.counters[STAT_REDIS_BREAKER_OPENS]);
 	values[n++] = Int64GetDatum(s.counters[STAT_LOG_FORWARDED]);
 	values[n++] = Int64GetDatum(s.counters[STAT_LOG_RECEIVED]);
+	/* 0.5.0 */
+	values[n++] = Int64GetDatum(s.counters[STAT_ENTITY_FETCHES]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -503,5 +505,8 @@ decide_metrics(PG_FUNCTION_ARGS)
 					 "Decisions the worker computed ahead after a policy change.",
 					 s.counters[STAT_WARMED]);
 	}
+	metric_value(&out, "decide_entity_fetches_total", "counter",
+				 "Entity rows looked up in decide.entities (entity cache misses).",
+				 s.counters[STAT_ENTITY_FETCHES]);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }

@@ -39,6 +39,7 @@ typedef enum DecideCounter
 	STAT_REDIS_BREAKER_OPENS,
 	STAT_LOG_FORWARDED,			/* standby: sent to Redis */
 	STAT_LOG_RECEIVED,			/* primary: written from standbys' streams */
+	STAT_ENTITY_FETCHES,		/* entity rows looked up in decide.entities */
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -60,7 +60,7 @@
 #define FLUSH_BUFFER_BYTES (1024 * 1024)
 #define WARM_KEYS 1024
 #define WARM_RECENT_KEYS 200000
-#define WARM_BUDGET_MS 800
+#define WARM_SLICE_MS 50			/* warming between two looks at the log ring */
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
 #define ANALYZE_AFTER_ROWS 50000
 #define SHUTDOWN_DRAIN_MS 5000
@@ -72,6 +72,51 @@ static bool flush_in_progress = false;
 static SPIPlanPtr insert_plan = NULL;
 static int64 rows_since_analyze = 0;
 static int64 last_warmed_epoch = -1;
+
+/*
+ * The requests to recompute after a policy change, hottest first, worked
+ * through in slices between flushes until done or the epoch moves again.
+ */
+typedef struct WarmPlan
+{
+	MemoryContext context;
+	int64		epoch;			/* the epoch it warms for; -1: none */
+	TimestampTz started;
+	int			n;
+	int			next;
+	char	  **keys;
+	uint32	   *lens;
+} WarmPlan;
+
+static WarmPlan warm_plan = {NULL, -1, 0, 0, 0, NULL, NULL};
+
+/* In a backend: a change to policies or entities is in this transaction. */
+static bool wake_worker_at_commit = false;
+
+static void
+on_xact_event(XactEvent event, void *arg)
+{
+	if (!wake_worker_at_commit)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+		audit_log_wake_worker();	/* after the commit is visible */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		wake_worker_at_commit = false;
+}
+
+void
+worker_wake_at_commit(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(on_xact_event, NULL);
+		registered = true;
+	}
+	wake_worker_at_commit = true;
+}
 /* Partitions known to exist, for the decide.decisions with this oid. */
 static Oid	known_partitions_of = InvalidOid;
 static int32 known_partition_days[64];
@@ -562,51 +607,98 @@ warm_request(const char *bytes, uint32 len)
 	decision_make(&request, &decision, true);
 }
 
+/*
+ * Lists what to recompute under the current epoch: the hottest requests of
+ * the sketch (those callers keep in L1, which L2 hit counts do not see),
+ * then the L2 entries of older epochs, the most often hit first.
+ */
 static void
-warm_hot_keys(void *arg)
+build_warm_plan(const PolicySet *set)
 {
-	HotKey	   *keys;
+	HotKey	   *hot;
 	char	  **recent;
 	uint32	   *recent_lens;
-	int			n;
+	int			n_hot;
+	int			n_recent;
 	int			i;
-	PolicySet  *set;
 	DecisionKey current;
-	TimestampTz start = GetCurrentTimestamp();
-	TimestampTz deadline = TimestampTzPlusMilliseconds(start, WARM_BUDGET_MS);
+	MemoryContext old;
 
-	if (!extension_installed())
-		return;
-	set = policy_set_current();
-	if (set->epoch == last_warmed_epoch)
-		return;
-
-	/* First the hottest requests of the sketch... */
-	n = hot_keys_top(MyDatabaseId, WARM_KEYS, &keys);
-	for (i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		warm_request(keys[i].bytes, keys[i].len);
-	}
-
-	/*
-	 * ...then whatever callers used recently under the previous epochs,
-	 * found in L2 itself, within a time budget: the shared cache is warm
-	 * again for the whole working set, not only its head.
-	 */
+	if (warm_plan.context == NULL)
+		warm_plan.context = AllocSetContextCreate(TopMemoryContext, "decide warm plan",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(warm_plan.context);
+	old = MemoryContextSwitchTo(warm_plan.context);
+	n_hot = hot_keys_top(MyDatabaseId, WARM_KEYS, &hot);
 	current.database = MyDatabaseId;
 	current.epoch = set->epoch;
 	current.store_id = set->store_id;
-	n = decision_cache_recent_keys(&current, WARM_RECENT_KEYS, &recent, &recent_lens);
-	for (i = 0; i < n && GetCurrentTimestamp() < deadline; i++)
+	n_recent = decision_cache_recent_keys(&current, WARM_RECENT_KEYS, &recent, &recent_lens);
+	warm_plan.keys = palloc(sizeof(char *) * (n_hot + n_recent + 1));
+	warm_plan.lens = palloc(sizeof(uint32) * (n_hot + n_recent + 1));
+	for (i = 0; i < n_hot; i++)
+	{
+		warm_plan.keys[i] = hot[i].bytes;
+		warm_plan.lens[i] = hot[i].len;
+	}
+	memcpy(warm_plan.keys + n_hot, recent, sizeof(char *) * n_recent);
+	memcpy(warm_plan.lens + n_hot, recent_lens, sizeof(uint32) * n_recent);
+	MemoryContextSwitchTo(old);
+	warm_plan.n = n_hot + n_recent;
+	warm_plan.next = 0;
+	warm_plan.epoch = set->epoch;
+	warm_plan.started = GetCurrentTimestamp();
+	hot_keys_decay();
+}
+
+/*
+ * One slice of warming.  Sets *pending when requests are left, so that the
+ * main loop comes back at once instead of sleeping.
+ */
+static void
+warm_hot_keys(void *arg)
+{
+	bool	   *pending = arg;
+	PolicySet  *set;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WARM_SLICE_MS);
+
+	*pending = false;
+	if (!extension_installed())
+		return;
+	set = policy_set_current();
+	/*
+	 * Woken by a committing change, the worker can get here before that
+	 * backend has sent its invalidation: ask the table itself.
+	 */
+	{
+		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+		if (policy_set_read_epoch(snapshot, NULL, NULL, NULL, NULL) != set->epoch)
+		{
+			policy_set_mark_stale();
+			set = policy_set_current();
+		}
+		UnregisterSnapshot(snapshot);
+	}
+	if (set->epoch == last_warmed_epoch)
+		return;
+	if (warm_plan.epoch != set->epoch)
+		build_warm_plan(set);
+	while (warm_plan.next < warm_plan.n)
 	{
 		CHECK_FOR_INTERRUPTS();
-		warm_request(recent[i], recent_lens[i]);
+		warm_request(warm_plan.keys[warm_plan.next], warm_plan.lens[warm_plan.next]);
+		warm_plan.next++;
+		if (warm_plan.next % 64 == 0 && GetCurrentTimestamp() >= deadline)
+		{
+			*pending = warm_plan.next < warm_plan.n;
+			return;
+		}
 	}
-
 	last_warmed_epoch = set->epoch;
-	hot_keys_decay();
-	stats_gauge_set(GAUGE_LAST_WARM_US, (uint64) (GetCurrentTimestamp() - start));
+	MemoryContextReset(warm_plan.context);
+	warm_plan.n = warm_plan.next = 0;
+	stats_gauge_set(GAUGE_LAST_WARM_US, (uint64) (GetCurrentTimestamp() - warm_plan.started));
 }
 
 /* At start: the most frequent requests of the last minutes of the log. */
@@ -671,6 +763,7 @@ decide_worker_main(Datum arg)
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_drop_warning = 0;
 	bool		warmed_from_log = false;
+	bool		warming_pending = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
@@ -697,8 +790,9 @@ decide_worker_main(Datum arg)
 	{
 		bool		standby;
 
+		/* While warming is under way, only a glance at the latch. */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 decide_flush_interval_ms, PG_WAIT_EXTENSION);
+						 warming_pending ? 0 : decide_flush_interval_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -740,7 +834,7 @@ decide_worker_main(Datum arg)
 				warmed_from_log = true;
 			}
 		}
-		in_transaction(warm_hot_keys, NULL);
+		in_transaction(warm_hot_keys, &warming_pending);
 		stats_flush();
 	}
 
