@@ -92,8 +92,9 @@ CREATE TRIGGER entities_deleted
     AFTER DELETE OR TRUNCATE ON decide.entities
     FOR EACH STATEMENT EXECUTE FUNCTION decide.on_entities_deleted();
 
--- decide_stats gains entity_fetches: the entity cache misses, which the
--- entities version above is there to avoid.
+-- decide_stats gains entity_fetches (the entity cache misses, which the
+-- entities version above is there to avoid) and carried_forward (cached
+-- decisions reused across a policy change that does not touch them).
 DROP VIEW decide_stats;
 DROP FUNCTION decide_stats();
 CREATE FUNCTION decide_stats(
@@ -146,7 +147,8 @@ CREATE FUNCTION decide_stats(
     OUT redis_breaker_opens bigint,
     OUT log_forwarded bigint,        -- standby: log records sent to Redis
     OUT log_received bigint,         -- primary: records from standbys written
-    OUT entity_fetches bigint)       -- entity rows looked up in decide.entities
+    OUT entity_fetches bigint,       -- entity rows looked up in decide.entities
+    OUT carried_forward bigint)      -- misses answered by an older epoch's entry no change touches
     AS 'MODULE_PATHNAME', 'decide_stats'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW decide_stats AS SELECT * FROM decide_stats();

@@ -179,6 +179,16 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 	return NULL;
 }
 
+/* Fills L2, L1 (not for the worker) and Redis with a decision. */
+static void
+store_cached(const DecisionKey *key, const CachedDecision *cached, bool warming)
+{
+	decision_cache_store(CACHE_L2, key, cached);
+	if (!warming)
+		decision_cache_store(CACHE_L1, key, cached);
+	redis_cache_put(key, cached);
+}
+
 static void
 store_in_caches(const DecisionKey *key, const DecDecision *result,
 				const EvaluationState *state, bool warming)
@@ -197,10 +207,80 @@ store_in_caches(const DecisionKey *key, const DecDecision *result,
 		cached.expires = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													 decide_time_dependent_ttl_ms);
 	}
-	decision_cache_store(CACHE_L2, key, &cached);
-	if (!warming)
-		decision_cache_store(CACHE_L1, key, &cached);
-	redis_cache_put(key, &cached);
+	store_cached(key, &cached, warming);
+}
+
+static DecConditionResult
+condition_ignored(void *arg, uint32_t policy)
+{
+	return DEC_COND_TRUE;
+}
+
+/*
+ * A miss under the current epoch may still have its answer cached under the
+ * epoch of the set this backend had before (policy_set.c): it is this
+ * epoch's answer too when none of the policies that changed in between
+ * matches the request by pattern.  Looks in L1 (not for the worker) and L2,
+ * and returns the layer it was found in, or NULL.
+ */
+static const char *
+carry_forward(const DecisionKey *key, const PolicySet *set, const DecRequest *request,
+			  bool warming, CachedDecision *cached)
+{
+	DecisionKey previous;
+	const char *source = NULL;
+
+	decision_key_for_epoch(key, set->carry_from_epoch, &previous);
+	if (!warming && decision_cache_lookup(CACHE_L1, &previous, cached))
+		source = "l1";
+	else if (decision_cache_lookup(CACHE_L2, &previous, cached))
+		source = "l2";
+	if (source == NULL)
+		return NULL;
+	if (set->changed)
+	{
+		DecAllocator scratch = decide_allocator(decision_context);
+		DecDecision affected;
+
+		dec_evaluate(set->changed, request, condition_ignored, NULL, &scratch, &affected,
+					 check_interrupts);
+		if (affected.policy >= 0)
+			return NULL;
+	}
+	stats_count(STAT_CARRIED_FORWARD, 1);
+	return source;
+}
+
+/*
+ * Fills in a decision from a cached answer, if that answer is one the named
+ * policy can give under this set: an allow only from an allow policy, a deny
+ * from a deny policy or from no policy.  Anything else (a forged Redis
+ * value) is not trusted: the caller re-decides.
+ */
+static bool
+decision_from_cache(const CachedDecision *cached, const PolicySet *set, const char *source,
+					Decision *decision)
+{
+	decision->policy = NULL;
+	if (cached->has_policy)
+	{
+		decision->policy = policy_set_find(set, cached->policy_id);
+		if (decision->policy == NULL)
+			return false;		/* a bug or a forgery: re-decide */
+	}
+	if (decision->policy ? cached->allowed != (decision->policy->effect == DEC_ALLOW)
+		: cached->allowed)
+	{
+		if (strcmp(source, "redis") == 0)
+			stats_count(STAT_REDIS_GARBAGE, 1);
+		decision->policy = NULL;
+		return false;
+	}
+	decision->allowed = cached->allowed;
+	decision->condition_unknown = cached->condition_unknown;
+	decision->epoch = set->epoch;
+	decision->source = source;
+	return true;
 }
 
 void
@@ -238,57 +318,39 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	}
 	else
 		stats_count(STAT_UNCACHED, 1);
-	decision->policy = NULL;
-	if (source && cached.has_policy)
-	{
-		/* Same epoch, same policies; a miss here would be a bug: re-decide. */
-		decision->policy = policy_set_find(set, cached.policy_id);
-		if (decision->policy == NULL)
-			source = NULL;
-	}
-
-	/*
-	 * A cached answer must be one the named policy can give: an allow only
-	 * from an allow policy, a deny from a deny policy or from no policy.
-	 * Anything else (a forged Redis value) is not trusted: re-decide.
-	 */
-	if (source && (decision->policy ? cached.allowed != (decision->policy->effect == DEC_ALLOW)
-				   : cached.allowed))
-	{
-		if (strcmp(source, "redis") == 0)
-			stats_count(STAT_REDIS_GARBAGE, 1);
-		decision->policy = NULL;
+	if (source && !decision_from_cache(&cached, set, source, decision))
 		source = NULL;
-	}
-
-	if (source)
-	{
-		decision->allowed = cached.allowed;
-		decision->condition_unknown = cached.condition_unknown;
-		decision->epoch = set->epoch;
-		decision->source = source;
-	}
-	else
+	if (source == NULL)
 	{
 		EvaluationState state;
 		DecRequest	evaluator_request;
 		DecAllocator scratch = decide_allocator(decision_context);
 		DecDecision result;
+		const char *carried = NULL;
 
 		prepare_evaluation(request, &state, &evaluator_request);
-		dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
-					 &scratch, &result, check_interrupts);
 		/* A reload during entity resolution moved the epoch: the key is stale. */
-		if (cacheable && state.set->epoch == key.epoch)
-			store_in_caches(&key, &result, &state, warming);
-		if (state.condition_failures)
-			stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
+		if (cacheable && state.set->epoch != key.epoch)
+			cacheable = false;
+		if (cacheable && state.set->carry_from_epoch >= 0)
+			carried = carry_forward(&key, state.set, &evaluator_request, warming, &cached);
+		if (carried && decision_from_cache(&cached, state.set, carried, decision))
+			store_cached(&key, &cached, warming);
+		else
+		{
+			dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
+						 &scratch, &result, check_interrupts);
+			if (cacheable)
+				store_in_caches(&key, &result, &state, warming);
+			if (state.condition_failures)
+				stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
 
-		decision->allowed = result.allowed;
-		decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
-		decision->condition_unknown = result.condition_unknown;
-		decision->epoch = state.set->epoch;
-		decision->source = "miss";
+			decision->allowed = result.allowed;
+			decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
+			decision->condition_unknown = result.condition_unknown;
+			decision->epoch = state.set->epoch;
+			decision->source = "miss";
+		}
 	}
 	MemoryContextSwitchTo(caller_context);
 

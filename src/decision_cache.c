@@ -245,6 +245,16 @@ table_for(CacheLayer layer)
 	return &tables[layer];
 }
 
+/* The hash of a key: its request bytes under its database, store and epoch. */
+static uint64
+decision_key_hash(const DecisionKey *key)
+{
+	uint64		hash = hash_bytes_extended((const unsigned char *) key->bytes, key->len,
+										   (uint64) key->epoch ^ ((uint64) key->database << 32));
+
+	return hash_combine64(hash, hash_bytes_extended(key->store_id.data, UUID_LEN, 0));
+}
+
 void
 decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context, DecisionKey *key)
 {
@@ -255,10 +265,16 @@ decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context, Dec
 	key->epoch = set->epoch;
 	key->store_id = set->store_id;
 	key->version = set->version;
-	key->hash = hash_bytes_extended((const unsigned char *) key->bytes, key->len,
-									(uint64) set->epoch ^ ((uint64) MyDatabaseId << 32));
-	key->hash = hash_combine64(key->hash,
-							   hash_bytes_extended(set->store_id.data, UUID_LEN, 0));
+	key->hash = decision_key_hash(key);
+}
+
+void
+decision_key_for_epoch(const DecisionKey *key, int64 epoch, DecisionKey *out)
+{
+	*out = *key;
+	out->epoch = epoch;
+	memset(&out->version, 0, sizeof(pg_uuid_t));	/* not for Redis */
+	out->hash = decision_key_hash(out);
 }
 
 bool

@@ -59,6 +59,12 @@ extern bool decision_cache_shared_available(void);
 extern void decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context,
 							   DecisionKey *key);
 
+/*
+ * The same request under another epoch of the same store (the bytes are
+ * shared, not copied); for L1 and L2 only, it has no version.
+ */
+extern void decision_key_for_epoch(const DecisionKey *key, int64 epoch, DecisionKey *out);
+
 /* Does a key fit the slots of a layer? */
 extern bool decision_cache_fits(CacheLayer layer, const DecisionKey *key);
 

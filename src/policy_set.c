@@ -14,6 +14,14 @@
  * change that sent it even inside a statement that started earlier, or the
  * backend would settle on the old epoch.
  *
+ * Carrying forward.  After a change, most cached decisions are still right:
+ * only requests that a changed policy's patterns match can decide
+ * differently.  On reload, the new set lists the policies that differ from
+ * the previous set's (compared field by field, not by a hash), so that the
+ * decision path can reuse an older epoch's cached decision for any other
+ * request.  Only between committed sets of the same store whose entities
+ * did not change (same entities version).
+ *
  * The tables are read with the extension's own access path (heap and index
  * scans), not SQL: no search_path is involved and callers need no privilege
  * on the tables.
@@ -56,6 +64,9 @@ static uint64 next_generation = 1;
  * load (table_open accepts them) forces another.
  */
 static uint64 invalidation_count = 0;
+
+/* More changed policies than this between two sets: do not carry forward. */
+#define CARRY_MAX_CHANGED 1024
 static uint64 current_set_invalidation_count = 0;
 static DecideCatalog catalog;
 
@@ -248,6 +259,126 @@ text_in_context(Datum value, MemoryContext context)
 	return MemoryContextStrdup(context, text_to_cstring(t));
 }
 
+/* The evaluator's view of a policy; the strings stay the policy's. */
+static void
+def_from_info(const PolicyInfo *info, DecPolicyDef *def)
+{
+	int			d;
+
+	def->id = info->id;
+	def->priority = info->priority;
+	def->effect = info->effect;
+	def->has_condition = info->condition != NULL;
+	for (d = 0; d < DEC_NDIMS; d++)
+	{
+		def->pattern[d].ptr = info->pattern[d];
+		def->pattern[d].len = strlen(info->pattern[d]);
+	}
+}
+
+static bool
+same_policy(const PolicyInfo *a, const PolicyInfo *b)
+{
+	int			d;
+
+	if (strcmp(a->name, b->name) != 0 || a->effect != b->effect ||
+		a->priority != b->priority || strcmp(a->risk_level, b->risk_level) != 0)
+		return false;
+	for (d = 0; d < DEC_NDIMS; d++)
+		if (strcmp(a->pattern[d], b->pattern[d]) != 0)
+			return false;
+	if (a->condition == NULL || b->condition == NULL)
+		return a->condition == b->condition;
+	return VARSIZE(a->condition) == VARSIZE(b->condition) &&
+		memcmp(a->condition, b->condition, VARSIZE(a->condition)) == 0;
+}
+
+/*
+ * Lists what differs between the previous set and a fresh one (see the
+ * header comment), or leaves fresh->carry_from_epoch at -1.
+ */
+static void
+prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
+{
+	static const pg_uuid_t unknown_version;
+	MemoryContext scratch_context;
+	MemoryContext old_context;
+	DecAllocator set_allocator;
+	DecAllocator scratch_allocator;
+	DecPolicyDef *defs;
+	uint32		n = 0;
+	uint32		i = 0;
+	uint32		j = 0;
+
+	fresh->carry_from_epoch = -1;
+	fresh->changed = NULL;
+	fresh->n_changed = 0;
+	if (previous == NULL || previous->includes_own_changes || fresh->includes_own_changes ||
+		previous->epoch >= fresh->epoch ||
+		memcmp(&previous->store_id, &fresh->store_id, sizeof(pg_uuid_t)) != 0 ||
+		memcmp(&fresh->entities_version, &unknown_version, sizeof(pg_uuid_t)) == 0 ||
+		memcmp(&previous->entities_version, &fresh->entities_version, sizeof(pg_uuid_t)) != 0)
+		return;
+
+	scratch_context = AllocSetContextCreate(CurrentMemoryContext, "decide carry forward",
+											ALLOCSET_DEFAULT_SIZES);
+	old_context = MemoryContextSwitchTo(scratch_context);
+	defs = palloc(sizeof(DecPolicyDef) * (CARRY_MAX_CHANGED + 2));
+	while (i < previous->n_policies || j < fresh->n_policies)
+	{
+		const PolicyInfo *a = i < previous->n_policies ?
+			&previous->policies[previous->by_id[i]] : NULL;
+		const PolicyInfo *b = j < fresh->n_policies ?
+			&fresh->policies[fresh->by_id[j]] : NULL;
+
+		if (a && (b == NULL || a->id < b->id))
+		{
+			def_from_info(a, &defs[n++]);	/* deleted or deactivated */
+			i++;
+		}
+		else if (b && (a == NULL || b->id < a->id))
+		{
+			def_from_info(b, &defs[n++]);	/* new or activated */
+			j++;
+		}
+		else
+		{
+			if (!same_policy(a, b))
+			{
+				def_from_info(a, &defs[n++]);
+				def_from_info(b, &defs[n++]);
+			}
+			i++;
+			j++;
+		}
+		if (n > CARRY_MAX_CHANGED)
+		{
+			MemoryContextSwitchTo(old_context);
+			MemoryContextDelete(scratch_context);
+			return;
+		}
+	}
+	if (n > 0)
+	{
+		uint32		k;
+
+		/* Matching by pattern is all that counts; ids only order ties. */
+		for (k = 0; k < n; k++)
+		{
+			defs[k].id = k;
+			defs[k].has_condition = false;
+		}
+		set_allocator = decide_allocator(fresh->context);
+		scratch_allocator = decide_allocator(scratch_context);
+		fresh->changed = dec_compile(defs, n, server_char_len, &set_allocator,
+									 &scratch_allocator);
+	}
+	fresh->n_changed = n;
+	fresh->carry_from_epoch = previous->epoch;
+	MemoryContextSwitchTo(old_context);
+	MemoryContextDelete(scratch_context);
+}
+
 static PolicySet *
 load_policy_set(void)
 {
@@ -324,7 +455,6 @@ load_policy_set(void)
 	{
 		PolicyInfo *info;
 		DecPolicyDef *def;
-		int			d;
 
 		CHECK_FOR_INTERRUPTS();
 		heap_deform_tuple(tuple, desc, values, nulls);
@@ -358,15 +488,7 @@ load_policy_set(void)
 			info->condition_traits = condition_traits(info->condition);
 		}
 
-		def->id = info->id;
-		def->priority = info->priority;
-		def->effect = info->effect;
-		def->has_condition = info->condition != NULL;
-		for (d = 0; d < DEC_NDIMS; d++)
-		{
-			def->pattern[d].ptr = info->pattern[d];
-			def->pattern[d].len = strlen(info->pattern[d]);
-		}
+		def_from_info(info, def);
 		set->n_policies++;
 	}
 	table_endscan(scan);
@@ -407,6 +529,7 @@ policy_set_current(void)
 		uint64		count_at_start = invalidation_count;
 		PolicySet  *fresh = load_policy_set();
 
+		prepare_carry_forward(current_set, fresh);
 		if (current_set)
 			MemoryContextDelete(current_set->context);
 		current_set = fresh;

@@ -67,6 +67,19 @@ typedef struct PolicySet
 	uint32	   *by_id;			/* policy indexes sorted by id */
 	DecPolicySet *compiled;
 	double		load_ms;
+
+	/*
+	 * Carrying cached decisions forward (decision.c).  When the set this
+	 * backend had before is of an earlier epoch of the same store with the
+	 * same entities, the policies that differ between the two sets (in
+	 * both their versions, compiled without conditions): a decision cached
+	 * under carry_from_epoch for a request that none of them matches by
+	 * pattern is this set's decision too.  carry_from_epoch -1: not
+	 * possible (no such earlier set, or too many changes).
+	 */
+	int64		carry_from_epoch;
+	DecPolicySet *changed;		/* NULL: no policy differs */
+	uint32		n_changed;
 } PolicySet;
 
 /* Registers the invalidation callback; from _PG_init. */

@@ -271,8 +271,8 @@ decide_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	StatsSnapshot s;
-	Datum		values[50];
-	bool		nulls[50] = {0};
+	Datum		values[64];
+	bool		nulls[64] = {0};
 	uint64		hits;
 	int			n = 0;
 	PolicySet  *set;
@@ -281,7 +281,9 @@ decide_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "decide_stats() must return a composite type");
 	set = policy_set_current();
 	take_snapshot(&s);
-	hits = s.counters[STAT_L1_HITS] + s.counters[STAT_L2_HITS] + s.counters[STAT_L3_HITS];
+	/* Answered without evaluating policies: a hit in any layer, or carried forward. */
+	hits = s.counters[STAT_L1_HITS] + s.counters[STAT_L2_HITS] + s.counters[STAT_L3_HITS] +
+		s.counters[STAT_CARRIED_FORWARD];
 
 	values[n++] = BoolGetDatum(stats_shared);
 	values[n++] = BoolGetDatum(decision_cache_shared_available());
@@ -338,12 +340,13 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.counters[STAT_LOG_RECEIVED]);
 	/* 0.5.0 */
 	values[n++] = Int64GetDatum(s.counters[STAT_ENTITY_FETCHES]);
+	values[n++] = Int64GetDatum(s.counters[STAT_CARRIED_FORWARD]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
 	 * function (library upgraded, extension not yet) reads a prefix.
 	 */
-	Assert(n >= desc->natts);
+	Assert(n >= desc->natts && n <= (int) lengthof(values));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -508,5 +511,9 @@ decide_metrics(PG_FUNCTION_ARGS)
 	metric_value(&out, "decide_entity_fetches_total", "counter",
 				 "Entity rows looked up in decide.entities (entity cache misses).",
 				 s.counters[STAT_ENTITY_FETCHES]);
+	metric_value(&out, "decide_carried_forward_total", "counter",
+				 "Cache misses answered by an older epoch's cached decision that no policy "
+				 "change since touches.",
+				 s.counters[STAT_CARRIED_FORWARD]);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }
