@@ -183,7 +183,7 @@ DECLARE
     m bigint;
 BEGIN
     FOR i IN 1 .. 95 LOOP
-        SELECT l1_hits + l2_hits, l1_misses - l2_hits INTO h, m FROM decide_stats;
+        SELECT l1_hits + l2_hits + carried_forward, decisions - (l1_hits + l2_hits + carried_forward) INTO h, m FROM decide_stats;
         RAISE NOTICE 'sample % % %', extract(epoch FROM clock_timestamp()), h, m;
         PERFORM pg_sleep(0.1);
     END LOOP;

@@ -247,7 +247,8 @@ carry_forward(const DecisionKey *key, const PolicySet *set, const DecRequest *re
 		if (affected.policy >= 0)
 			return NULL;
 	}
-	stats_count(STAT_CARRIED_FORWARD, 1);
+	if (!warming)				/* like hits: callers' decisions only */
+		stats_count(STAT_CARRIED_FORWARD, 1);
 	return source;
 }
 
