@@ -7,8 +7,11 @@
  * a hash, so two requests can share a decision only if they are the same
  * request under the same policy-set version.  When a set is full, the victim
  * is an expired entry or one of an older epoch of the same store, else the
- * first entry not referenced since the last sweep (not-recently-used), so
- * memory stays within the configured size and evictions are counted.
+ * least hit of the entries not referenced since the last sweep (if all
+ * were, their flags are cleared and their hit counts halved, and the least
+ * hit goes): recency and frequency both count, so a skewed workload keeps
+ * its head cached.  Memory stays within the configured size and evictions
+ * are counted.
  *
  * Freshness: keys carry the epoch, so an entry of another epoch is never
  * served; nothing is cached while the policy set includes the transaction's
@@ -21,7 +24,8 @@
  *     (set number modulo the partition count), so concurrent backends rarely
  *     meet on one lock.
  *   - Lookups take the partition lock shared; they may set a slot's
- *     "referenced" flag, which is an atomic for that reason.
+ *     "referenced" flag and count its hits, which are atomics for that
+ *     reason.
  *   - Stores and resets take it exclusive.
  *   - No lock is held across anything but copying a slot: no I/O, no
  *     allocation, no other lock.
@@ -342,8 +346,8 @@ decision_cache_lookup(CacheLayer layer, const DecisionKey *key, CachedDecision *
 
 /*
  * The slot a new entry takes: an empty one; else an expired one or one of
- * an older epoch of the same store; else the first not referenced since the
- * last sweep, clearing the flags it passes; else one picked by the hash.
+ * an older epoch of the same store; else the least hit one not referenced
+ * since the last sweep; else, after a sweep, the least hit one.
  */
 static CacheSlot *
 choose_victim(CacheTable *table, uint32 set, const DecisionKey *key, bool *evicting)
@@ -371,15 +375,44 @@ choose_victim(CacheTable *table, uint32 set, const DecisionKey *key, bool *evict
 				return slot;
 		}
 	}
-	for (way = 0; way < CACHE_WAYS; way++)
 	{
-		CacheSlot  *slot = slot_at(table, set, way);
+		CacheSlot  *victim = NULL;
+		uint32		victim_hits = PG_UINT32_MAX;
 
-		if (pg_atomic_read_u32(&slot->referenced) == 0)
-			return slot;
-		pg_atomic_write_u32(&slot->referenced, 0);
+		for (way = 0; way < CACHE_WAYS; way++)
+		{
+			CacheSlot  *slot = slot_at(table, set, way);
+			uint32		hits = pg_atomic_read_u32(&slot->hits);
+
+			if (pg_atomic_read_u32(&slot->referenced) == 0 && hits < victim_hits)
+			{
+				victim = slot;
+				victim_hits = hits;
+			}
+		}
+		if (victim)
+			return victim;
+
+		/*
+		 * Every entry was used since the last sweep: clear their flags, age
+		 * their counts (halved, so that once-hot entries give way in time)
+		 * and take the least used.
+		 */
+		for (way = 0; way < CACHE_WAYS; way++)
+		{
+			CacheSlot  *slot = slot_at(table, set, way);
+			uint32		hits = pg_atomic_read_u32(&slot->hits);
+
+			pg_atomic_write_u32(&slot->referenced, 0);
+			pg_atomic_write_u32(&slot->hits, hits / 2);
+			if (victim == NULL || hits < victim_hits)
+			{
+				victim = slot;
+				victim_hits = hits;
+			}
+		}
+		return victim;
 	}
-	return slot_at(table, set, (int) ((key->hash >> 32) % CACHE_WAYS));
 }
 
 void
