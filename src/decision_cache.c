@@ -249,12 +249,17 @@ table_for(CacheLayer layer)
 	return &tables[layer];
 }
 
-/* The hash of a key: its request bytes under its database, store and epoch. */
+/*
+ * The hash of a key: its request bytes under its database and store, not
+ * its epoch, so that a request's entries of every epoch fall in the same
+ * set: a newer one (carried forward, or decided again) replaces the older
+ * in place rather than pushing out another request's.
+ */
 static uint64
 decision_key_hash(const DecisionKey *key)
 {
 	uint64		hash = hash_bytes_extended((const unsigned char *) key->bytes, key->len,
-										   (uint64) key->epoch ^ ((uint64) key->database << 32));
+										   (uint64) key->database << 32);
 
 	return hash_combine64(hash, hash_bytes_extended(key->store_id.data, UUID_LEN, 0));
 }
@@ -275,10 +280,9 @@ decision_key_build(const PolicySet *set, const DecStr *uids, Jsonb *context, Dec
 void
 decision_key_for_epoch(const DecisionKey *key, int64 epoch, DecisionKey *out)
 {
-	*out = *key;
+	*out = *key;				/* the hash does not depend on the epoch */
 	out->epoch = epoch;
 	memset(&out->version, 0, sizeof(pg_uuid_t));	/* not for Redis */
-	out->hash = decision_key_hash(out);
 }
 
 bool
@@ -345,17 +349,34 @@ decision_cache_lookup(CacheLayer layer, const DecisionKey *key, CachedDecision *
 }
 
 /*
- * The slot a new entry takes: an empty one; else an expired one or one of
- * an older epoch of the same store; else the least hit one not referenced
- * since the last sweep; else, after a sweep, the least hit one.
+ * The slot a new entry takes: the same request's entry of an older epoch;
+ * else an empty one; else an expired one or one of an older epoch of the
+ * same store; else the least hit one not referenced since the last sweep;
+ * else, after a sweep, the least hit one.
  */
 static CacheSlot *
-choose_victim(CacheTable *table, uint32 set, const DecisionKey *key, bool *evicting)
+choose_victim(CacheTable *table, uint32 set, const DecisionKey *key, bool *evicting,
+			  bool *replacing_older)
 {
 	TimestampTz now = 0;
 	int			way;
 
 	*evicting = false;
+	*replacing_older = false;
+	for (way = 0; way < CACHE_WAYS; way++)
+	{
+		CacheSlot  *slot = slot_at(table, set, way);
+
+		/* the same request under an older epoch of the same store */
+		if (slot->key_len == key->len && slot->hash == key->hash &&
+			slot->database == key->database && slot->epoch < key->epoch &&
+			memcmp(&slot->store_id, &key->store_id, sizeof(pg_uuid_t)) == 0 &&
+			memcmp(slot->key, key->bytes, key->len) == 0)
+		{
+			*replacing_older = true;
+			return slot;
+		}
+	}
 	for (way = 0; way < CACHE_WAYS; way++)
 		if (slot_at(table, set, way)->key_len == 0)
 			return slot_at(table, set, way);
@@ -424,6 +445,7 @@ decision_cache_store(CacheLayer layer, const DecisionKey *key, const CachedDecis
 	CacheSlot  *slot = NULL;
 	bool		filling = false;	/* a new entry, not an update */
 	bool		evicting = false;
+	bool		replacing_older = false;	/* its own entry of an older epoch */
 	int			way;
 
 	if (table->n_sets == 0 || key->len > SLOT_KEY_CAPACITY)
@@ -437,15 +459,16 @@ decision_cache_store(CacheLayer layer, const DecisionKey *key, const CachedDecis
 			slot = slot_at(table, set, way);
 	if (slot == NULL)
 	{
-		filling = true;
-		slot = choose_victim(table, set, key, &evicting);
+		slot = choose_victim(table, set, key, &evicting, &replacing_older);
+		filling = !replacing_older;
 		slot->hash = key->hash;
 		slot->epoch = key->epoch;
 		slot->database = key->database;
 		slot->store_id = key->store_id;
 		slot->key_len = (uint16) key->len;
 		memcpy(slot->key, key->bytes, key->len);
-		pg_atomic_write_u32(&slot->hits, 0);
+		if (!replacing_older)	/* the same request keeps its count */
+			pg_atomic_write_u32(&slot->hits, 0);
 	}
 	slot->flags = (decision->has_policy ? FLAG_HAS_POLICY : 0) |
 		(decision->allowed ? FLAG_ALLOWED : 0) |
