@@ -8,7 +8,7 @@
 #   zipf       Zipf (s = 1.1) over 1,000,000 distinct requests with the default cache
 #              sizes: hit ratios after a warm-up
 #   p99        8 clients on the Zipf mix: p99 latency from pgbench's per-transaction log
-#   logging    the hot workload with decide.log = 'all' vs 'none'
+#   logging    the hot workload with decide.log = 'all', 'deny' and 'none'
 #   recovery   hit ratio every 100 ms around a policy change under load (8 clients)
 #   redis      hot TPS with Redis healthy vs SELECT 1; Zipf TPS with Redis stopped
 #              (breaker open) vs Redis not configured
@@ -153,15 +153,17 @@ rm -f "$WORK"/p99.*
 fi
 
 if want logging; then
-echo "== logging every decision vs none (hot, 2 clients)"
-cp "$WORK/hot.sql" "$WORK/hot_logged.sql"; chown postgres "$WORK/hot_logged.sql"
-LOG_ON=0; LOG_OFF=0
+echo "== logging every decision, denials only, none (hot, 2 clients)"
+LOG_ON=0; LOG_DENY=0; LOG_OFF=0
 for i in 1 2; do
     setting decide.log "'all'"; LOG_ON=$((LOG_ON + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+    setting decide.log "'deny'"; LOG_DENY=$((LOG_DENY + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
     setting decide.log "'none'"; LOG_OFF=$((LOG_OFF + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
 done
 FLUSHED=$(stat log_flushed); DROPPED=$(stat log_dropped)
+DENY_SHARE=$(psql_ -c "SELECT round(denied::numeric / greatest(decisions, 1), 3) FROM decide_stats")
 add "| logging, hot, 2 clients | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (flushed $FLUSHED, dropped $DROPPED) |"
+add "| logging denials only, hot, 2 clients ($DENY_SHARE of decisions are denials) | log=deny $((LOG_DENY / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_DENY $LOG_OFF) | |"
 fi
 
 # Hit ratio every 100 ms around a policy change under load. One session
