@@ -12,6 +12,7 @@
 #   recovery   hit ratio every 100 ms around a policy change under load (8 clients)
 #   redis      hot TPS with Redis healthy vs SELECT 1; Zipf TPS with Redis stopped
 #              (breaker open) vs Redis not configured
+#   logcost    what one row of the decision log costs to insert, index by index
 #   keyset     decide_decisions_page(): page 10,000 vs page 1 over a 10,000,000-row log
 #
 # It builds and installs decide (as scripts/test.sh does), starts its own
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,recovery,redis,keyset]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -208,6 +209,15 @@ SQL
     add "| recovery after a policy change, zipf, $clients clients | hit ratio before $before, lowest after $dip | back >= 0.90 $verdict | | target < 1 s |"
 }
 echo "== recovery: hit ratio around a policy change (zipf, 2 and 8 clients)"
+if want logcost; then
+echo "== what a log row costs to write, index by index (bench/log_insert.sql)"
+runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
+    -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
+while IFS='|' read -r step per_row added; do
+    add "| log row insert, ${step% } | ${per_row# } | ${added# } | | |"
+done < "$WORK/logcost.txt"
+fi
+
 if want recovery; then
 recovery 2 c2
 recovery 8 c8

@@ -768,7 +768,7 @@ set ylabel 'hits / decisions in each 0.2 s sample'
 set yrange [0:1.05]
 set grid
 $arrows
-plot '$out/churn_hit_ratio.dat' using 1:2 with steps lw 2 title 'hit ratio (L1 + L2)'
+plot '$out/churn_hit_ratio.dat' using 1:2 with steps lw 2 title 'answered from the cache (L1, L2, carried forward)'
 GP
     }
 }

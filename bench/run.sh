@@ -362,6 +362,7 @@ printf 'id\tslice\tprefixes\tstart\tend\tstatus\tcpu_before\tcpu_after\thits_bef
 GROUP_NO=0    # which measure call a slice belongs to: ratios pair slices of one group
 
 # Hit ratio hook. decide_stats (issue 3) counts decisions and cache hits
+# (carried-forward decisions count as hits: answered without evaluation)
 # server-wide; its difference over a run is the run's hit ratio. Without the
 # view (decide 0.1) the column reads n/a. Prints "decisions hits enqueued
 # dropped" (the last two: decision log, issue 4; "-" when not counted) or "-".
@@ -369,7 +370,8 @@ STATS_VIEW=
 stats_snapshot() {
     [ -n "$STATS_VIEW" ] || { echo -; return; }
     sql_value bench "SELECT (j->>'decisions')::numeric || ' ' ||
-                            (coalesce((j->>'l1_hits')::numeric, 0) + coalesce((j->>'l2_hits')::numeric, 0))
+                            (coalesce((j->>'l1_hits')::numeric, 0) + coalesce((j->>'l2_hits')::numeric, 0)
+                            + coalesce((j->>'carried_forward')::numeric, 0))
                             || ' ' || coalesce(j->>'log_enqueued', '-') || ' ' || coalesce(j->>'log_dropped', '-')
                        FROM (SELECT to_jsonb(s) AS j FROM $STATS_VIEW s LIMIT 1) x" 2>/dev/null || echo -
 }
@@ -707,7 +709,8 @@ workload_churn() {
         "$BIN/psql" -X -q -At -h "$SOCK" -p "$PORT" -U postgres -d bench \
             >"$OUT/raw/churn-stats.txt" 2>/dev/null <<<"
             SELECT extract(epoch FROM clock_timestamp()) || ' ' || (j->>'decisions') || ' ' ||
-                   (coalesce((j->>'l1_hits')::numeric, 0) + coalesce((j->>'l2_hits')::numeric, 0))
+                   (coalesce((j->>'l1_hits')::numeric, 0) + coalesce((j->>'l2_hits')::numeric, 0)
+                            + coalesce((j->>'carried_forward')::numeric, 0))
                    || ' ' || coalesce(j->>'epoch', '-')
               FROM (SELECT to_jsonb(s) AS j FROM $STATS_VIEW s LIMIT 1) x \\watch 0.2" &
         sampler=$!

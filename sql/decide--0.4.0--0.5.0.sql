@@ -157,3 +157,20 @@ REVOKE ALL ON FUNCTION decide_stats() FROM PUBLIC;
 REVOKE ALL ON decide_stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide_stats() TO decide_admin, pg_monitor;
 GRANT SELECT ON decide_stats TO decide_admin, pg_monitor;
+
+-- The log's policy column compares bytes, as actor, action and resource
+-- already do: its index was the most expensive of the worker's inserts
+-- under a linguistic default collation.  Changing a collation rewrites no
+-- rows but rebuilds decisions_policy_idx on every partition, in time
+-- proportional to the log; the view that reads the column is dropped and
+-- created again around it.
+DROP VIEW decide_recent_decisions;
+ALTER TABLE decide.decisions ALTER COLUMN policy TYPE text COLLATE "C";
+CREATE VIEW decide_recent_decisions AS
+SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, reason,
+       epoch, source
+  FROM decide.decisions
+ ORDER BY decided_at DESC, id DESC
+ LIMIT 100;
+REVOKE ALL ON decide_recent_decisions FROM PUBLIC;
+GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;

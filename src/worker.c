@@ -59,7 +59,7 @@
 
 #define FLUSH_BUFFER_BYTES (1024 * 1024)
 #define WARM_KEYS 1024
-#define WARM_RECENT_KEYS 200000
+#define WARM_RECENT_KEYS 20000
 #define WARM_SLICE_MS 50			/* warming between two looks at the log ring */
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
 #define ANALYZE_AFTER_ROWS 50000
