@@ -59,7 +59,9 @@
 
 #define FLUSH_BUFFER_BYTES (1024 * 1024)
 #define WARM_KEYS 1024
-#define WARM_RECENT_KEYS 20000
+#define WARM_RECENT_KEYS 200000
+#define WARM_AT_ONCE 20000		/* then the rest, after 2 s without a change */
+#define WARM_REST_AFTER_MS 2000
 #define WARM_SLICE_MS 50			/* warming between two looks at the log ring */
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
 #define ANALYZE_AFTER_ROWS 50000
@@ -684,11 +686,25 @@ warm_hot_keys(void *arg)
 		return;
 	if (warm_plan.epoch != set->epoch)
 		build_warm_plan(set);
+	/*
+	 * Backends carry most of their misses forward themselves, cheaply, so
+	 * only the head of the list is worth doing at once; the rest (for new
+	 * backends, which have no earlier set to carry from) waits until the
+	 * epoch has stood still for WARM_REST_AFTER_MS, so that a policy changed every second
+	 * does not keep the worker busy.
+	 */
+	if (warm_plan.next >= WARM_AT_ONCE &&
+		!TimestampDifferenceExceeds(warm_plan.started, GetCurrentTimestamp(), WARM_REST_AFTER_MS))
+		return;					/* not pending: the loop sleeps its usual interval */
 	while (warm_plan.next < warm_plan.n)
 	{
 		CHECK_FOR_INTERRUPTS();
 		warm_request(warm_plan.keys[warm_plan.next], warm_plan.lens[warm_plan.next]);
 		warm_plan.next++;
+		if (warm_plan.next == WARM_AT_ONCE &&
+			!TimestampDifferenceExceeds(warm_plan.started, GetCurrentTimestamp(),
+										WARM_REST_AFTER_MS))
+			return;				/* the rest later (above) */
 		if (warm_plan.next % 64 == 0 && GetCurrentTimestamp() >= deadline)
 		{
 			*pending = warm_plan.next < warm_plan.n;
