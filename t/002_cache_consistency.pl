@@ -20,19 +20,25 @@ $node->safe_psql('postgres', q{
     CREATE EXTENSION decide;
     INSERT INTO decide.entities (uid, parents) VALUES ('user0', '{readers}'), ('user1', '{readers}');
     INSERT INTO decide.policies (name, effect, actor, action, resource)
-    VALUES ('flip', 'allow', 'readers', 'read', 'doc*');
+    VALUES ('flip', 'allow', 'readers', 'read', 'doc*'), ('other', 'allow', 'writers', 'write', 'img*');
     CREATE TABLE answers (epoch bigint, allowed boolean, source text, started timestamptz);
     CREATE TABLE commits (epoch bigint, effect text, committed timestamptz);
     INSERT INTO commits SELECT epoch, 'allow', clock_timestamp() FROM decide.epoch;
 });
 
 my $dir = $node->basedir;
-# Each transaction flips the policy, then records when its commit was done.
+# Each transaction flips the policy the deciders meet, or changes one they
+# do not meet (whose commits let cached answers be carried forward), then
+# records when its commit was done.
 open my $fh, '>', "$dir/flip.sql" or die;
-print $fh q{BEGIN;
-UPDATE decide.policies SET effect = CASE effect WHEN 'allow' THEN 'deny' ELSE 'allow' END::decide.effect;
+print $fh q{\set which random(0, 1)
+BEGIN;
+UPDATE decide.policies SET effect = CASE effect WHEN 'allow' THEN 'deny' ELSE 'allow' END::decide.effect
+ WHERE name = 'flip' AND :which = 0;
+UPDATE decide.policies SET priority = 1 - priority WHERE name = 'other' AND :which = 1;
 COMMIT;
-INSERT INTO commits SELECT e.epoch, p.effect, clock_timestamp() FROM decide.epoch e, decide.policies p;
+INSERT INTO commits SELECT e.epoch, p.effect, clock_timestamp()
+  FROM decide.epoch e, decide.policies p WHERE p.name = 'flip';
 \sleep 20 ms
 };
 close $fh;
@@ -80,6 +86,8 @@ is($node->safe_psql('postgres', q{
 my $stats = $node->safe_psql('postgres',
     'SELECT l1_hits > 0 AND l2_hits > 0 AND policy_reloads > 0 FROM decide_stats');
 is($stats, 't', 'stats counted hits in both layers and reloads');
+my $carried = $node->safe_psql('postgres', 'SELECT carried_forward FROM decide_stats');
+cmp_ok($carried, '>', 0, "answers were carried across the unrelated changes ($carried)");
 
 $node->stop;
 done_testing();
