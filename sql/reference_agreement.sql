@@ -410,6 +410,64 @@ SELECT p.name, p.effect, p.priority, p.actor, p.action, p.resource, p.condition,
                            LIMIT 5) AS first_mismatches)
  ORDER BY p.id;
 
+-- Policies changing under the caches ---------------------------------
+--
+-- 25 rounds over 60 of the requests (those without $now): decide them
+-- (filling L1 and L2 under the current epoch), commit one random change to
+-- one random policy (effect, priority, active, or its resource pattern),
+-- then decide them again beside the reference.  Most answers after a change
+-- come from a cache (carried forward from the previous epoch's entries, or
+-- found in L2 where the worker, woken by the commit, put them first); none
+-- may differ from the reference.
+CREATE TEMP TABLE churn_requests AS
+SELECT id, actor, action, resource, context FROM requests WHERE NOT with_now ORDER BY id LIMIT 60;
+CREATE TEMP TABLE churn_results (round int, mismatches bigint, decided bigint, from_cache bigint);
+DO $$
+DECLARE
+    victim bigint;
+    kind int;
+    mismatches bigint;
+    before record;
+    after record;
+BEGIN
+    FOR round IN 1 .. 25 LOOP
+        PERFORM count(*) FROM churn_requests c, LATERAL decide(c.actor, c.action, c.resource, c.context) d;
+        SELECT id INTO victim FROM decide.policies ORDER BY id
+         OFFSET floor(random() * (SELECT count(*) FROM decide.policies)) LIMIT 1;
+        kind := floor(random() * 4);
+        IF kind = 0 THEN
+            UPDATE decide.policies SET effect = CASE effect WHEN 'allow' THEN 'deny' ELSE 'allow' END::decide.effect
+             WHERE id = victim;
+        ELSIF kind = 1 THEN
+            UPDATE decide.policies SET priority = floor(random() * 5) WHERE id = victim;
+        ELSIF kind = 2 THEN
+            UPDATE decide.policies SET active = NOT active WHERE id = victim;
+        ELSE
+            UPDATE decide.policies
+               SET resource = (SELECT p.resource FROM decide.policies p ORDER BY p.id
+                                OFFSET floor(random() * (SELECT count(*) FROM decide.policies)) LIMIT 1)
+             WHERE id = victim;
+        END IF;
+        COMMIT;
+        SELECT decisions, l1_hits + l2_hits + carried_forward AS cached INTO before FROM decide_stats;
+        SELECT count(*) INTO mismatches
+          FROM churn_requests c
+         CROSS JOIN LATERAL decide(c.actor, c.action, c.resource, c.context) d
+         CROSS JOIN LATERAL decide_reference.decide(c.actor, c.action, c.resource, c.context) ref
+         WHERE (d.allowed, d.effect, d.policy, d.risk_level)
+               IS DISTINCT FROM (ref.allowed, ref.effect, ref.policy, ref.risk_level);
+        SELECT decisions, l1_hits + l2_hits + carried_forward AS cached INTO after FROM decide_stats;
+        INSERT INTO churn_results
+        VALUES (round, mismatches, after.decisions - before.decisions, after.cached - before.cached);
+        COMMIT;
+    END LOOP;
+END
+$$;
+SELECT count(*) AS rounds, sum(mismatches) AS mismatches, sum(decided) AS decided_after_changes,
+       sum(from_cache) > sum(decided) / 2 AS mostly_from_cache
+  FROM churn_results;
+DROP TABLE churn_requests, churn_results;
+
 -- Leave nothing behind.
 DROP TABLE answers, requests, condition_templates;
 DROP FUNCTION pg_temp.pick(text[]);
