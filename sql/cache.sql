@@ -131,5 +131,13 @@ SELECT count(*) FILTER (WHERE line !~ '^(# (HELP|TYPE) \S+ .+|[a-z_]+(\{[a-z]+="
 -- Reset zeroes the counters.
 SELECT decide_reset_stats();
 SELECT decisions, l1_hits, l2_hits FROM decide_stats;
+
+-- A slot holds 256 bytes of key: 12 of lengths, the uids, the context's
+-- jsonb (8 bytes for {}).  Uids of 1 + 1 + 234 bytes fit, one more does
+-- not: evaluated every time and counted as uncached.
+SELECT n, (SELECT source FROM decide('a', 'b', repeat('x', n))) AS first,
+          (SELECT source FROM decide('a', 'b', repeat('x', n))) AS second
+  FROM (VALUES (234), (235)) v(n);
+SELECT uncached FROM decide_stats;
 DROP TABLE requests;
 TRUNCATE decide.policies, decide.entities;
