@@ -630,6 +630,8 @@ build_warm_plan(const PolicySet *set)
 		warm_plan.context = AllocSetContextCreate(TopMemoryContext, "decide warm plan",
 												  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(warm_plan.context);
+	warm_plan.n = warm_plan.next = 0;	/* until the new list is complete */
+	warm_plan.epoch = -1;
 	old = MemoryContextSwitchTo(warm_plan.context);
 	n_hot = hot_keys_top(MyDatabaseId, WARM_KEYS, &hot);
 	current.database = MyDatabaseId;
@@ -698,9 +700,10 @@ warm_hot_keys(void *arg)
 		return;					/* not pending: the loop sleeps its usual interval */
 	while (warm_plan.next < warm_plan.n)
 	{
+		int			i = warm_plan.next++;	/* past it first: if it fails, it is skipped */
+
 		CHECK_FOR_INTERRUPTS();
-		warm_request(warm_plan.keys[warm_plan.next], warm_plan.lens[warm_plan.next]);
-		warm_plan.next++;
+		warm_request(warm_plan.keys[i], warm_plan.lens[i]);
 		if (warm_plan.next == WARM_AT_ONCE &&
 			!TimestampDifferenceExceeds(warm_plan.started, GetCurrentTimestamp(),
 										WARM_REST_AFTER_MS))
@@ -715,6 +718,32 @@ warm_hot_keys(void *arg)
 	MemoryContextReset(warm_plan.context);
 	warm_plan.n = warm_plan.next = 0;
 	stats_gauge_set(GAUGE_LAST_WARM_US, (uint64) (GetCurrentTimestamp() - warm_plan.started));
+}
+
+/*
+ * One slice of warming in a transaction of its own.  A stored request that
+ * no longer decides (an entity grown past the ancestor limit since, say)
+ * must not take the worker, and the log flush with it, down: its error is
+ * logged, the request skipped, and warming goes on with the next one.
+ */
+static void
+warm_guarded(bool *pending)
+{
+	MemoryContext context = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		in_transaction(warm_hot_keys, pending);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		*pending = warm_plan.next < warm_plan.n;
+	}
+	PG_END_TRY();
 }
 
 /* At start: the most frequent requests of the last minutes of the log. */
@@ -850,7 +879,7 @@ decide_worker_main(Datum arg)
 				warmed_from_log = true;
 			}
 		}
-		in_transaction(warm_hot_keys, &warming_pending);
+		warm_guarded(&warming_pending);
 		stats_flush();
 	}
 

@@ -114,6 +114,38 @@ is($node->safe_psql('postgres', q{
    join(',', map { "l2:$epoch" } 0 .. 4),
    'after a policy change the hot requests are shared-cache hits under the new epoch');
 
+# A cached request that no longer decides after a change (its entity
+# grows past the ancestor limit: callers get an error) is skipped by the
+# warming, with its error in the server log; the worker stays up and warms
+# the others.
+$node->safe_psql('postgres', q{
+    INSERT INTO decide.entities (uid, parents)
+    SELECT 'wide:' || g, (SELECT array_agg('wide:' || g || ':' || p) FROM generate_series(1, 64) p)
+      FROM generate_series(1, 15) g;
+    INSERT INTO decide.entities (uid, parents)
+    SELECT 'wide:all', array_agg('wide:' || g) FROM generate_series(1, 15) g;
+    INSERT INTO decide.entities (uid, parents) VALUES ('wide:child', '{wide:all}');
+});
+$node->safe_psql('postgres', q{
+    SELECT count(*) FROM generate_series(1, 200) g, decide('user:hot' || (g % 5), 'read', 'doc:hot');
+    SELECT count(*) FROM generate_series(1, 50) g, decide('wide:child', 'read', 'doc:hot');
+});
+my $log_offset = -s $node->logfile;
+my $warm_pid = worker_pid($node);
+my $warmed_before = $node->safe_psql('postgres', 'SELECT warmed FROM decide_stats');
+$node->safe_psql('postgres', q{
+    UPDATE decide.entities
+       SET parents = parents || ARRAY(SELECT 'extra:' || g FROM generate_series(1, 48) g)
+     WHERE uid = 'wide:all'});
+my ($ret, $out, $err) = $node->psql('postgres', q{SELECT decide('wide:child', 'read', 'doc:hot')});
+like($err, qr/has more than 1023 ancestors/, 'the request no longer decides');
+ok(wait_for($node, qq{SELECT warmed >= $warmed_before + 5 FROM decide_stats}, 't', 'warming past a failing request'),
+   'the worker warmed the other hot requests');
+is(worker_pid($node), $warm_pid, 'the worker was not restarted by the failing request');
+like(slurp_file($node->logfile, $log_offset),
+     qr/\[$warm_pid\] ERROR:  entity "wide:child" has more than 1023 ancestors/,
+     'the worker logged the failing request');
+
 # A full ring drops records (never blocking the caller), counts them, and
 # the worker says so in the server log, once.
 my $log_offset = -s $node->logfile;
