@@ -116,9 +116,7 @@ prepare_cache(const PolicySet *set)
 {
 	HASHCTL		ctl;
 
-	static const pg_uuid_t unknown_version;
-	bool		reusable = !set->includes_own_changes &&
-		memcmp(&set->entities_version, &unknown_version, sizeof(pg_uuid_t)) != 0;
+	bool		reusable = policy_set_entities_shareable(set);
 
 	if (entity_cache != NULL &&
 		hash_get_num_entries(entity_cache) < decide_entity_cache_size &&

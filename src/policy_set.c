@@ -297,10 +297,18 @@ same_policy(const PolicyInfo *a, const PolicyInfo *b)
  * Lists what differs between the previous set and a fresh one (see the
  * header comment), or leaves fresh->carry_from_epoch at -1.
  */
+bool
+policy_set_entities_shareable(const PolicySet *set)
+{
+	static const pg_uuid_t unknown_version;
+
+	return !set->includes_own_changes &&
+		memcmp(&set->entities_version, &unknown_version, sizeof(pg_uuid_t)) != 0;
+}
+
 static void
 prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 {
-	static const pg_uuid_t unknown_version;
 	MemoryContext scratch_context;
 	MemoryContext old_context;
 	DecAllocator set_allocator;
@@ -313,10 +321,10 @@ prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 	fresh->carry_from_epoch = -1;
 	fresh->changed = NULL;
 	fresh->n_changed = 0;
-	if (previous == NULL || previous->includes_own_changes || fresh->includes_own_changes ||
+	if (previous == NULL ||
+		!policy_set_entities_shareable(previous) || !policy_set_entities_shareable(fresh) ||
 		previous->epoch >= fresh->epoch ||
 		memcmp(&previous->store_id, &fresh->store_id, sizeof(pg_uuid_t)) != 0 ||
-		memcmp(&fresh->entities_version, &unknown_version, sizeof(pg_uuid_t)) == 0 ||
 		memcmp(&previous->entities_version, &fresh->entities_version, sizeof(pg_uuid_t)) != 0)
 		return;
 

@@ -94,6 +94,14 @@ extern PolicySet *policy_set_current(void);
 /* The policy with this id, or NULL. */
 extern const PolicyInfo *policy_set_find(const PolicySet *set, int64 id);
 
+/*
+ * Whether what was read under this set (entities, decisions) may be reused
+ * by a later set with the same entities version: the set is committed
+ * state (not read under this transaction's own changes) and its entities
+ * version is known.
+ */
+extern bool policy_set_entities_shareable(const PolicySet *set);
+
 /* Forgets the loaded set: the next call reloads. */
 extern void policy_set_mark_stale(void);
 

@@ -688,26 +688,25 @@ warm_hot_keys(void *arg)
 		return;
 	if (warm_plan.epoch != set->epoch)
 		build_warm_plan(set);
-	/*
-	 * Backends carry most of their misses forward themselves, cheaply, so
-	 * only the head of the list is worth doing at once; the rest (for new
-	 * backends, which have no earlier set to carry from) waits until the
-	 * epoch has stood still for WARM_REST_AFTER_MS, so that a policy changed every second
-	 * does not keep the worker busy.
-	 */
-	if (warm_plan.next >= WARM_AT_ONCE &&
-		!TimestampDifferenceExceeds(warm_plan.started, GetCurrentTimestamp(), WARM_REST_AFTER_MS))
-		return;					/* not pending: the loop sleeps its usual interval */
 	while (warm_plan.next < warm_plan.n)
 	{
-		int			i = warm_plan.next++;	/* past it first: if it fails, it is skipped */
+		int			i;
 
-		CHECK_FOR_INTERRUPTS();
-		warm_request(warm_plan.keys[i], warm_plan.lens[i]);
+		/*
+		 * Backends carry most of their misses forward themselves, cheaply,
+		 * so only the head of the list is worth doing at once; the rest
+		 * (for new backends, which have no earlier set to carry from) waits
+		 * until the epoch has stood still for WARM_REST_AFTER_MS, so that a
+		 * policy changed every second does not keep the worker busy.  Not
+		 * pending meanwhile: the loop sleeps its usual interval.
+		 */
 		if (warm_plan.next == WARM_AT_ONCE &&
 			!TimestampDifferenceExceeds(warm_plan.started, GetCurrentTimestamp(),
 										WARM_REST_AFTER_MS))
-			return;				/* the rest later (above) */
+			return;
+		i = warm_plan.next++;	/* past it first: if it fails, it is skipped */
+		CHECK_FOR_INTERRUPTS();
+		warm_request(warm_plan.keys[i], warm_plan.lens[i]);
 		if (warm_plan.next % 64 == 0 && GetCurrentTimestamp() >= deadline)
 		{
 			*pending = warm_plan.next < warm_plan.n;
