@@ -163,14 +163,7 @@ RESET enable_bitmapscan;
 RESET enable_sort;
 
 -- Bad cursors and page sizes.
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
+\i sql/include/try.sql
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page('not a cursor')$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(encode('12:x', 'base64'))$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 0)$$);

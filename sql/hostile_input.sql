@@ -6,26 +6,7 @@
 SET client_min_messages = warning;
 SET decide.log = 'none';                -- this file decides a lot: keep the log quiet
 TRUNCATE decide.policies, decide.entities;
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    detail text;
-    hint text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION
-  WHEN query_canceled THEN    -- OTHERS does not catch a cancel or a timeout
-    RETURN SQLSTATE || ': ' || SQLERRM;
-  WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    IF detail LIKE 'Failing row contains%' THEN
-        detail := '';
-    END IF;
-    RETURN SQLSTATE || ': ' || SQLERRM
-        || coalesce(nullif(' | detail: ' || detail, ' | detail: '), '')
-        || coalesce(nullif(' | hint: ' || hint, ' | hint: '), '');
-END
-$$;
+\i sql/include/try_with_detail.sql
 -- The first row of decide(), reduced to what does not vary.
 CREATE FUNCTION pg_temp.d(actor text, action text, resource text, context jsonb DEFAULT '{}')
 RETURNS text LANGUAGE sql AS $$

@@ -3,24 +3,7 @@
 -- the SQLSTATE, message, detail and hint.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    detail text;
-    hint text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    -- "Failing row contains (...)" holds ids and timestamps: not stable.
-    IF detail LIKE 'Failing row contains%' THEN
-        detail := '';
-    END IF;
-    RETURN SQLSTATE || ': ' || SQLERRM
-        || coalesce(nullif(' | detail: ' || detail, ' | detail: '), '')
-        || coalesce(nullif(' | hint: ' || hint, ' | hint: '), '');
-END
-$$;
+\i sql/include/try_with_detail.sql
 
 INSERT INTO decide.policies (name, effect, actor, action, resource)
 VALUES ('all', 'allow', '*', '*', '*');
