@@ -250,18 +250,9 @@ psql_ <<EOF >/dev/null
 SELECT decide_flush();
 -- The rows go back ROWS x 5 ms (14 hours for 10M): the worker creates
 -- partitions ahead of time only, so the bench creates the past days'.
-DO \$\$
-DECLARE
-    d date;
-BEGIN
-    FOR d IN SELECT generate_series(((now() - $ROWS * interval '5 ms') AT TIME ZONE 'UTC')::date,
-                                    (now() AT TIME ZONE 'UTC')::date, interval '1 day')::date LOOP
-        EXECUTE format('CREATE TABLE IF NOT EXISTS decide.%I PARTITION OF decide.decisions '
-                       'FOR VALUES FROM (%L) TO (%L)', 'decisions_' || to_char(d, 'YYYYMMDD'),
-                       d::text || ' 00:00:00+00', (d + 1)::text || ' 00:00:00+00');
-    END LOOP;
-END
-\$\$;
+SELECT decide.create_log_partition(d::date)
+  FROM generate_series(((now() - $ROWS * interval '5 ms') AT TIME ZONE 'UTC')::date,
+                       (now() AT TIME ZONE 'UTC')::date, interval '1 day') d;
 INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, risk_level,
                               reason, epoch, source)
 SELECT now() - g * interval '5 ms', 'user:' || (g % 10000), 'read', 'doc:' || (g % 50000), g % 4 <> 0,

@@ -170,6 +170,38 @@ SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 0)$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 10001)$$);
 SELECT count(*) FROM decide_recent_decisions;
 
+-- Each day's partition is made with its own indexes (0.6.0: the parent has
+-- none, so that pg_restore does not build them twice); asking again for an
+-- existing day changes nothing.  The day is ten days ahead: within
+-- decide.log_retention, and not one the worker makes.
+SELECT (now() AT TIME ZONE 'UTC')::date + 10 AS log_day,
+       to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD') AS log_day_label \gset
+SELECT decide.create_log_partition(:'log_day')::text = 'decide.decisions_' || :'log_day_label' AS created;
+SELECT decide.create_log_partition(:'log_day')::text = 'decide.decisions_' || :'log_day_label' AS unchanged;
+SELECT replace(pg_get_indexdef(indexrelid), :'log_day_label', 'YYYYMMDD') AS index FROM pg_index
+ WHERE indrelid = ('decide.decisions_' || :'log_day_label')::regclass ORDER BY 1;
+-- Its bounds are the UTC day: the first and the last microsecond go in.
+BEGIN;
+INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
+VALUES (:'log_day'::timestamp AT TIME ZONE 'UTC', 'user:first', 'read', 'doc:1', true, 'allow', 'x', 1, 'miss'),
+       ((:'log_day'::date + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond',
+        'user:last', 'read', 'doc:1', true, 'allow', 'x', 1, 'miss')
+RETURNING actor, tableoid::regclass::text = 'decide.decisions_' || :'log_day_label' AS in_its_partition;
+ROLLBACK;
+SELECT count(*) AS parent_indexes FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
+SELECT count(*) AS partitions_without_five_indexes
+  FROM pg_inherits h
+ WHERE h.inhparent = 'decide.decisions'::regclass
+   AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) <> 5;
+SELECT pg_temp.try($$SELECT decide.create_log_partition(NULL)$$);
+SELECT pg_temp.try($$SELECT decide.create_log_partition('infinity')$$);
+DO $$
+BEGIN
+    EXECUTE format('DROP TABLE decide.%I',
+                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'));
+END
+$$;
+
 -- Who may read the log: admins and auditors; not decide_user.
 CREATE ROLE regress_log_app;
 CREATE ROLE regress_log_auditor;
@@ -181,6 +213,7 @@ SELECT pg_temp.try($$SELECT count(*) FROM decide.decisions$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page()$$);
 SELECT pg_temp.try($$SELECT * FROM decide_recent_decisions$$);
 SELECT pg_temp.try($$SELECT decide_flush()$$);
+SELECT pg_temp.try($$SELECT decide.create_log_partition('2001-02-04')$$);
 RESET ROLE;
 SET ROLE regress_log_auditor;
 SELECT count(*) > 0 AS auditor_reads FROM decide_decisions_page();
@@ -188,6 +221,7 @@ SELECT count(*) > 0 AS auditor_reads_table FROM decide.decisions;
 SELECT pg_temp.try($$SELECT * FROM decide.policies$$);
 SELECT pg_temp.try($$DELETE FROM decide.decisions$$);
 SELECT pg_temp.try($$SELECT decide('user:alice', 'read', 'doc:1')$$);
+SELECT pg_temp.try($$SELECT decide.create_log_partition('2001-02-04')$$);
 RESET ROLE;
 DROP ROLE regress_log_app, regress_log_auditor;
 

@@ -46,5 +46,45 @@ ALTER EXTENSION decide UPDATE;
 SELECT extversion, pg_get_function_result('decide(text, text, text, jsonb)'::regprocedure)
   FROM pg_extension WHERE extname = 'decide';
 SELECT allowed, (decide('user:alice', 'read', 'doc:1')).policy FROM decide('user:alice', 'read', 'doc:1');
+
+-- 0.6.0 moves the decision log's indexes from the parent to each partition
+-- (so that pg_restore does not build them twice): a 0.5.0 log keeps its
+-- rows, and each partition keeps its indexes as its own.
+DROP EXTENSION decide;
+CREATE EXTENSION decide VERSION '0.5.0';
+-- Yesterday (UTC): within decide.log_retention, and not a day the worker makes.
+SELECT to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYYMMDD') AS old_day_label \gset
+DO $$
+DECLARE
+    day date := (now() AT TIME ZONE 'UTC')::date - 1;
+BEGIN
+    EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decisions FOR VALUES FROM (%L) TO (%L)',
+                   'decisions_' || to_char(day, 'YYYYMMDD'),
+                   day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+    INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason,
+                                  epoch, source)
+    VALUES (day::timestamp AT TIME ZONE 'UTC' + interval '10 hours', 'user:old', 'read', 'doc:1',
+            false, 'deny', 'old', 1, 'miss');
+END
+$$;
+-- The worker (0.6.0 library) makes today's partition of the 0.5.0 log as
+-- 0.5.0 did, with the parent's indexes.
+SELECT allowed FROM decide('user:new', 'read', 'doc:1');
+SELECT decide_flush();
+SELECT count(*) AS logged_at_0_5_0 FROM decide.decisions WHERE actor = 'user:new';
+SELECT count(*) AS parent_indexes_before FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
+ALTER EXTENSION decide UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'decide';
+SELECT count(*) AS parent_indexes_after FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
+SELECT count(*) >= 2 AS two_or_more_partitions,
+       count(*) FILTER (WHERE indexes <> 5) AS partitions_without_five_indexes
+  FROM (SELECT (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) AS indexes
+          FROM pg_inherits h WHERE h.inhparent = 'decide.decisions'::regclass) p;
+SELECT actor FROM decide.decisions WHERE actor IN ('user:old', 'user:new') ORDER BY 1;
+SELECT replace(pg_get_indexdef(indexrelid), :'old_day_label', 'YYYYMMDD') AS index FROM pg_index
+ WHERE indrelid = ('decide.decisions_' || :'old_day_label')::regclass ORDER BY 1;
+SELECT replace(conname, :'old_day_label', 'YYYYMMDD') AS constraint, contype FROM pg_constraint
+ WHERE conrelid = ('decide.decisions_' || :'old_day_label')::regclass;
+SELECT actor, allowed FROM decide_decisions_page(NULL, 10, by_actor => 'user:old');
 DROP EXTENSION decide;
 CREATE EXTENSION decide;

@@ -33,6 +33,8 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -41,6 +43,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -199,12 +202,28 @@ day_label(int32 day, const char *format)
 	return psprintf(format, year, month, mday);
 }
 
+static bool
+log_partition_function_exists(void)
+{
+	Oid			argtypes[1] = {DATEOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("decide"),
+												makeString("create_log_partition")),
+									 1, argtypes, true));
+}
+
+/*
+ * Makes sure the partition of one UTC day exists.  decide.create_log_partition()
+ * (0.6.0) creates it with its indexes; a schema not yet updated to 0.6.0
+ * has the indexes on the parent instead, which a plain PARTITION OF copies.
+ */
 static void
 ensure_partition(int32 day)
 {
 	int			i;
-	char	   *sql;
 	Oid			decisions = get_relname_relid("decisions", get_namespace_oid("decide", false));
+	Oid			argtypes[1] = {DATEOID};
+	Datum		args[1];
 
 	/* The extension was dropped and created again: forget what we knew. */
 	if (decisions != known_partitions_of)
@@ -215,12 +234,19 @@ ensure_partition(int32 day)
 	for (i = 0; i < n_known_partition_days; i++)
 		if (known_partition_days[i] == day)
 			return;
-	sql = psprintf("CREATE TABLE IF NOT EXISTS decide.%s PARTITION OF decide.decisions "
-				   "FOR VALUES FROM ('%s 00:00:00+00') TO ('%s 00:00:00+00')",
-				   day_label(day, "decisions_%04d%02d%02d"),
-				   day_label(day, "%04d-%02d-%02d"),
-				   day_label(day + 1, "%04d-%02d-%02d"));
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+	args[0] = DateADTGetDatum(day);	/* both count days from 2000-01-01 */
+	if (log_partition_function_exists())
+	{
+		if (SPI_execute_with_args("SELECT decide.create_log_partition($1)", 1, argtypes, args,
+								  NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not create a partition of decide.decisions");
+	}
+	else if (SPI_execute(psprintf("CREATE TABLE IF NOT EXISTS decide.%s PARTITION OF decide.decisions "
+								  "FOR VALUES FROM ('%s 00:00:00+00') TO ('%s 00:00:00+00')",
+								  day_label(day, "decisions_%04d%02d%02d"),
+								  day_label(day, "%04d-%02d-%02d"),
+								  day_label(day + 1, "%04d-%02d-%02d")),
+						 false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create a partition of decide.decisions");
 	if (n_known_partition_days == lengthof(known_partition_days))
 		n_known_partition_days = 0;

@@ -1,6 +1,7 @@
-# Policies and entities are user data: pg_dump and pg_restore of a database
-# that uses decide carry them over, and the restored database decides the
-# same way.
+# Policies, entities and the decision log are user data: pg_dump and
+# pg_restore of a database that uses decide carry them over, the restored
+# database decides the same way, and the restore reports no error, also in
+# one transaction (the log's partitions carry their own indexes, 0.6.0).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -9,7 +10,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'decide'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'decide'\ndecide.database = 'source'");
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE source');
@@ -49,12 +50,52 @@ my $tables_before = $node->safe_psql('source', $tables);
 is($before, "t editors-write-contracts medium\nf no-secret-off-network high\nf  \nf  ",
    'source database decides as expected');
 
+# The decisions above are in the log (today's partition, made by the
+# worker); one more partition, for a past day, holds a row of its own.
+$node->safe_psql('source', q{
+    SELECT decide_flush();
+    SELECT decide.create_log_partition(current_date - 3);
+    INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason,
+                                  epoch, source)
+    VALUES ((current_date - 3)::timestamp AT TIME ZONE 'UTC' + interval '1 hour', 'user:carol',
+            'read', 'doc:1', false, 'deny', 'no policy matched: denied by default', 1, 'miss');
+});
+my $log = q{
+    SELECT count(*) || ' ' || string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, decided_at, actor,
+                                                action, resource, allowed, policy, reason),
+                                         ';' ORDER BY decided_at, id)
+      FROM decide.decisions
+};
+my $log_indexes = q{
+    SELECT string_agg(c.relname || ':' || (SELECT count(*) FROM pg_index x WHERE x.indrelid = c.oid),
+                      ' ' ORDER BY c.relname)
+      FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+     WHERE h.inhparent = 'decide.decisions'::regclass AND h.inhrelid IN
+           (SELECT DISTINCT tableoid FROM decide.decisions)
+};
+my $log_before = $node->safe_psql('source', $log);
+like($log_before, qr/^5 /, 'the source database logged its decisions');
+my $log_indexes_before = $node->safe_psql('source', $log_indexes);
+like($log_indexes_before, qr/^decisions_\d{8}:5 decisions_\d{8}:5$/,
+     'two log partitions, each with its five indexes');
+
 my $dump = $node->basedir . '/source.dump';
 $node->command_ok(['pg_dump', '-Fc', '-d', $node->connstr('source'), '-f', $dump],
                   'pg_dump of a database using decide');
 $node->safe_psql('postgres', 'CREATE DATABASE target');
-$node->command_ok(['pg_restore', '--exit-on-error', '-d', $node->connstr('target'), $dump],
-                  'pg_restore into a new database');
+$node->command_ok(['pg_restore', '--exit-on-error', '--single-transaction', '-d',
+                   $node->connstr('target'), $dump],
+                  'pg_restore into a new database, in one transaction, without an error');
+is($node->safe_psql('target', $log), $log_before, 'the decision log survives dump and restore');
+is($node->safe_psql('target', $log_indexes), $log_indexes_before,
+   'each restored log partition has its indexes, once');
+is($node->safe_psql('target', q{
+    SELECT string_agg(actor, ',' ORDER BY decided_at DESC, id DESC)
+      FROM decide_decisions_page(NULL, 10, by_allowed => false)}),
+   $node->safe_psql('source', q{
+    SELECT string_agg(actor, ',' ORDER BY decided_at DESC, id DESC)
+      FROM decide_decisions_page(NULL, 10, by_allowed => false)}),
+   'the restored log pages as the source does');
 
 is($node->safe_psql('target', $tables), $tables_before,
    'policies (ids, conditions, flags) and entities survive dump and restore');

@@ -91,8 +91,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), $befor
 
 # Retention: a partition whose day is past decide.log_retention goes.
 $node->safe_psql('postgres', q{
-    CREATE TABLE decide.decisions_20000101 PARTITION OF decide.decisions
-      FOR VALUES FROM ('2000-01-01 00:00+00') TO ('2000-01-02 00:00+00');
+    SELECT decide.create_log_partition('2000-01-01');
     INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
     VALUES ('2000-01-01 12:00+00', 'user:old', 'read', 'doc:1', true, 'allow', 'old', 1, 'miss');
 });
