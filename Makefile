@@ -47,9 +47,18 @@ PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-ini
 
 SHLIB_LINK = -lhiredis
 
+# Header dependencies: gcc writes src/<file>.d beside each object, so that an
+# object is rebuilt when a header it includes changes (a struct that grows
+# in a header must never meet objects compiled against its old layout).
+# PG_CFLAGS, not PG_CPPFLAGS: the LLVM bitcode rules must not write them too.
+PG_CFLAGS = -MMD -MP
+EXTRA_CLEAN += $(OBJS:.o=.d)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+-include $(OBJS:.o=.d)
 
 # Hardening tools (fuzz/README.md, docs/security.md). Not part of the build.
 #   make unittest        property checks of the pure-C modules (glob, request
