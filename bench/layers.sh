@@ -4,11 +4,15 @@
 #
 #   sudo bash bench/layers.sh [--quick] [--out FILE] [--only hot,zipf,...]
 #
-#   hot        cached decide_allowed() vs SELECT 1, pgbench -M prepared, 2 clients
+#   hot        cached decide_allowed() vs SELECT 1, pgbench -M prepared, 2 clients;
+#              and the same statement with a built-in function that does
+#              nothing in place of decide_allowed(): decide's own share of the gap
 #   zipf       Zipf (s = 1.1) over 1,000,000 distinct requests with the default cache
 #              sizes: hit ratios after a warm-up
 #   p99        8 clients on the Zipf mix: p99 latency from pgbench's per-transaction log
-#   logging    the hot workload with decide.log = 'all', 'deny' and 'none'
+#   logging    the hot workload with decide.log = 'all', 'deny' and 'none', with
+#              2 clients (they and the worker share the 2 cores) and with 1
+#              (the worker has a core of its own)
 #   recovery   hit ratio every 100 ms around a policy change under load (8 clients)
 #   redis      hot TPS with Redis healthy vs SELECT 1; Zipf TPS with Redis stopped
 #              (breaker open) vs Redis not configured
@@ -88,6 +92,13 @@ cat > "$WORK/hot.sql" <<'EOF'
 \set r random(1, 60)
 SELECT decide_allowed('user:' || :a, 'read', 'doc:' || :r);
 EOF
+# The same statement, arguments and all, with a built-in function that
+# only looks at them (num_nulls) in place of decide_allowed().
+cat > "$WORK/hot_call.sql" <<'EOF'
+\set a random(1, 50)
+\set r random(1, 60)
+SELECT num_nulls('user:' || :a, 'read'::text, 'doc:' || :r, '{}'::jsonb) = 0;
+EOF
 # 1,000,000 distinct requests (10,000 actors x 100 resources), Zipf s = 1.1.
 cat > "$WORK/zipf.sql" <<'EOF'
 \set k random_zipfian(1, 1000000, 1.1)
@@ -126,6 +137,8 @@ echo "== hot: cached decisions vs SELECT 1 (2 clients)"
 tps -c 2 -j 2 -T 2 -f "$WORK/hot.sql" >/dev/null    # fill the caches
 read -r HOT ONE <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
 add "| hot, 2 clients | decide_allowed $HOT TPS | SELECT 1 $ONE TPS | ratio $(ratio "$HOT" "$ONE") | target >= 0.9 |"
+read -r CALL CALL_ONE <<<"$(paired "$WORK/hot_call.sql" "$WORK/select1.sql" 2)"
+add "| the same statement with num_nulls() in place of decide_allowed(), 2 clients | $CALL TPS | SELECT 1 $CALL_ONE TPS | ratio $(ratio "$CALL" "$CALL_ONE") | decide's own share: $(awk -v a="$(ratio "$CALL" "$CALL_ONE")" -v b="$(ratio "$HOT" "$ONE")" 'BEGIN { printf "%.3f", a - b }') of SELECT 1's rate |"
 fi
 
 if want zipf; then
@@ -154,17 +167,26 @@ rm -f "$WORK"/p99.*
 fi
 
 if want logging; then
-echo "== logging every decision, denials only, none (hot, 2 clients)"
-LOG_ON=0; LOG_DENY=0; LOG_OFF=0
-for i in 1 2; do
-    setting decide.log "'all'"; LOG_ON=$((LOG_ON + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
-    setting decide.log "'deny'"; LOG_DENY=$((LOG_DENY + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
-    setting decide.log "'none'"; LOG_OFF=$((LOG_OFF + $(tps -c 2 -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
-done
+echo "== logging every decision, denials only, none (hot, 2 clients, then 1)"
+# logging <clients>: sets LOG_ON, LOG_DENY, LOG_OFF (summed TPS of two
+# rounds of the three settings, in turn)
+logging() {
+    local clients=$1 i
+    LOG_ON=0; LOG_DENY=0; LOG_OFF=0
+    for i in 1 2; do
+        setting decide.log "'all'"; LOG_ON=$((LOG_ON + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+        setting decide.log "'deny'"; LOG_DENY=$((LOG_DENY + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+        setting decide.log "'none'"; LOG_OFF=$((LOG_OFF + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+    done
+}
+logging 2
 FLUSHED=$(stat log_flushed); DROPPED=$(stat log_dropped)
 DENY_SHARE=$(psql_ -c "SELECT round(denied::numeric / greatest(decisions, 1), 3) FROM decide_stats")
 add "| logging, hot, 2 clients | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (flushed $FLUSHED, dropped $DROPPED) |"
 add "| logging denials only, hot, 2 clients ($DENY_SHARE of decisions are denials) | log=deny $((LOG_DENY / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_DENY $LOG_OFF) | |"
+logging 1
+add "| logging, hot, 1 client (a core left for the worker) | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (dropped since the start: $(stat log_dropped)) |"
+add "| logging denials only, hot, 1 client | log=deny $((LOG_DENY / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_DENY $LOG_OFF) | |"
 fi
 
 # Hit ratio every 100 ms around a policy change under load. One session
