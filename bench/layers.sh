@@ -31,13 +31,15 @@ PG_CONFIG=$PGBIN/pg_config
 PORT=54356
 REDIS_PORT=56356
 SECONDS_PER_RUN=10
+ROUNDS=6          # a ratio is the median of this many alternating pairs of slices
+SLICE=3           # seconds
 ROWS=10000000
 WARM_REQUESTS=12000000
 OUT=""
 ONLY=""
 while [ $# -gt 0 ]; do
     case $1 in
-        --quick) SECONDS_PER_RUN=3; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
+        --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
         *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset]" >&2; exit 2 ;;
@@ -118,14 +120,23 @@ chown postgres "$WORK"/*.sql
 
 tps() { pgb "$@" | awk '/^tps/ { print $3 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
-# Runs two workloads in alternating slices and prints "tps_a tps_b".
+# The median of the numbers on standard input, one a line.
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+mean() { awk '{ s += $1 } END { printf "%.0f", NR ? s / NR : 0 }'; }
+# paired <script a> <script b> <clients>: ROUNDS rounds of a slice of a then
+# one of b, SLICE seconds each; prints "mean TPS of a, of b, median of the
+# rounds' ratios a/b".  The machine's speed drifts by more than 10% over a
+# minute (other tenants of the VM host); a ratio within a round is what it
+# leaves alone, and the median sets aside a round it disturbed.
 paired() {
-    local a=$1 b=$2 clients=$3 ta=0 tb=0 i
-    for i in 1 2; do
-        ta=$(awk -v x="$ta" -v y="$(tps -c "$clients" -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$a")" 'BEGIN { print x + y }')
-        tb=$(awk -v x="$tb" -v y="$(tps -c "$clients" -j 2 -T $((SECONDS_PER_RUN / 2 + 1)) -f "$b")" 'BEGIN { print x + y }')
+    local a=$1 b=$2 clients=$3 i ta tb
+    : > "$WORK/pairs"
+    for i in $(seq "$ROUNDS"); do
+        ta=$(tps -c "$clients" -j 2 -T "$SLICE" -f "$a")
+        tb=$(tps -c "$clients" -j 2 -T "$SLICE" -f "$b")
+        echo "$ta $tb $(ratio "$ta" "$tb")" >> "$WORK/pairs"
     done
-    awk -v x="$ta" -v y="$tb" 'BEGIN { printf "%.0f %.0f", x / 2, y / 2 }'
+    echo "$(cut -d' ' -f1 "$WORK/pairs" | mean) $(cut -d' ' -f2 "$WORK/pairs" | mean) $(cut -d' ' -f3 "$WORK/pairs" | median)"
 }
 stat() { psql_ -c "SELECT $1 FROM decide_stats"; }
 want() { [ -z "$ONLY" ] || [[ $ONLY == *",$1,"* ]]; }
@@ -135,10 +146,10 @@ add() { RESULTS+="$1"$'\n'; echo "$1"; }
 if want hot; then
 echo "== hot: cached decisions vs SELECT 1 (2 clients)"
 tps -c 2 -j 2 -T 2 -f "$WORK/hot.sql" >/dev/null    # fill the caches
-read -r HOT ONE <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
-add "| hot, 2 clients | decide_allowed $HOT TPS | SELECT 1 $ONE TPS | ratio $(ratio "$HOT" "$ONE") | target >= 0.9 |"
-read -r CALL CALL_ONE <<<"$(paired "$WORK/hot_call.sql" "$WORK/select1.sql" 2)"
-add "| the same statement with num_nulls() in place of decide_allowed(), 2 clients | $CALL TPS | SELECT 1 $CALL_ONE TPS | ratio $(ratio "$CALL" "$CALL_ONE") | decide's own share: $(awk -v a="$(ratio "$CALL" "$CALL_ONE")" -v b="$(ratio "$HOT" "$ONE")" 'BEGIN { printf "%.3f", a - b }') of SELECT 1's rate |"
+read -r HOT ONE HOT_RATIO <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
+add "| hot, 2 clients | decide_allowed $HOT TPS | SELECT 1 $ONE TPS | ratio $HOT_RATIO | target >= 0.9 |"
+read -r CALL CALL_ONE CALL_RATIO <<<"$(paired "$WORK/hot_call.sql" "$WORK/select1.sql" 2)"
+add "| the same statement with num_nulls() in place of decide_allowed(), 2 clients | $CALL TPS | SELECT 1 $CALL_ONE TPS | ratio $CALL_RATIO | decide's own share: $(awk -v a="$CALL_RATIO" -v b="$HOT_RATIO" 'BEGIN { printf "%.3f", a - b }') of SELECT 1's rate |"
 fi
 
 if want zipf; then
@@ -168,25 +179,32 @@ fi
 
 if want logging; then
 echo "== logging every decision, denials only, none (hot, 2 clients, then 1)"
-# logging <clients>: sets LOG_ON, LOG_DENY, LOG_OFF (summed TPS of two
-# rounds of the three settings, in turn)
+# logging <clients>: ROUNDS rounds of a slice with decide.log = 'all', one
+# with 'deny', one with 'none'; sets LOG_ON, LOG_DENY, LOG_OFF (mean TPS)
+# and ON_RATIO, DENY_RATIO (medians of the rounds' ratios to 'none').
 logging() {
-    local clients=$1 i
-    LOG_ON=0; LOG_DENY=0; LOG_OFF=0
-    for i in 1 2; do
-        setting decide.log "'all'"; LOG_ON=$((LOG_ON + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
-        setting decide.log "'deny'"; LOG_DENY=$((LOG_DENY + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
-        setting decide.log "'none'"; LOG_OFF=$((LOG_OFF + $(tps -c "$clients" -j "$clients" -T $((SECONDS_PER_RUN / 2 + 1)) -f "$WORK/hot.sql" | cut -d. -f1)))
+    local clients=$1 i on deny off
+    : > "$WORK/logging"
+    for i in $(seq "$ROUNDS"); do
+        setting decide.log "'all'"; on=$(tps -c "$clients" -j "$clients" -T "$SLICE" -f "$WORK/hot.sql")
+        setting decide.log "'deny'"; deny=$(tps -c "$clients" -j "$clients" -T "$SLICE" -f "$WORK/hot.sql")
+        setting decide.log "'none'"; off=$(tps -c "$clients" -j "$clients" -T "$SLICE" -f "$WORK/hot.sql")
+        echo "$on $deny $off $(ratio "$on" "$off") $(ratio "$deny" "$off")" >> "$WORK/logging"
     done
+    LOG_ON=$(cut -d' ' -f1 "$WORK/logging" | mean)
+    LOG_DENY=$(cut -d' ' -f2 "$WORK/logging" | mean)
+    LOG_OFF=$(cut -d' ' -f3 "$WORK/logging" | mean)
+    ON_RATIO=$(cut -d' ' -f4 "$WORK/logging" | median)
+    DENY_RATIO=$(cut -d' ' -f5 "$WORK/logging" | median)
 }
 logging 2
 FLUSHED=$(stat log_flushed); DROPPED=$(stat log_dropped)
 DENY_SHARE=$(psql_ -c "SELECT round(denied::numeric / greatest(decisions, 1), 3) FROM decide_stats")
-add "| logging, hot, 2 clients | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (flushed $FLUSHED, dropped $DROPPED) |"
-add "| logging denials only, hot, 2 clients ($DENY_SHARE of decisions are denials) | log=deny $((LOG_DENY / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_DENY $LOG_OFF) | |"
+add "| logging, hot, 2 clients | log=all $LOG_ON TPS | log=none $LOG_OFF TPS | ratio $ON_RATIO | target >= 0.9 (flushed $FLUSHED, dropped $DROPPED) |"
+add "| logging denials only, hot, 2 clients ($DENY_SHARE of decisions are denials) | log=deny $LOG_DENY TPS | log=none $LOG_OFF TPS | ratio $DENY_RATIO | |"
 logging 1
-add "| logging, hot, 1 client (a core left for the worker) | log=all $((LOG_ON / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_ON $LOG_OFF) | target >= 0.9 (dropped since the start: $(stat log_dropped)) |"
-add "| logging denials only, hot, 1 client | log=deny $((LOG_DENY / 2)) TPS | log=none $((LOG_OFF / 2)) TPS | ratio $(ratio $LOG_DENY $LOG_OFF) | |"
+add "| logging, hot, 1 client (a core left for the worker) | log=all $LOG_ON TPS | log=none $LOG_OFF TPS | ratio $ON_RATIO | target >= 0.9 (dropped since the start: $(stat log_dropped)) |"
+add "| logging denials only, hot, 1 client | log=deny $LOG_DENY TPS | log=none $LOG_OFF TPS | ratio $DENY_RATIO | |"
 fi
 
 # Hit ratio every 100 ms around a policy change under load. One session
@@ -252,8 +270,8 @@ redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no --dae
 sleep 0.5; REDIS_PID=$(cat "$WORK/redis.pid")
 setting decide.redis_url "'redis://127.0.0.1:$REDIS_PORT'"
 tps -c 2 -j 2 -T 2 -f "$WORK/hot.sql" >/dev/null
-read -r RHOT RONE <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
-add "| Redis healthy, hot, 2 clients | decide_allowed $RHOT TPS | SELECT 1 $RONE TPS | ratio $(ratio "$RHOT" "$RONE") | target >= 0.85 |"
+read -r RHOT RONE RHOT_RATIO <<<"$(paired "$WORK/hot.sql" "$WORK/select1.sql" 2)"
+add "| Redis healthy, hot, 2 clients | decide_allowed $RHOT TPS | SELECT 1 $RONE TPS | ratio $RHOT_RATIO | target >= 0.85 |"
 kill "$REDIS_PID"; REDIS_PID=""; sleep 0.5
 Z_DOWN=0; Z_OFF=0
 for i in 1 2; do
