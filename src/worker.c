@@ -890,8 +890,17 @@ decide_worker_main(Datum arg)
 		}
 		report_drops(&last_drop_warning);
 		if (!standby)
-		{
 			flush_all(buf);
+
+		/*
+		 * Warming after a policy change comes before maintenance: callers
+		 * miss until it is done, while partitions, retention and ANALYZE
+		 * (which can take a second on a large log) lose nothing by waiting
+		 * for a loop without warming to do.
+		 */
+		warm_guarded(&warming_pending);
+		if (!standby && !warming_pending)
+		{
 			if (TimestampDifferenceExceeds(last_maintenance, GetCurrentTimestamp(),
 										   decide_maintenance_interval_s * 1000))
 			{
@@ -904,7 +913,6 @@ decide_worker_main(Datum arg)
 				warmed_from_log = true;
 			}
 		}
-		warm_guarded(&warming_pending);
 		stats_flush();
 	}
 
