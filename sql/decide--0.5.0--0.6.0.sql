@@ -77,9 +77,10 @@ BEGIN
     FOR i IN 1 .. cardinality(partitions) LOOP
         EXECUTE format('ALTER TABLE decide.decisions DETACH PARTITION %s', partitions[i]);
     END LOOP;
-    ALTER TABLE decide.decisions DROP CONSTRAINT decisions_pkey;
-    DROP INDEX decide.decisions_actor_idx, decide.decisions_denied_idx,
-               decide.decisions_risk_idx, decide.decisions_policy_idx;
+    -- IF EXISTS: an administrator may have dropped one already.
+    ALTER TABLE decide.decisions DROP CONSTRAINT IF EXISTS decisions_pkey;
+    DROP INDEX IF EXISTS decide.decisions_actor_idx, decide.decisions_denied_idx,
+                         decide.decisions_risk_idx, decide.decisions_policy_idx;
     FOR i IN 1 .. cardinality(partitions) LOOP
         EXECUTE format('ALTER TABLE decide.decisions ATTACH PARTITION %s %s',
                        partitions[i], bounds[i]);

@@ -86,5 +86,11 @@ SELECT replace(pg_get_indexdef(indexrelid), :'old_day_label', 'YYYYMMDD') AS ind
 SELECT replace(conname, :'old_day_label', 'YYYYMMDD') AS constraint, contype FROM pg_constraint
  WHERE conrelid = ('decide.decisions_' || :'old_day_label')::regclass;
 SELECT actor, allowed FROM decide_decisions_page(NULL, 10, by_actor => 'user:old');
+-- An index of the log that an administrator dropped does not stop the update.
+DROP EXTENSION decide;
+CREATE EXTENSION decide VERSION '0.5.0';
+DROP INDEX decide.decisions_policy_idx;
+ALTER EXTENSION decide UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'decide';
 DROP EXTENSION decide;
 CREATE EXTENSION decide;
