@@ -32,9 +32,12 @@ DECLARE
     name text;
     existing regclass;
 BEGIN
-    IF day IS NULL OR NOT isfinite(day) THEN
-        RAISE EXCEPTION 'a decision log partition needs a finite day, not %',
-                        coalesce(day::text, 'NULL')
+    -- Partition names carry the year in four digits (the worker reads them
+    -- back to apply the retention): other years would be misread.
+    IF day IS NULL OR NOT isfinite(day) OR day < '0001-01-01' OR day > '9999-12-31' THEN
+        RAISE EXCEPTION 'a decision log partition needs a day between 0001-01-01 and 9999-12-31, not %',
+                        coalesce(CASE WHEN isfinite(day) THEN to_char(day, 'YYYY-MM-DD AD')
+                                      ELSE day::text END, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     name := 'decisions_' || to_char(day, 'YYYYMMDD');
@@ -69,6 +72,10 @@ DECLARE
     bounds text[];
     i int;
 BEGIN
+    -- First, so that no partition can be created (by the worker) between
+    -- reading the list and dropping the parent's indexes: one created then
+    -- would lose its copies of them and keep none.
+    LOCK TABLE decide.decisions IN ACCESS EXCLUSIVE MODE;
     SELECT coalesce(array_agg(c.oid::regclass ORDER BY c.oid), '{}'),
            coalesce(array_agg(pg_get_expr(c.relpartbound, c.oid) ORDER BY c.oid), '{}')
       INTO partitions, bounds

@@ -195,6 +195,8 @@ SELECT count(*) AS partitions_without_five_indexes
    AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) <> 5;
 SELECT pg_temp.try($$SELECT decide.create_log_partition(NULL)$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('infinity')$$);
+SELECT pg_temp.try($$SELECT decide.create_log_partition('10000-01-01')$$);
+SELECT pg_temp.try($$SELECT decide.create_log_partition('0044-03-15 BC')$$);
 DO $$
 BEGIN
     EXECUTE format('DROP TABLE decide.%I',

@@ -40,6 +40,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -235,6 +236,15 @@ ensure_partition(int32 day)
 		if (known_partition_days[i] == day)
 			return;
 	args[0] = DateADTGetDatum(day);	/* both count days from 2000-01-01 */
+
+	/*
+	 * Lock the parent first: an ALTER EXTENSION UPDATE that is moving its
+	 * indexes holds it until it commits, and the lock is only granted
+	 * after that, so the function is looked up in the schema this
+	 * partition will be created in (without it, a 0.5.0-style partition
+	 * created right after the update commits would have no index at all).
+	 */
+	LockRelationOid(decisions, RowExclusiveLock);
 	if (log_partition_function_exists())
 	{
 		if (SPI_execute_with_args("SELECT decide.create_log_partition($1)", 1, argtypes, args,
