@@ -18,6 +18,10 @@
 #              (breaker open) vs Redis not configured
 #   logcost    what one row of the decision log costs to insert, index by index
 #   keyset     decide_decisions_page(): page 10,000 vs page 1 over a 10,000,000-row log
+#   logfloor   logging every decision (hot, 2 clients) with today's log partition
+#              holding its five indexes, then only the primary key and the index of
+#              denials, then no index at all: what a table row per decision costs
+#              whatever the indexes (last: it drops the indexes of today's partition)
 #
 # It builds and installs decide (as scripts/test.sh does), starts its own
 # cluster (port 54356, Unix socket only) and its own redis-server (127.0.0.1,
@@ -42,7 +46,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -248,7 +252,6 @@ SQL
     [ -n "$back" ] && verdict="after $back s"
     add "| recovery after a policy change, zipf, $clients clients | hit ratio before $before, lowest after $dip | back >= 0.90 $verdict | | target < 1 s |"
 }
-echo "== recovery: hit ratio around a policy change (zipf, 2 and 8 clients)"
 if want logcost; then
 echo "== what a log row costs to write, index by index (bench/log_insert.sql)"
 runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
@@ -259,6 +262,7 @@ done < "$WORK/logcost.txt"
 fi
 
 if want recovery; then
+echo "== recovery: hit ratio around a policy change (zipf, 2 and 8 clients)"
 recovery 2 c2
 recovery 8 c8
 fi
@@ -333,6 +337,36 @@ EOF
 P1=$(echo "$KEYSET_LINE" | sed -E 's/^1:([0-9.]+) .*/\1/')
 P10K=$(echo "$KEYSET_LINE" | sed -E 's/.*10000:([0-9.]+).*/\1/')
 add "| keyset over $ROWS rows, 100 rows a page | page 1 $P1 ms | page 10,000 $P10K ms | ratio $(ratio "$P10K" "$P1") | target <= 1.5 |"
+fi
+
+if want logfloor; then
+echo "== logging with fewer indexes on today's partition (hot, 2 clients)"
+TODAY=$(psql_ -c "SELECT 'decide.decisions_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+psql_ -c "SELECT decide.create_log_partition((now() AT TIME ZONE 'UTC')::date)" >/dev/null
+# floor <label>: ROUNDS rounds of a slice with decide.log = 'all' and one with 'none'
+floor() {
+    local i on off
+    : > "$WORK/floor"
+    for i in $(seq "$ROUNDS"); do
+        setting decide.log "'all'"; on=$(tps -c 2 -j 2 -T "$SLICE" -f "$WORK/hot.sql")
+        setting decide.log "'none'"; off=$(tps -c 2 -j 2 -T "$SLICE" -f "$WORK/hot.sql")
+        echo "$on $off $(ratio "$on" "$off")" >> "$WORK/floor"
+    done
+    add "| logging, hot, 2 clients, today's partition with $1 | log=all $(cut -d' ' -f1 "$WORK/floor" | mean) TPS | log=none $(cut -d' ' -f2 "$WORK/floor" | mean) TPS | ratio $(cut -d' ' -f3 "$WORK/floor" | median) | target >= 0.9 |"
+}
+floor "its five indexes"
+psql_ -c "SELECT decide_flush()" \
+      -c "SELECT format('DROP INDEX decide.%I;', c.relname) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+           WHERE x.indrelid = '$TODAY'::regclass AND NOT x.indisprimary AND x.indpred IS NULL" -o "$WORK/drop.sql"
+psql_ -f "$WORK/drop.sql" >/dev/null
+floor "the primary key and the index of denials only"
+psql_ -c "SELECT decide_flush()" \
+      -c "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I;', '$TODAY', conname) FROM pg_constraint
+           WHERE conrelid = '$TODAY'::regclass AND contype = 'p'" \
+      -c "SELECT format('DROP INDEX decide.%I;', c.relname) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+           WHERE x.indrelid = '$TODAY'::regclass AND NOT x.indisprimary" -o "$WORK/drop.sql"
+psql_ -f "$WORK/drop.sql" >/dev/null
+floor "no index"
 fi
 
 
