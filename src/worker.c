@@ -226,6 +226,13 @@ ensure_partition(int32 day)
 	Oid			argtypes[1] = {DATEOID};
 	Datum		args[1];
 
+	if (!OidIsValid(decisions))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"decide.decisions\" does not exist"),
+				 errhint("The decide extension in database \"%s\" is incomplete: DROP EXTENSION decide; CREATE EXTENSION decide.",
+						 decide_log_database)));
+
 	/* The extension was dropped and created again: forget what we knew. */
 	if (decisions != known_partitions_of)
 	{
