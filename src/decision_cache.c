@@ -291,15 +291,21 @@ decision_cache_fits(CacheLayer layer, const DecisionKey *key)
 	return key->len <= SLOT_KEY_CAPACITY && table_for(layer)->n_sets > 0;
 }
 
+/* The slot holds key's request (database, store, bytes), under any epoch. */
 static inline bool
-slot_holds(const CacheSlot *slot, const DecisionKey *key)
+slot_holds_request(const CacheSlot *slot, const DecisionKey *key)
 {
 	return slot->key_len == key->len &&
 		slot->hash == key->hash &&
-		slot->epoch == key->epoch &&
 		slot->database == key->database &&
 		memcmp(&slot->store_id, &key->store_id, sizeof(pg_uuid_t)) == 0 &&
 		memcmp(slot->key, key->bytes, key->len) == 0;
+}
+
+static inline bool
+slot_holds(const CacheSlot *slot, const DecisionKey *key)
+{
+	return slot->epoch == key->epoch && slot_holds_request(slot, key);
 }
 
 static inline LWLock *
@@ -368,10 +374,7 @@ choose_victim(CacheTable *table, uint32 set, const DecisionKey *key, bool *evict
 		CacheSlot  *slot = slot_at(table, set, way);
 
 		/* the same request under an older epoch of the same store */
-		if (slot->key_len == key->len && slot->hash == key->hash &&
-			slot->database == key->database && slot->epoch < key->epoch &&
-			memcmp(&slot->store_id, &key->store_id, sizeof(pg_uuid_t)) == 0 &&
-			memcmp(slot->key, key->bytes, key->len) == 0)
+		if (slot->epoch < key->epoch && slot_holds_request(slot, key))
 		{
 			*replacing_older = true;
 			return slot;
