@@ -115,7 +115,6 @@ static void
 prepare_cache(const PolicySet *set)
 {
 	HASHCTL		ctl;
-
 	bool		reusable = policy_set_entities_shareable(set);
 
 	if (entity_cache != NULL &&

@@ -64,11 +64,11 @@ static uint64 next_generation = 1;
  * load (table_open accepts them) forces another.
  */
 static uint64 invalidation_count = 0;
+static uint64 current_set_invalidation_count = 0;
+static DecideCatalog catalog;
 
 /* More changed policies than this between two sets: do not carry forward. */
 #define CARRY_MAX_CHANGED 1024
-static uint64 current_set_invalidation_count = 0;
-static DecideCatalog catalog;
 
 static void *
 alloc_in_context(void *state, size_t size)
@@ -293,10 +293,6 @@ same_policy(const PolicyInfo *a, const PolicyInfo *b)
 		memcmp(a->condition, b->condition, VARSIZE(a->condition)) == 0;
 }
 
-/*
- * Lists what differs between the previous set and a fresh one (see the
- * header comment), or leaves fresh->carry_from_epoch at -1.
- */
 bool
 policy_set_entities_shareable(const PolicySet *set)
 {
@@ -306,6 +302,10 @@ policy_set_entities_shareable(const PolicySet *set)
 		memcmp(&set->entities_version, &unknown_version, sizeof(pg_uuid_t)) != 0;
 }
 
+/*
+ * Lists what differs between the previous set and a fresh one (see the
+ * header comment), or leaves fresh->carry_from_epoch at -1.
+ */
 static void
 prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 {

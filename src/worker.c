@@ -692,7 +692,6 @@ build_warm_plan(const PolicySet *set)
 	memcpy(warm_plan.lens + n_hot, recent_lens, sizeof(uint32) * n_recent);
 	MemoryContextSwitchTo(old);
 	warm_plan.n = n_hot + n_recent;
-	warm_plan.next = 0;
 	warm_plan.epoch = set->epoch;
 	warm_plan.started = GetCurrentTimestamp();
 	hot_keys_decay();
