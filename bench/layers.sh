@@ -181,11 +181,10 @@ add "| zipf, 8 clients | p50 $P50 ms | p99 $P99 ms | | target p99 < 1 ms |"
 rm -f "$WORK"/p99.*
 fi
 
-if want logging; then
-echo "== logging every decision, denials only, none (hot, 2 clients, then 1)"
 # logging <clients>: ROUNDS rounds of a slice with decide.log = 'all', one
-# with 'deny', one with 'none'; sets LOG_ON, LOG_DENY, LOG_OFF (mean TPS)
-# and ON_RATIO, DENY_RATIO (medians of the rounds' ratios to 'none').
+# with 'deny', one with 'none' (for logging and logfloor); sets LOG_ON,
+# LOG_DENY, LOG_OFF (mean TPS) and ON_RATIO, DENY_RATIO (medians of the
+# rounds' ratios to 'none').
 logging() {
     local clients=$1 i on deny off
     : > "$WORK/logging"
@@ -201,6 +200,8 @@ logging() {
     ON_RATIO=$(cut -d' ' -f4 "$WORK/logging" | median)
     DENY_RATIO=$(cut -d' ' -f5 "$WORK/logging" | median)
 }
+if want logging; then
+echo "== logging every decision, denials only, none (hot, 2 clients, then 1)"
 logging 2
 FLUSHED=$(stat log_flushed); DROPPED=$(stat log_dropped)
 DENY_SHARE=$(psql_ -c "SELECT round(denied::numeric / greatest(decisions, 1), 3) FROM decide_stats")
@@ -343,16 +344,10 @@ if want logfloor; then
 echo "== logging with fewer indexes on today's partition (hot, 2 clients)"
 TODAY=$(psql_ -c "SELECT 'decide.decisions_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
 psql_ -c "SELECT decide.create_log_partition((now() AT TIME ZONE 'UTC')::date)" >/dev/null
-# floor <label>: ROUNDS rounds of a slice with decide.log = 'all' and one with 'none'
+# floor <label>: logging() at 2 clients, reported for this set of indexes
 floor() {
-    local i on off
-    : > "$WORK/floor"
-    for i in $(seq "$ROUNDS"); do
-        setting decide.log "'all'"; on=$(tps -c 2 -j 2 -T "$SLICE" -f "$WORK/hot.sql")
-        setting decide.log "'none'"; off=$(tps -c 2 -j 2 -T "$SLICE" -f "$WORK/hot.sql")
-        echo "$on $off $(ratio "$on" "$off")" >> "$WORK/floor"
-    done
-    add "| logging, hot, 2 clients, today's partition with $1 | log=all $(cut -d' ' -f1 "$WORK/floor" | mean) TPS | log=none $(cut -d' ' -f2 "$WORK/floor" | mean) TPS | ratio $(cut -d' ' -f3 "$WORK/floor" | median) | target >= 0.9 |"
+    logging 2
+    add "| logging, hot, 2 clients, today's partition with $1 | log=all $LOG_ON TPS | log=none $LOG_OFF TPS | ratio $ON_RATIO | target >= 0.9 |"
 }
 floor "its five indexes"
 psql_ -c "SELECT decide_flush()" \
