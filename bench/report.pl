@@ -602,11 +602,18 @@ if (@rows) {
         if ($r->{id} =~ /^soak/ && $r->{timeline}) {
             my @p = @{ $r->{timeline}{points} };
             my $k = max(1, int(@p / 10));
-            my $first = sum(map { $_->{tps} } @p[1 .. min($k, $#p)]) // 0;
-            my $last = sum(map { $_->{tps} } @p[max(0, $#p - $k) .. $#p - 1]) // 0;
+            my @head = @p[1 .. min($k, $#p)];
+            my @tail = @p[max(0, $#p - $k) .. $#p - 1];
+            my $first = sum(map { $_->{tps} } @head) // 0;
+            my $last = sum(map { $_->{tps} } @tail) // 0;
+            my $worst_p99 = sub { max(map { $_->{p99_ms} // 0 } @_) // 0 };
             push @md, '';
-            push @md, sprintf('Soak: TPS in the last tenth %.2f× that of the first; server RSS %s kB before, %s kB after.',
-                              $first > 0 ? $last / $first : 0, $r->{notes}{rss_kb_before} // '?',
+            push @md, sprintf('Soak: TPS in the last tenth %.2f× that of the first; worst p99 of a %s s interval %.2f ms in the first tenth, '
+                              . '%.2f ms in the last; the 8 client backends\' private memory (RssAnon) %s kB a minute in, %s kB at the end; '
+                              . 'server RSS %s kB before, %s kB after.',
+                              $first > 0 ? $last / $first : 0, $r->{timeline}{bucket_s}, $worst_p99->(@head),
+                              $worst_p99->(@tail), $r->{notes}{backend_anon_kb_first} // '?',
+                              $r->{notes}{backend_anon_kb_last} // '?', $r->{notes}{rss_kb_before} // '?',
                               $r->{notes}{rss_kb_after} // '?');
         }
     }

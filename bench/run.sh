@@ -805,12 +805,30 @@ workload_soak() {
     measured select1@8 || measure select1@8
     define_run "soak@8" "zipf (soak)" decide 8 decide_zipf.sql --no-retry \
         --vs-select1 select1@8 --vs-sql ref-zipf@8
-    local rss_before rss_after
+    local rss_before rss_after sampler first last
     rss_before=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
+    # The client backends' private memory (RssAnon: not the shared cache or
+    # buffers they touch) every 10 s while the soak runs: a leak in a
+    # backend grows it, a bounded cache does not once it is full.
+    (
+        start=$(date +%s)
+        while sleep 10; do
+            ps -o pid=,args= --ppid "$SERVER_PID" | awk '/\[local\]/ { print $1 }' |
+                while read -r pid; do awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null; done |
+                awk -v t=$(( $(date +%s) - start )) '{ s += $1; n++ } END { if (n) print t "\t" n "\t" s }'
+        done
+    ) >"$OUT/raw/soak_memory.tsv" &
+    sampler=$!
     measure --rounds 1 --duration "$SOAK_DURATION" soak@8
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     rss_after=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
-    R_EXTRA[soak@8]="rss_kb_before=$rss_before;rss_kb_after=$rss_after"
-    note "server processes' RSS: ${rss_before} kB before, ${rss_after} kB after"
+    # first sample a minute in (every backend has compiled its policy set
+    # and filled its L1), and the last one with all 8 backends still there
+    first=$(awk -F'\t' '$1 >= 60 && $2 == 8 { print $3; exit }' "$OUT/raw/soak_memory.tsv")
+    last=$(awk -F'\t' '$2 == 8 { v = $3 } END { print v }' "$OUT/raw/soak_memory.tsv")
+    R_EXTRA[soak@8]="rss_kb_before=$rss_before;rss_kb_after=$rss_after;backend_anon_kb_first=${first:-?};backend_anon_kb_last=${last:-?}"
+    note "server processes' RSS: ${rss_before} kB before, ${rss_after} kB after;" \
+         "8 client backends' private memory: ${first:-?} kB after a minute, ${last:-?} kB at the end"
 }
 
 # ---------------------------------------------------------------------------
