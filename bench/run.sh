@@ -809,10 +809,11 @@ workload_soak() {
     rss_before=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
     # The client backends' private memory (RssAnon: not the shared cache or
     # buffers they touch) every 10 s while the soak runs: a leak in a
-    # backend grows it, a bounded cache does not once it is full.
+    # backend grows it, a bounded cache does not once it is full.  It stops
+    # with the server, should this script stop before it kills it.
     (
         start=$(date +%s)
-        while sleep 10; do
+        while sleep 10 && kill -0 "$SERVER_PID" 2>/dev/null; do
             ps -o pid=,args= --ppid "$SERVER_PID" | awk '/\[local\]/ { print $1 }' |
                 while read -r pid; do awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null; done |
                 awk -v t=$(( $(date +%s) - start )) '{ s += $1; n++ } END { if (n) print t "\t" n "\t" s }'
