@@ -821,10 +821,12 @@ workload_soak() {
     ) >"$OUT/raw/soak_memory.tsv" &
     sampler=$!
     measure --rounds 1 --duration "$SOAK_DURATION" soak@8
-    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
     rss_after=$(ps -o rss= --ppid "$SERVER_PID" | awk '{s += $1} END {print s + 0}')
     # first sample a minute in (every backend has compiled its policy set
-    # and filled its L1), and the last one with all 8 backends still there
+    # and its caches are filling), and the last one with all 8 backends
+    # still there
     first=$(awk -F'\t' '$1 >= 60 && $2 == 8 { print $3; exit }' "$OUT/raw/soak_memory.tsv")
     last=$(awk -F'\t' '$2 == 8 { v = $3 } END { print v }' "$OUT/raw/soak_memory.tsv")
     R_EXTRA[soak@8]="rss_kb_before=$rss_before;rss_kb_after=$rss_after;backend_anon_kb_first=${first:-?};backend_anon_kb_last=${last:-?}"
