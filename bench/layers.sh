@@ -293,10 +293,16 @@ SQL
     [ -n "$back" ] && verdict="after $back s"
     add "| recovery after a policy change, zipf, $clients clients | hit ratio before $before, lowest after $dip | back >= 0.90 $verdict | | target < 1 s |"
 }
+# log_costs: runs bench/log_insert.sql once (for logcost and logfloor) into
+# $WORK/logcost.txt, one "step | us/row | added" line per step.
+log_costs() {
+    [ -s "$WORK/logcost.txt" ] && return 0
+    runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
+        -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
+}
 if want logcost; then
 echo "== what a log row costs to write, index by index (bench/log_insert.sql)"
-runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
-    -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
+log_costs
 while IFS='|' read -r step per_row added; do
     add "| log row insert, ${step% } | ${per_row# } | ${added# } | | |"
 done < "$WORK/logcost.txt"
@@ -396,8 +402,7 @@ floor "its five indexes"
 # same two cores as the callers'. A decision without logging costs the
 # machine C = 2 cores / TPS; a logged one at least C + the build's share of
 # a row, so no indexed log can do better than C / (C + build) here.
-[ -s "$WORK/logcost.txt" ] || runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
-    -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
+log_costs
 HEAP_US=$(awk -F'|' '/^heap only/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$WORK/logcost.txt")
 BUILD_US=$(awk -F'|' '/built afterwards by sort/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$WORK/logcost.txt")
 DECISION_US=$(awk -v t="$LOG_OFF" 'BEGIN { printf "%.1f", 2e6 / t }')
