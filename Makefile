@@ -10,7 +10,13 @@ OBJS = \
 	src/audit_log.o \
 	src/hot_keys.o \
 	src/worker.o \
+	src/worker_flush.o \
+	src/worker_latch.o \
+	src/worker_maintain.o \
+	src/worker_standby.o \
+	src/worker_warm.o \
 	src/input.o \
+	src/uid.o \
 	src/glob.o \
 	src/evaluator.o \
 	src/condition.o \
@@ -19,6 +25,7 @@ OBJS = \
 	src/decision_cache.o \
 	src/request_key.o \
 	src/cache_value.o \
+	src/log_record.o \
 	src/redis_cache.o \
 	src/stats.o
 

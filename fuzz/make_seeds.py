@@ -191,3 +191,41 @@ write("cache_value", "redis-error-reply", value_seed(H1, H2, 1, 3, 0, 1, b"-ERR 
 write("cache_value", "empty", value_seed(H1, H2, 1, 3, 0, 1, b""))
 for i in range(6):
     write("cache_value", f"random-{i}", [rng.randrange(256) for _ in range(rng.choice([34, 74, 120]))])
+
+
+# ---- log_record: mode byte, then a raw stream entry or a record to build --
+def log_record(actor, action, resource, policy=b"", risk=b"", context=b"",
+               flags=0, source=0, fmt=1, tagged=True, size=None, decided_at=0):
+    """src/log_record.c's layout, host order (little-endian here): a 40-byte
+    header, the strings, zero padding to 8; tagged: the stream magic first."""
+    body_len = 40 + len(actor) + len(action) + len(resource) + len(policy) + len(risk) + len(context)
+    padded = (body_len + 7) & ~7
+    header = struct.pack("<Iiqq4HIBBBB", padded if size is None else size, 0, decided_at, 1,
+                         len(actor), len(action), len(resource), len(policy), len(context),
+                         len(risk), flags, source, fmt)
+    record = header + actor + action + resource + policy + risk + context
+    record += bytes(padded - body_len) if size is None else b""
+    return (b"dlog2\0\0\0" if tagged else b"") + record
+
+
+def raw_seed(entry):
+    return [0] + list(entry)
+
+
+write("log_record", "valid-allow", raw_seed(log_record(
+    b"user:alice", b"read", b"doc:42", b"staff-read", b"low", b'{"ip": "10.0.0.7"}', flags=3, source=2)))
+write("log_record", "valid-deny-default", raw_seed(log_record(b"user:bob", b"write", b"doc:1")))
+write("log_record", "valid-unknown-deny", raw_seed(log_record(
+    b"user:x", b"read", b"doc:1", b"mfa", b"high", b'{"a": [1, 2.5, "\\u001f"]}', flags=6)))
+# The attack on 0.6.0: a plain record whose 8 context bytes claim a 1 GB jsonb.
+write("log_record", "v060-huge-jsonb-header", raw_seed(log_record(
+    b"a", b"b", b"c", context=b"\xfc\xff\xff\xff\x00\x00\x00\x00", fmt=0, tagged=False, size=51)))
+write("log_record", "v060-no-context", raw_seed(log_record(
+    b"user:a", b"read", b"doc:1", b"p", b"low", flags=3, fmt=0, tagged=False)))
+write("log_record", "allow-without-policy", raw_seed(log_record(b"user:a", b"read", b"doc:1", flags=1)))
+write("log_record", "bad-json", raw_seed(log_record(b"user:a", b"read", b"doc:1", context=b'{"a": 1e999999}')))
+write("log_record", "glob-uid", raw_seed(log_record(b"user:*", b"read", b"doc:1")))
+write("log_record", "deep-json", raw_seed(log_record(b"u", b"r", b"d", context=b'{"a": ' + b"[" * 1200 + b"]" * 1200 + b"}")))
+for flags in range(0, 64, 5):
+    write("log_record", f"build-{flags:02d}", [128 + flags, flags, 9, 4, 6, 12, rng.randrange(256), 1] +
+          [rng.randrange(256) for _ in range(80)])

@@ -35,6 +35,10 @@ extern int	prop_evaluator(const uint8_t *data, size_t size);
  * canonical value of the right key */
 extern int	prop_cache_value(const uint8_t *data, size_t size);
 
+/* log stream entries: untrusted bytes are refused or decode to a sound
+ * record; built records round-trip */
+extern int	prop_log_record(const uint8_t *data, size_t size);
+
 /* ---- support.c ---- */
 
 /* Reads an input byte by byte; past the end every read yields 0. */

@@ -12,7 +12,7 @@
 #   fuzz/build/fuzz_<target> fuzz/build/artifacts/<target>/crash-...
 #
 # Environment:
-#   FUZZ_TARGETS="glob evaluator"   run only these (default: all four)
+#   FUZZ_TARGETS="glob evaluator"   run only these (default: all five)
 #   FUZZ_JOBS=N                     parallel workers per target (default 1)
 #   FUZZ_MERGE=1                    afterwards, merge new coverage into the
 #                                   committed corpus (libFuzzer -merge=1)
@@ -21,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_TARGET=${1:-60}
-TARGETS=${FUZZ_TARGETS:-"glob request_key evaluator cache_value"}
+TARGETS=${FUZZ_TARGETS:-"glob request_key evaluator cache_value log_record"}
 JOBS=${FUZZ_JOBS:-1}
 BUILD=fuzz/build
 

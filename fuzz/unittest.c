@@ -14,6 +14,7 @@
  */
 #include "props.h"
 #include "cache_value.h"
+#include "log_record.h"
 #include "request_key.h"
 
 #include <dirent.h>
@@ -566,6 +567,128 @@ test_cache_value_cases(void)
 	report(ok, "cache_value: extreme values round-trip under their key only; allow-without-policy, short and zero replies refused");
 }
 
+static void
+test_log_record_json_subset(void)
+{
+	static const struct
+	{
+		const char *text;
+		bool		safe;
+	}			cases[] = {
+		{"{}", true},
+		{" { \"a\" : [ 1 , -0.5 , true , false , null ] } ", true},
+		{"{\"a\": \"\\u001f\\n\\t\\\"\\\\\\/\"}", true},
+		{"{\"a\": {\"b\": {}}, \"a\": 0}", true},
+		{"[]", false},
+		{"\"s\"", false},
+		{"{\"a\": 1e5}", false},
+		{"{\"a\": 1E5}", false},
+		{"{\"a\": 01}", false},
+		{"{\"a\": .5}", false},
+		{"{\"a\": 1.}", false},
+		{"{\"a\": -}", false},
+		{"{\"a\": \"\\u0000\"}", false},
+		{"{\"a\": \"\\u00e9\"}", false},
+		{"{\"a\": \"\\ud800\"}", false},
+		{"{\"a\": \"\\x\"}", false},
+		{"{\"a\": \"\t\"}", false},
+		{"{\"a\": \"x}", false},
+		{"{\"a\": 1} x", false},
+		{"{\"a\": 1,}", false},
+		{"{a: 1}", false},
+		{"{\"a\": tru}", false},
+		{"", false},
+	};
+	bool		ok = true;
+	size_t		i;
+	Buf			deep;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (log_json_object_is_safe(cases[i].text, strlen(cases[i].text)) != cases[i].safe)
+		{
+			fprintf(stderr, "  json %s: expected %s\n", cases[i].text,
+					cases[i].safe ? "safe" : "refused");
+			ok = false;
+		}
+	/* a NUL byte inside a string */
+	ok &= !log_json_object_is_safe("{\"a\": \"x\0y\"}", 12);
+	/* nesting: LOG_MAX_JSON_DEPTH levels pass, one more does not */
+	buf_init(&deep);
+	for (i = 0; i < LOG_MAX_JSON_DEPTH; i++)
+		buf_add(&deep, i == 0 ? "{\"a\": " : "[", i == 0 ? 6 : 1);
+	for (i = 1; i < LOG_MAX_JSON_DEPTH; i++)
+		buf_addc(&deep, ']');
+	buf_addc(&deep, '}');
+	ok &= log_json_object_is_safe(deep.p, deep.len);
+	deep.len -= LOG_MAX_JSON_DEPTH;
+	buf_add(&deep, "[]", 2);
+	for (i = 1; i < LOG_MAX_JSON_DEPTH; i++)
+		buf_addc(&deep, ']');
+	buf_addc(&deep, '}');
+	ok &= !log_json_object_is_safe(deep.p, deep.len);
+	buf_free(&deep);
+	report(ok, "log_record: the JSON subset takes what the server writes and nothing jsonb_in could fail on");
+}
+
+static void
+test_log_record_cases(void)
+{
+	/* 0.6.0's attack: header lengths add up, the context claims 1 GB of jsonb */
+	char		attack[51];
+	uint32_t	size = sizeof(attack);
+	uint16_t	one = 1;
+	uint32_t	context_len = 8;
+	LogRecord	r;
+	LogRecord	got;
+	char		entry[256];
+	size_t		len;
+	bool		ok = true;
+
+	memset(attack, 0, sizeof(attack));
+	memcpy(attack, &size, 4);
+	memcpy(attack + 24, &one, 2);
+	memcpy(attack + 26, &one, 2);
+	memcpy(attack + 28, &one, 2);
+	memcpy(attack + 32, &context_len, 4);
+	memcpy(attack + 40, "abc\xfc\xff\xff\xff\0\0\0\0", 11);
+	ok &= log_stream_entry_check(attack, sizeof(attack), &got) != LOG_ENTRY_OK;
+
+	/* the same as a padded 0.6.0 record: still refused, for its context */
+	memset(&r, 0, sizeof(r));
+	r.actor.ptr = "a";
+	r.actor.len = 1;
+	r.action.ptr = "b";
+	r.action.len = 1;
+	r.resource.ptr = "c";
+	r.resource.len = 1;
+	r.context.ptr = "\xfc\xff\xff\xff\0\0\0\0";
+	r.context.len = 8;
+	r.context_format = LOG_CONTEXT_JSONB;
+	len = log_record_encode(&r, entry);
+	ok &= log_stream_entry_check(entry, len, &got) == LOG_ENTRY_UNCHECKABLE_CONTEXT;
+
+	/* a 0.6.0 record without a context is taken */
+	r.context.len = 0;
+	len = log_record_encode(&r, entry);
+	ok &= log_stream_entry_check(entry, len, &got) == LOG_ENTRY_OK && got.actor.len == 1;
+
+	/* ours, with a context */
+	r.context.ptr = "{\"ip\": \"10.0.0.7\"}";
+	r.context.len = strlen(r.context.ptr);
+	r.context_format = LOG_CONTEXT_JSON_TEXT;
+	len = log_stream_entry_encode(&r, entry);
+	ok &= log_stream_entry_check(entry, len, &got) == LOG_ENTRY_OK &&
+		got.context.len == r.context.len;
+	/* ... but not as a plain record, nor with a jsonb header for a context */
+	ok &= log_stream_entry_check(entry + LOG_STREAM_MAGIC_BYTES, len - LOG_STREAM_MAGIC_BYTES,
+								 &got) != LOG_ENTRY_OK;
+	r.context.ptr = "\xfc\xff\xff\xff\0\0\0\0";
+	r.context.len = 8;
+	len = log_stream_entry_encode(&r, entry);
+	ok &= log_stream_entry_check(entry, len, &got) == LOG_ENTRY_BAD_CONTEXT;
+	report(ok, "log_record: the 0.6.0 crash record and binary contexts refused; plain 0.6.0 records and ours taken");
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct Target
@@ -584,6 +707,7 @@ main(int argc, char **argv)
 		{"request_key", prop_request_key, 30000, 2048},
 		{"evaluator", prop_evaluator, 6000, 4096},
 		{"cache_value", prop_cache_value, 30000, 256},
+		{"log_record", prop_log_record, 30000, 1024},
 	};
 	const char *corpus_root = argc > 1 ? argv[1] : "fuzz/corpus";
 	int			scale = argc > 2 ? atoi(argv[2]) : 100;
@@ -596,6 +720,8 @@ main(int argc, char **argv)
 	test_request_key_cases();
 	test_evaluator_scenarios();
 	test_cache_value_cases();
+	test_log_record_json_subset();
+	test_log_record_cases();
 
 	for (t = 0; t < sizeof(targets) / sizeof(targets[0]); t++)
 	{

@@ -57,6 +57,24 @@ SELECT pg_sleep(0.2);
 SELECT allowed, policy, source FROM decide('user:alice', 'open', 'doc:2');
 RESET decide.time_dependent_ttl;
 
+-- The TTL counts from $now, the start of the statement that decided, not
+-- from when the answer was stored: a statement that ran past a deadline
+-- leaves no answer behind to be served after it, in this session (L1) or
+-- another (L2).
+SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC' + interval '1 second',
+               'YYYY-MM-DD"T"HH24:MI:SS.US') AS deadline \gset
+INSERT INTO decide.policies (name, effect, priority, actor, action, resource, condition)
+VALUES ('until-deadline', 'allow', 9, 'user:temp', 'read', 'doc:t',
+        format('$now < "%s"', :'deadline')::jsonpath);
+SET decide.time_dependent_ttl = '1s';
+SELECT (r).allowed, (r).policy, (r).source
+  FROM (SELECT decide('user:temp', 'read', 'doc:t') AS r
+          FROM (SELECT pg_sleep(2)) slept OFFSET 0) decided;
+SELECT allowed, policy, source FROM decide('user:temp', 'read', 'doc:t');
+\c
+SELECT allowed, policy, source FROM decide('user:temp', 'read', 'doc:t');
+DELETE FROM decide.policies WHERE name = 'until-deadline';
+
 -- Injective keys: requests whose fields would collide if concatenated,
 -- with or without a separator, each get their own decision.
 TRUNCATE decide.policies;

@@ -55,6 +55,18 @@ SELECT r.rolname, 'sequence ' || c.oid::regclass
 SELECT object FROM reachable WHERE rolname = 'regress_attacker' ORDER BY 1;
 -- A role with no decide role: nothing at all.
 SELECT count(*) AS reachable_by_bystander FROM reachable WHERE rolname = 'regress_bystander';
+-- What every role still sees: PostgreSQL's catalogs and statistics views
+-- are readable by all, so a role with no decide role learns the names and
+-- estimated sizes of decide's tables and of each day's log partition,
+-- though it reads no row (docs/security.md says what to do about it).
+SET SESSION AUTHORIZATION regress_bystander;
+SELECT count(*) > 0 AS sees_decide_relations FROM pg_class
+ WHERE relnamespace = 'decide'::regnamespace AND reltuples IS NOT NULL;
+SELECT count(*) > 0 AS sees_decide_table_statistics FROM pg_stat_user_tables
+ WHERE schemaname = 'decide' AND n_tup_ins IS NOT NULL;
+SELECT bool_or(has_table_privilege(oid, 'SELECT')) AS reads_any_of_them FROM pg_class
+ WHERE relnamespace = 'decide'::regnamespace AND relkind IN ('r', 'p', 'v');
+RESET SESSION AUTHORIZATION;
 -- Writing anywhere decide lives: nobody but the owner.
 SELECT r.rolname, has_schema_privilege(r.oid, 'decide', 'USAGE') AS decide_usage,
        has_schema_privilege(r.oid, 'decide', 'CREATE') AS decide_create,

@@ -42,11 +42,14 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "input.h"
+#include "log_record.h"
 #include "redis_cache.h"
 #include "stats.h"
+#include "worker_latch.h"
 
 #define LOG_TRANCHE "decide_log"
-#define MAX_LOGGED_CONTEXT_BYTES 8192
+#define MAX_LOGGED_CONTEXT_BYTES 8192	/* jsonb; larger contexts are not logged */
 
 typedef enum LogLevel
 {
@@ -69,35 +72,10 @@ typedef struct LogRing
 	uint64		tail;			/* bytes ever consumed */
 	Size		capacity;
 	Oid			database;		/* set by the worker; InvalidOid before */
-	Latch	   *worker_latch;
 	uint64		reported_drops;
 	TimestampTz created;		/* new after every restart, crash or not */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } LogRing;
-
-/* Fixed part of a record; strings follow in field order, then the context. */
-typedef struct LogRecordHeader
-{
-	uint32		size;			/* whole record, padded to 8 bytes */
-	int32		priority;
-	TimestampTz decided_at;
-	int64		epoch;
-	uint16		actor_len;
-	uint16		action_len;
-	uint16		resource_len;
-	uint16		policy_len;
-	uint32		context_len;
-	uint8		risk_len;
-	uint8		flags;
-	uint8		source;
-	uint8		padding;
-} LogRecordHeader;
-
-#define RECORD_ALLOWED			0x01
-#define RECORD_HAS_POLICY		0x02
-#define RECORD_CONDITION_UNKNOWN 0x04
-
-static const char *const source_names[] = {"miss", "l1", "l2", "redis"};
 
 static int	log_level = LOG_ALL;
 static double log_allow_sample_rate = 1.0;
@@ -198,7 +176,6 @@ audit_log_shmem_startup(void)
 		ring->tail = 0;
 		ring->capacity = ring_bytes();
 		ring->database = InvalidOid;
-		ring->worker_latch = NULL;
 		ring->reported_drops = 0;
 		ring->created = GetCurrentTimestamp();
 	}
@@ -247,25 +224,28 @@ should_log(const Decision *decision)
 		pg_prng_double(&pg_global_prng_state) < log_allow_sample_rate;
 }
 
-static uint8
+static LogSource
 source_code(const char *source)
 {
-	uint8		i;
+	int			i;
 
-	for (i = 0; i < lengthof(source_names); i++)
-		if (strcmp(source, source_names[i]) == 0)
-			return i;
-	return 0;
+	for (i = 0; i < LOG_SOURCES; i++)
+		if (strcmp(source, log_source_names[i]) == 0)
+			return (LogSource) i;
+	return LOG_SOURCE_MISS;
 }
+
+/* Large enough for any record: uids, policy names and contexts are bounded. */
+#define MAX_RECORD_BYTES \
+	MAXALIGN(64 + 3 * DECIDE_MAX_UID_BYTES + LOG_MAX_POLICY_NAME_BYTES + \
+			 LOG_MAX_RISK_LEVEL_BYTES + MAX_LOGGED_CONTEXT_BYTES)
 
 void
 audit_log_record(const DecisionRequest *request, const Decision *decision)
 {
-	LogRecordHeader header;
-	const char *policy = decision->policy ? decision->policy->name : "";
-	const char *risk = decision->policy ? decision->policy->risk_level : "";
+	static char encoded[MAX_RECORD_BYTES];
+	LogRecord	record;
 	Size		size;
-	Size		context_len = 0;
 	bool		appended = false;
 
 	if (!should_log(decision))
@@ -284,44 +264,36 @@ audit_log_record(const DecisionRequest *request, const Decision *decision)
 		return;
 	}
 
+	memset(&record, 0, sizeof(record));
+	record.decided_at = GetCurrentTimestamp();
+	record.epoch = decision->epoch;
+	record.priority = decision->policy ? decision->policy->priority : 0;
+	record.allowed = decision->allowed;
+	record.has_policy = decision->policy != NULL;
+	record.condition_unknown = decision->condition_unknown;
+	record.source = source_code(decision->source);
+	record.context_format = LOG_CONTEXT_JSONB;
+	record.actor = request->uid[DEC_ACTOR];
+	record.action = request->uid[DEC_ACTION];
+	record.resource = request->uid[DEC_RESOURCE];
+	if (decision->policy)
+	{
+		record.policy.ptr = decision->policy->name;
+		record.policy.len = strlen(decision->policy->name);
+		record.risk_level.ptr = decision->policy->risk_level;
+		record.risk_level.len = strlen(decision->policy->risk_level);
+	}
 	if (log_context && VARSIZE(request->context) <= MAX_LOGGED_CONTEXT_BYTES)
-		context_len = VARSIZE(request->context);
-	memset(&header, 0, sizeof(header));
-	header.priority = decision->policy ? decision->policy->priority : 0;
-	header.decided_at = GetCurrentTimestamp();
-	header.epoch = decision->epoch;
-	header.actor_len = request->uid[DEC_ACTOR].len;
-	header.action_len = request->uid[DEC_ACTION].len;
-	header.resource_len = request->uid[DEC_RESOURCE].len;
-	header.policy_len = strlen(policy);
-	header.risk_len = strlen(risk);
-	header.context_len = context_len;
-	header.flags = (decision->allowed ? RECORD_ALLOWED : 0) |
-		(decision->policy ? RECORD_HAS_POLICY : 0) |
-		(decision->condition_unknown ? RECORD_CONDITION_UNKNOWN : 0);
-	header.source = source_code(decision->source);
-	size = MAXALIGN(sizeof(header) + header.actor_len + header.action_len +
-					header.resource_len + header.policy_len + header.risk_len + context_len);
-	header.size = size;
+	{
+		record.context.ptr = (const char *) request->context;
+		record.context.len = VARSIZE(request->context);
+	}
+	size = log_record_encode(&record, encoded);
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	if (ring->capacity - (ring->head - ring->tail) >= size)
 	{
-		uint64		pos = ring->head;
-
-		ring_write(pos, &header, sizeof(header));
-		pos += sizeof(header);
-		ring_write(pos, request->uid[DEC_ACTOR].ptr, header.actor_len);
-		pos += header.actor_len;
-		ring_write(pos, request->uid[DEC_ACTION].ptr, header.action_len);
-		pos += header.action_len;
-		ring_write(pos, request->uid[DEC_RESOURCE].ptr, header.resource_len);
-		pos += header.resource_len;
-		ring_write(pos, policy, header.policy_len);
-		pos += header.policy_len;
-		ring_write(pos, risk, header.risk_len);
-		pos += header.risk_len;
-		ring_write(pos, request->context, context_len);
+		ring_write(ring->head, encoded, size);
 		ring->head += size;
 		appended = true;
 	}
@@ -330,19 +302,10 @@ audit_log_record(const DecisionRequest *request, const Decision *decision)
 }
 
 void
-audit_log_attach_worker(Latch *latch, Oid database)
+audit_log_attach_worker(Oid database)
 {
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	ring->worker_latch = latch;
 	ring->database = database;
-	LWLockRelease(ring->lock);
-}
-
-void
-audit_log_detach_worker(void)
-{
-	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	ring->worker_latch = NULL;
 	LWLockRelease(ring->lock);
 }
 
@@ -362,14 +325,15 @@ audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 	/* [tail, head) is stable until we consume it: copy without the lock. */
 	while (pos < head)
 	{
-		LogRecordHeader header;
+		uint32		size;
 
-		ring_read(pos, &header, sizeof(header));
-		if (copied + header.size > bufsize)
+		/* A record starts with its size (log_record.c). */
+		ring_read(pos, &size, sizeof(size));
+		if (copied + size > bufsize)
 			break;
-		ring_read(pos, buf + copied, header.size);
-		copied += header.size;
-		pos += header.size;
+		ring_read(pos, buf + copied, size);
+		copied += size;
+		pos += size;
 	}
 	*end = pos;
 	return copied;
@@ -382,72 +346,6 @@ audit_log_consume(uint64 end)
 	Assert(end <= ring->head);
 	ring->tail = end;
 	LWLockRelease(ring->lock);
-}
-
-bool
-audit_log_record_is_valid(const char *buf, Size len)
-{
-	LogRecordHeader header;
-
-	if (len < sizeof(header))
-		return false;
-	memcpy(&header, buf, sizeof(header));
-	return header.size == len &&
-		sizeof(header) + (Size) header.actor_len + header.action_len + header.resource_len +
-		header.policy_len + header.risk_len + header.context_len <= len &&
-		header.source < lengthof(source_names) &&
-		(header.context_len == 0 || header.context_len >= VARHDRSZ) &&
-		header.actor_len > 0 && header.action_len > 0 && header.resource_len > 0;
-}
-
-Size
-audit_log_decode(const char *buf, Size len, LoggedDecision *out)
-{
-	LogRecordHeader header;
-	const char *p;
-
-	if (len < sizeof(header))
-		return 0;
-	memcpy(&header, buf, sizeof(header));
-	p = buf + sizeof(header);
-	out->decided_at = header.decided_at;
-	out->epoch = header.epoch;
-	out->priority = header.priority;
-	out->allowed = (header.flags & RECORD_ALLOWED) != 0;
-	out->condition_unknown = (header.flags & RECORD_CONDITION_UNKNOWN) != 0;
-	out->source = source_names[header.source < lengthof(source_names) ? header.source : 0];
-	out->actor.ptr = p;
-	out->actor.len = header.actor_len;
-	p += header.actor_len;
-	out->action.ptr = p;
-	out->action.len = header.action_len;
-	p += header.action_len;
-	out->resource.ptr = p;
-	out->resource.len = header.resource_len;
-	p += header.resource_len;
-	out->policy.ptr = (header.flags & RECORD_HAS_POLICY) ? p : NULL;
-	out->policy.len = header.policy_len;
-	p += header.policy_len;
-	out->risk_level.ptr = p;
-	out->risk_level.len = header.risk_len;
-	p += header.risk_len;
-	out->context.ptr = p;
-	out->context.len = header.context_len;
-	return header.size;
-}
-
-void
-audit_log_wake_worker(void)
-{
-	Latch	   *worker;
-
-	if (ring == NULL)
-		return;
-	LWLockAcquire(ring->lock, LW_SHARED);
-	worker = ring->worker_latch;
-	LWLockRelease(ring->lock);
-	if (worker)
-		SetLatch(worker);
 }
 
 void
@@ -469,22 +367,20 @@ audit_log_wait_flushed(int timeout_ms)
 	LWLockRelease(ring->lock);
 	for (;;)
 	{
-		Latch	   *worker;
 		uint64		tail;
 
 		LWLockAcquire(ring->lock, LW_SHARED);
 		tail = ring->tail;
-		worker = ring->worker_latch;
 		LWLockRelease(ring->lock);
 		if (tail >= target)
 			return;
-		if (worker)
-			SetLatch(worker);
+		worker_wake();
 		if (GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("the decision log was not flushed within %d ms", timeout_ms),
-					 errhint(worker ? "The worker is busy or failing; see the server log." :
+					 errhint(worker_latch_attached() ?
+							 "The worker is busy or failing; see the server log." :
 							 "The decide background worker is not running.")));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
 						 PG_WAIT_EXTENSION);
@@ -505,6 +401,12 @@ audit_log_take_unreported_drops(void)
 	ring->reported_drops = dropped;
 	LWLockRelease(ring->lock);
 	return unreported;
+}
+
+uint64
+audit_log_capacity(void)
+{
+	return ring ? ring->capacity : 0;
 }
 
 uint64

@@ -10,24 +10,6 @@
 
 #include "datatype/timestamp.h"
 #include "decision.h"
-#include "storage/latch.h"
-
-/* One logged decision as the worker reads it back (pointers into a buffer). */
-typedef struct LoggedDecision
-{
-	TimestampTz decided_at;
-	int64		epoch;
-	int32		priority;
-	bool		allowed;
-	bool		condition_unknown;
-	const char *source;
-	DecStr		actor;
-	DecStr		action;
-	DecStr		resource;
-	DecStr		policy;			/* len 0 and ptr NULL: no policy matched */
-	DecStr		risk_level;
-	DecStr		context;		/* serialised jsonb; len 0: not logged */
-} LoggedDecision;
 
 extern char *decide_log_database;
 extern int	decide_flush_interval_ms;
@@ -44,28 +26,20 @@ extern bool audit_log_available(void);
 extern void audit_log_record(const DecisionRequest *request, const Decision *decision);
 
 /* Worker side. */
-extern void audit_log_attach_worker(Latch *latch, Oid database);
-extern void audit_log_detach_worker(void);
+/* The worker, at start: decisions of this database are logged. */
+extern void audit_log_attach_worker(Oid database);
 
 /*
- * Copies whole records from the read position (*start) into buf (at most
- * bufsize bytes); returns the bytes copied, and the ring position just past
- * them in *end.  Records stay in the ring until audit_log_consume(end).
+ * Copies whole records (log_record.h) from the read position (*start) into
+ * buf (at most bufsize bytes); returns the bytes copied, and the ring
+ * position just past them in *end.  Records stay in the ring until
+ * audit_log_consume(end).
  */
 extern Size audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end);
 extern void audit_log_consume(uint64 end);
 
-/* Is this one whole, well-formed record (as received from elsewhere)? */
-extern bool audit_log_record_is_valid(const char *buf, Size len);
-
-/* Decodes the next record of a peeked buffer; returns its size, 0 at end. */
-extern Size audit_log_decode(const char *buf, Size len, LoggedDecision *out);
-
 /* For decide_flush(): wakes the worker and waits until everything
  * appended so far is in the table. */
-/* Sets the worker's latch, if a worker is attached. */
-extern void audit_log_wake_worker(void);
-
 extern void audit_log_wait_flushed(int timeout_ms);
 
 /*
@@ -73,6 +47,9 @@ extern void audit_log_wait_flushed(int timeout_ms);
  * apart the lifetimes of the shared memory (a crash restart makes a new one).
  */
 extern TimestampTz audit_log_created(void);
+
+/* Size of the ring in bytes. */
+extern uint64 audit_log_capacity(void);
 
 /* Bytes appended and not yet written to the table. */
 extern uint64 audit_log_pending_bytes(void);

@@ -28,6 +28,7 @@
 #include "redis_cache.h"
 #include "stats.h"
 #include "worker.h"
+#include "worker_latch.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,6 +46,7 @@ decide_shmem_request(void)
 	decision_cache_shmem_request();
 	audit_log_shmem_request();
 	hot_keys_shmem_request();
+	RequestAddinShmemSpace(worker_latch_shmem_size());
 }
 
 static void
@@ -56,6 +58,7 @@ decide_shmem_startup(void)
 	decision_cache_shmem_startup();
 	audit_log_shmem_startup();
 	hot_keys_shmem_startup();
+	worker_latch_shmem_startup();
 }
 
 void

@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
@@ -202,10 +203,16 @@ store_in_caches(const DecisionKey *key, const DecDecision *result,
 	cached.expires = 0;
 	if (state->used_now)
 	{
+		/*
+		 * $now was the statement's start: the answer holds until then plus
+		 * the TTL, however long the statement has run since.
+		 */
 		if (decide_time_dependent_ttl_ms == 0)
 			return;
-		cached.expires = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		cached.expires = TimestampTzPlusMilliseconds(GetCurrentStatementStartTimestamp(),
 													 decide_time_dependent_ttl_ms);
+		if (cached.expires <= GetCurrentTimestamp())
+			return;
 	}
 	store_cached(key, &cached, warming);
 }

@@ -1,11 +1,7 @@
 /*
  * input.c — validity rules for uids, patterns, parents, attributes and
  * contexts, and the SQL-callable checkers used by the table constraints.
- *
- * A uid is 1 to DECIDE_MAX_UID_BYTES bytes with no control characters and
- * no glob characters ('*', '?'): a pattern without glob characters is a uid,
- * so a uid containing them could never be named exactly.  A pattern follows
- * the same rules but may contain glob characters.
+ * The rule for uids and patterns is uid.c's; this file reports it.
  */
 #include "input.h"
 
@@ -14,34 +10,40 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "uid.h"
+
 static void
 validate_text(const char *what, const char *value, int len, bool allow_glob)
 {
-	int			i;
+	size_t		at = 0;
 
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
-	if (len > DECIDE_MAX_UID_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s is too long", what),
-				 errdetail("It has %d bytes; the limit is %d.", len, DECIDE_MAX_UID_BYTES)));
-	for (i = 0; i < len; i++)
+	switch (dec_uid_problem(value, len, allow_glob, &at))
 	{
-		unsigned char ch = (unsigned char) value[i];
-
-		if (ch < 0x20 || ch == 0x7f)
+		case DEC_UID_OK:
+			break;
+		case DEC_UID_EMPTY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be empty", what)));
+			break;
+		case DEC_UID_TOO_LONG:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("%s is too long", what),
+					 errdetail("It has %d bytes; the limit is %d.", len, DECIDE_MAX_UID_BYTES)));
+			break;
+		case DEC_UID_CONTROL_CHARACTER:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain control characters", what),
-					 errdetail("Byte %d is 0x%02x.", i + 1, ch)));
-		if (!allow_glob && (ch == '*' || ch == '?'))
+					 errdetail("Byte %d is 0x%02x.", (int) at + 1, (unsigned char) value[at])));
+			break;
+		case DEC_UID_GLOB_CHARACTER:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain the glob characters \"*\" or \"?\"", what),
 					 errhint("Glob characters belong in policy patterns, not in uids.")));
+			break;
 	}
 }
 

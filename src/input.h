@@ -13,7 +13,9 @@
 
 #include "utils/jsonb.h"
 
-#define DECIDE_MAX_UID_BYTES		512
+#include "uid.h"
+
+#define DECIDE_MAX_UID_BYTES		DEC_MAX_UID_BYTES
 #define DECIDE_MAX_PARENTS			64
 #define DECIDE_MAX_ATTRS_BYTES		(64 * 1024)
 #define DECIDE_MAX_CONTEXT_BYTES	(1024 * 1024)

@@ -52,7 +52,7 @@
 
 #include "condition.h"
 #include "policy_set.h"
-#include "worker.h"
+#include "worker_latch.h"
 #include "stats.h"
 
 static PolicySet *current_set = NULL;

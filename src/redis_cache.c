@@ -406,7 +406,13 @@ redis_cache_put(const DecisionKey *key, const CachedDecision *decision)
 	if (!redis_cache_fits(key) || (c = get_connection()) == NULL)
 		return;
 	if (decision->expires != 0)
-		ttl_ms = Min(ttl_ms, Max(1, (decision->expires - GetCurrentTimestamp()) / 1000));
+	{
+		long long	left_ms = (decision->expires - GetCurrentTimestamp()) / 1000;
+
+		if (left_ms <= 0)
+			return;				/* expired already: nothing to share */
+		ttl_ms = Min(ttl_ms, left_ms);
+	}
 	rkey = redis_key(key, &key_len);
 	value.has_policy = decision->has_policy;
 	value.allowed = decision->allowed;
@@ -465,6 +471,12 @@ redis_log_registry(const pg_uuid_t *store_id)
 }
 
 char *
+redis_log_stream_prefix(const pg_uuid_t *store_id)
+{
+	return psprintf("%slog:%s:", redis_prefix, store_hex(store_id));
+}
+
+char *
 redis_log_stream_name(const pg_uuid_t *store_id)
 {
 	/*
@@ -472,7 +484,7 @@ redis_log_stream_name(const pg_uuid_t *store_id)
 	 * so entry ids, restart with it): the ring's creation time and the
 	 * postmaster's pid.
 	 */
-	return psprintf("%slog:%s:" INT64_FORMAT ".%d", redis_prefix, store_hex(store_id),
+	return psprintf("%s" INT64_FORMAT ".%d", redis_log_stream_prefix(store_id),
 					(int64) audit_log_created(), (int) PostmasterPid);
 }
 
@@ -541,16 +553,34 @@ redis_log_streams(const pg_uuid_t *store_id, char ***streams)
 	return n;
 }
 
+/* A stream entry id as Redis writes them: <ms>-<seq>. */
+static bool
+entry_id_is_valid(const char *id, size_t len)
+{
+	size_t		i;
+	int			dashes = 0;
+
+	if (len == 0 || len > 41 || id[0] == '-' || id[len - 1] == '-')
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		if (id[i] == '-')
+			dashes++;
+		else if (id[i] < '0' || id[i] > '9')
+			return false;
+	}
+	return dashes == 1;
+}
+
 int
-redis_log_read(const char *stream, const char *after_id, int max, StringInfo records,
-			   char **last_id)
+redis_log_read(const char *stream, const char *after_id, int max, RedisLogEntry **entries)
 {
 	redisContext *c;
 	redisReply *reply;
 	int			n = 0;
 	size_t		i;
 
-	*last_id = NULL;
+	*entries = NULL;
 	if (!target_valid || (c = get_connection()) == NULL)
 		return -1;
 	reply = redisCommand(c, "XRANGE %s (%s + COUNT %d", stream, after_id, max);
@@ -562,25 +592,29 @@ redis_log_read(const char *stream, const char *after_id, int max, StringInfo rec
 		return -1;
 	}
 	record_success();
+	*entries = palloc0(sizeof(RedisLogEntry) * (reply->elements + 1));
 	for (i = 0; i < reply->elements; i++)
 	{
 		redisReply *entry = reply->element[i];
 		redisReply *fields;
+		RedisLogEntry *out = &(*entries)[n];
 
-		/* [id, [field, value]]; anything else is not ours: skip it. */
+		/* [id, [field, value]]; without a usable id, the stream cannot be read on. */
 		if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-			entry->element[0]->type != REDIS_REPLY_STRING)
-			continue;
-		*last_id = pnstrdup(entry->element[0]->str, entry->element[0]->len);
+			entry->element[0]->type != REDIS_REPLY_STRING ||
+			!entry_id_is_valid(entry->element[0]->str, entry->element[0]->len))
+			break;
+		out->id = pnstrdup(entry->element[0]->str, entry->element[0]->len);
 		fields = entry->element[1];
-		if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 2 ||
-			fields->element[1]->type != REDIS_REPLY_STRING ||
-			!audit_log_record_is_valid(fields->element[1]->str, fields->element[1]->len))
+		if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 2 &&
+			fields->element[1]->type == REDIS_REPLY_STRING)
 		{
-			stats_count(STAT_REDIS_GARBAGE, 1);
-			continue;
+			char	   *bytes = palloc(fields->element[1]->len + 1);
+
+			memcpy(bytes, fields->element[1]->str, fields->element[1]->len);
+			out->bytes = bytes;
+			out->len = fields->element[1]->len;
 		}
-		appendBinaryStringInfo(records, fields->element[1]->str, fields->element[1]->len);
 		n++;
 	}
 	freeReplyObject(reply);

@@ -30,15 +30,24 @@ extern void redis_cache_put(const DecisionKey *key, const CachedDecision *decisi
 
 /* Decision-log forwarding from standbys (see redis_cache.c). */
 extern char *redis_log_registry(const pg_uuid_t *store_id);
+extern char *redis_log_stream_prefix(const pg_uuid_t *store_id);
 extern char *redis_log_stream_name(const pg_uuid_t *store_id);
 extern bool redis_log_forward(const pg_uuid_t *store_id, const char *stream,
 							  const char *const *records, const size_t *lens,
 							  const uint64 *positions, int n);
 extern int	redis_log_streams(const pg_uuid_t *store_id, char ***streams);
 
-/* Appends the records after after_id (at most max) to records; -1: failed. */
+/* One entry of a stream as read: bytes NULL when it is not shaped like ours. */
+typedef struct RedisLogEntry
+{
+	char	   *id;
+	const char *bytes;			/* unchecked */
+	size_t		len;
+} RedisLogEntry;
+
+/* The entries after after_id (at most max), palloc'd; -1: failed. */
 extern int	redis_log_read(const char *stream, const char *after_id, int max,
-						   StringInfo records, char **last_id);
+						   RedisLogEntry **entries);
 extern void redis_log_trim(const char *stream, const char *upto_id);
 
 #endif							/* DECIDE_REDIS_CACHE_H */

@@ -341,6 +341,8 @@ decide_stats(PG_FUNCTION_ARGS)
 	/* 0.5.0 */
 	values[n++] = Int64GetDatum(s.counters[STAT_ENTITY_FETCHES]);
 	values[n++] = Int64GetDatum(s.counters[STAT_CARRIED_FORWARD]);
+	/* 0.7.0 */
+	values[n++] = Int64GetDatum(s.counters[STAT_WARM_TIMEOUTS]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -507,6 +509,9 @@ decide_metrics(PG_FUNCTION_ARGS)
 		metric_value(&out, "decide_warmed_total", "counter",
 					 "Decisions the worker computed ahead after a policy change.",
 					 s.counters[STAT_WARMED]);
+		metric_value(&out, "decide_warm_timeouts_total", "counter",
+					 "Requests the worker stopped warming at their time limit (never warmed again).",
+					 s.counters[STAT_WARM_TIMEOUTS]);
 	}
 	metric_value(&out, "decide_entity_fetches_total", "counter",
 				 "Entity rows looked up in decide.entities (entity cache misses).",

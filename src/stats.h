@@ -41,6 +41,7 @@ typedef enum DecideCounter
 	STAT_LOG_RECEIVED,			/* primary: written from standbys' streams */
 	STAT_ENTITY_FETCHES,		/* entity rows looked up in decide.entities */
 	STAT_CARRIED_FORWARD,		/* misses answered by an older epoch's entry that no change touches */
+	STAT_WARM_TIMEOUTS,			/* requests the worker stopped warming at their time limit */
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -209,6 +209,20 @@ is($standby->safe_psql('postgres', q{SELECT allowed::text || ' ' || (epoch = dec
                                         FROM decide('user:alice', 'read', 'doc:1')}),
    'false true', 'a policy change on the primary flips the standby\'s answer once replayed');
 
+# A time-dependent answer is shared only while it holds: decided by a
+# statement that ran past its deadline, it is not written to Redis, and
+# the standby decides for itself instead of reading a stale allow.
+my $deadline = $node->safe_psql('postgres', q{SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC'
+    + interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US')});
+$node->safe_psql('postgres', qq{INSERT INTO decide.policies (name, effect, priority, actor, action, resource, condition)
+    VALUES ('until-deadline', 'allow', 9, 'user:temp', 'read', 'doc:t', '\$now < "$deadline"')});
+$node->wait_for_catchup($standby);
+is($node->safe_psql('postgres', q{SELECT (r).allowed FROM (SELECT decide('user:temp', 'read', 'doc:t') AS r
+                                     FROM (SELECT pg_sleep(2)) slept OFFSET 0) decided}),
+   't', 'a statement that started before the deadline is allowed');
+is($standby->safe_psql('postgres', q{SELECT allowed::text || ' ' || source FROM decide('user:temp', 'read', 'doc:t')}),
+   'false miss', 'right after it, the standby does not get that allow from Redis');
+
 # Decisions made on the standby reach the primary's log through Redis,
 # each exactly once.
 $standby->safe_psql('postgres',
@@ -229,6 +243,18 @@ is($standby->safe_psql('postgres', 'SELECT log_forwarded >= 50 FROM decide_stats
    'the standby counts them as forwarded');
 is($node->safe_psql('postgres', 'SELECT log_received >= 50 FROM decide_stats'), 't',
    'the primary counts them as received');
+# Contexts travel as JSON text and arrive as the same jsonb.
+$standby->safe_psql('postgres', q{SET decide.log_context = on;
+    SELECT decide('user:ctx', 'read', 'doc:1', '{"ip": "10.0.0.7", "n": [1, 2.50, -0.5], "s": "\u00e9\n\"", "o": {"x": null}}')});
+my $context = '';
+foreach (1 .. 300)
+{
+    $context = $node->safe_psql('postgres', q{SELECT context = '{"ip": "10.0.0.7", "n": [1, 2.50, -0.5], "s": "\u00e9\n\"", "o": {"x": null}}'::jsonb
+                                                FROM decide.decisions WHERE actor = 'user:ctx'});
+    last if $context ne '';
+    usleep(100_000);
+}
+is($context, 't', 'a context logged on the standby reaches the primary\'s log unchanged');
 # A worker restart on the primary does not write them again.
 $node->safe_psql('postgres',
     q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'decide worker'});
