@@ -6,7 +6,8 @@
 #  1. installs the Debian packages (scripts/install-deps.sh; fast when present);
 #  2. copies the working tree (tracked and new files, not .git, not build
 #     artefacts) into a fresh temporary directory;
-#  3. builds it there with -Werror through PGXS and installs it (as root);
+#  3. checks the layers of src/ (scripts/check-layers.sh), builds the copy
+#     with -Werror through PGXS and installs it (as root);
 #  4. as the "postgres" OS user, runs in that copy:
 #       - the regression tests (sql/*.sql, expected/*.out) with pg_regress,
 #       - the isolation specs (specs/*.spec), if any, with pg_isolation_regress,
@@ -150,6 +151,14 @@ else
         -cf - . | tar -C "$SRC" -xf -
 fi
 note "$(find "$SRC" -type f | wc -l) files copied"
+
+# ---------------------------------------------------------------------------
+say "layers (scripts/check-layers.sh)"
+if (cd "$SRC" && bash scripts/check-layers.sh); then
+    record "layers" 1 0
+else
+    record "layers" 0 1
+fi
 
 # ---------------------------------------------------------------------------
 say "build (-Werror) and install"
