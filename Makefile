@@ -16,11 +16,12 @@ CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
 	src/core/cache_value.o src/core/uid.o src/core/log_record.o
 BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_latch.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
-	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_cache.o \
-	src/services/audit_log.o
+	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
+	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o
 PIPELINE_OBJS = src/pipeline/decision.o
-ENTRY_OBJS = src/entry/decide.o src/entry/worker.o src/entry/worker_flush.o \
-	src/entry/worker_standby.o src/entry/worker_maintain.o src/entry/worker_warm.o
+ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/worker.o src/entry/worker_flush.o \
+	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
+	src/entry/worker_warm.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 

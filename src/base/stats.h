@@ -1,5 +1,6 @@
 /*
- * stats.h — decide's counters, gauges and latency histogram.
+ * stats.h — decide's counters, gauges and latency histogram (the store;
+ * entry/stats_report.c shows them).
  *
  * With shared_preload_libraries they live in shared memory and cover the
  * whole server; without, in backend memory and cover this backend only
@@ -10,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
 
 typedef enum DecideCounter
@@ -94,6 +96,26 @@ extern void stats_record_latency(uint64 nanoseconds);
 
 /* Adds this backend's pending counts to the shared block now. */
 extern void stats_flush(void);
+
+/* The latency histogram: upper bounds in microseconds, then +Inf. */
+#define STATS_LATENCY_BUCKETS 25
+extern const double stats_latency_bounds_us[STATS_LATENCY_BUCKETS - 1];
+
+/* Everything at once, for a report (this backend's pending counts added first). */
+typedef struct StatsValues
+{
+	uint64		counters[STAT_COUNTERS];
+	uint64		gauges[GAUGES];
+	uint64		latency[STATS_LATENCY_BUCKETS];
+	uint64		latency_count;
+	uint64		latency_sum_ns;
+	TimestampTz reset_time;
+} StatsValues;
+
+extern void stats_read(StatsValues *out);
+
+/* Zeroes the counters and the histogram (not the gauges). */
+extern void stats_reset_counters(void);
 
 /* From _PG_init; the shmem functions only when preloaded. */
 extern void stats_init_local(void);

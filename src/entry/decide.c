@@ -26,6 +26,7 @@
 #include "hot_keys.h"
 #include "input.h"
 #include "redis_cache.h"
+#include "redis_client.h"
 #include "stats.h"
 #include "worker.h"
 #include "worker_latch.h"
@@ -68,6 +69,7 @@ _PG_init(void)
 	entity_store_define_gucs();
 	decision_cache_define_gucs();
 	audit_log_define_gucs();
+	redis_client_define_gucs();
 	redis_cache_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
@@ -130,7 +132,7 @@ decision_to_values(const Decision *decision, Datum *values, bool *nulls)
 													decision->policy ? decision->policy->priority : 0,
 													decision->condition_unknown));
 	values[5] = Int64GetDatum(decision->epoch);
-	values[6] = CStringGetTextDatum(decision->source);
+	values[6] = CStringGetTextDatum(log_source_names[decision->source]);
 }
 
 /*

@@ -42,10 +42,14 @@
 
 #include "audit_log.h"
 #include "policy_set.h"
-#include "redis_cache.h"
+#include "redis_client.h"
 #include "stats.h"
 #include "worker.h"
-#include "worker_internal.h"
+#include "worker_common.h"
+#include "worker_flush.h"
+#include "worker_maintain.h"
+#include "worker_standby.h"
+#include "worker_warm.h"
 #include "worker_latch.h"
 
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
@@ -129,7 +133,7 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
 	bool		have_store = false;
 
 	stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
-	if (redis_cache_configured())
+	if (redis_client_configured())
 		have_store = worker_store_id(&store_id);
 
 	if (standby)
@@ -186,7 +190,7 @@ drain_at_shutdown(char *buf)
 	{
 		pg_uuid_t	store_id;
 
-		if (redis_cache_configured() && worker_store_id(&store_id))
+		if (redis_client_configured() && worker_store_id(&store_id))
 			while (standby_forward_once(buf, &store_id) && GetCurrentTimestamp() < deadline)
 				;
 		return;
@@ -249,55 +253,4 @@ worker_register(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "decide worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "decide worker");
 	RegisterBackgroundWorker(&worker);
-}
-
-void
-worker_in_transaction(void (*fn) (void *), void *arg)
-{
-	MemoryContext caller = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	fn(arg);
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
-}
-
-bool
-worker_extension_installed(void)
-{
-	Oid			schema = get_namespace_oid("decide", true);
-
-	return OidIsValid(schema) && OidIsValid(get_relname_relid("decisions", schema));
-}
-
-typedef struct StoreLookup
-{
-	bool		found;
-	pg_uuid_t	store_id;
-} StoreLookup;
-
-static void
-lookup_store(void *arg)
-{
-	StoreLookup *lookup = arg;
-
-	lookup->found = worker_extension_installed();
-	if (lookup->found)
-		lookup->store_id = policy_set_current()->store_id;
-}
-
-bool
-worker_store_id(pg_uuid_t *store_id)
-{
-	StoreLookup lookup;
-
-	worker_in_transaction(lookup_store, &lookup);
-	if (lookup.found)
-		*store_id = lookup.store_id;
-	return lookup.found;
 }

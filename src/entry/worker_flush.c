@@ -23,7 +23,8 @@
 #include "audit_log.h"
 #include "decision.h"
 #include "stats.h"
-#include "worker_internal.h"
+#include "worker_common.h"
+#include "worker_flush.h"
 
 #define LOG_COLUMNS 11
 

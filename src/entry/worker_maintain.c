@@ -13,7 +13,9 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
-#include "worker_internal.h"
+#include "worker_common.h"
+#include "worker_flush.h"
+#include "worker_maintain.h"
 
 #define ANALYZE_AFTER_ROWS 50000
 

@@ -31,9 +31,12 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
-#include "redis_cache.h"
+#include "log_stream.h"
+#include "redis_client.h"
 #include "stats.h"
-#include "worker_internal.h"
+#include "worker_common.h"
+#include "worker_flush.h"
+#include "worker_standby.h"
 
 #define READ_AT_ONCE 1000
 #define REPORT_INTERVAL_MS (60 * 1000)
@@ -76,10 +79,10 @@ standby_report_garbage(void)
  * On a standby: sends one batch of the ring to this standby's stream; the
  * ring is consumed only once Redis has it.
  */
-bool
-standby_forward_once(char *buf, const pg_uuid_t *store_id)
+static bool
+forward_batch(char *buf, const pg_uuid_t *store_id)
 {
-	char	   *stream = redis_log_stream_name(store_id);
+	char	   *stream = log_stream_name(store_id);
 	uint64		start;
 	uint64		end;
 	Size		len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &start, &end);
@@ -116,12 +119,38 @@ standby_forward_once(char *buf, const pg_uuid_t *store_id)
 		positions[n] = start + pos;
 		n++;
 	}
-	if (!redis_log_forward(store_id, stream, entries, lens, positions, n))
+	if (!log_stream_forward(store_id, stream, entries, lens, positions, n))
 		return false;			/* stays in the ring; retried next turn */
 	audit_log_consume(end);
 	stats_count(STAT_LOG_FORWARDED, n);
 	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
 	return true;
+}
+
+/*
+ * Memory for one batch, emptied before the next: a backlog is sent in many
+ * batches within one turn of the worker's loop.
+ */
+static MemoryContext
+batch_context(void)
+{
+	static MemoryContext context = NULL;
+
+	if (context == NULL)
+		context = AllocSetContextCreate(TopMemoryContext, "decide log batch",
+										ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(context);
+	return context;
+}
+
+bool
+standby_forward_once(char *buf, const pg_uuid_t *store_id)
+{
+	MemoryContext caller = MemoryContextSwitchTo(batch_context());
+	bool		sent = forward_batch(buf, store_id);
+
+	MemoryContextSwitchTo(caller);
+	return sent;
 }
 
 typedef struct Skipped
@@ -135,7 +164,7 @@ typedef struct StreamBatch
 {
 	MemoryContext keep;			/* where results outlive the transaction */
 	const char *stream;
-	RedisLogEntry *entries;
+	LogStreamEntry *entries;
 	int			n;
 	const char *last_id;
 	char	   *position;		/* read_position's result */
@@ -181,7 +210,7 @@ risk_label_exists(Oid risk_type, DecStr label)
 
 /* What is wrong with an entry, or NULL; *record is filled when nothing is. */
 static const char *
-entry_problem(const RedisLogEntry *entry, Oid risk_type, TimestampTz oldest,
+entry_problem(const LogStreamEntry *entry, Oid risk_type, TimestampTz oldest,
 			  TimestampTz newest, LogRecord *record)
 {
 	LogEntryCheck check;
@@ -259,20 +288,25 @@ receive_stream(const char *stream, TimestampTz deadline)
 	position = batch.position ? batch.position : "0-0";
 	for (;;)
 	{
+		MemoryContext caller = MemoryContextSwitchTo(batch_context());
+		bool		more;
 		int			i;
 
-		batch.n = redis_log_read(stream, position, READ_AT_ONCE, &batch.entries);
-		if (batch.n <= 0)
-			break;
-		batch.last_id = batch.entries[batch.n - 1].id;
-		batch.skipped = palloc(sizeof(Skipped) * batch.n);
-		worker_in_transaction(insert_stream_batch, &batch);
-		for (i = 0; i < batch.n_skipped; i++)
-			note_garbage(stream, batch.skipped[i].id, batch.skipped[i].why);
-		redis_log_trim(stream, batch.last_id);
-		stats_count(STAT_LOG_RECEIVED, batch.written);
-		position = batch.last_id;
-		if (batch.n < READ_AT_ONCE || GetCurrentTimestamp() >= deadline)
+		batch.n = log_stream_read(stream, position, READ_AT_ONCE, &batch.entries);
+		if (batch.n > 0)
+		{
+			batch.last_id = batch.entries[batch.n - 1].id;
+			batch.skipped = palloc(sizeof(Skipped) * batch.n);
+			worker_in_transaction(insert_stream_batch, &batch);
+			for (i = 0; i < batch.n_skipped; i++)
+				note_garbage(stream, batch.skipped[i].id, batch.skipped[i].why);
+			log_stream_trim(stream, batch.last_id);
+			stats_count(STAT_LOG_RECEIVED, batch.written);
+			position = MemoryContextStrdup(caller, batch.last_id);
+		}
+		more = batch.n == READ_AT_ONCE && GetCurrentTimestamp() < deadline;
+		MemoryContextSwitchTo(caller);
+		if (!more)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -298,8 +332,8 @@ void
 standby_receive(const pg_uuid_t *store_id, TimestampTz deadline)
 {
 	char	  **streams;
-	int			n = redis_log_streams(store_id, &streams);
-	char	   *prefix = redis_log_stream_prefix(store_id);
+	int			n = log_stream_list(store_id, &streams);
+	char	   *prefix = log_stream_prefix(store_id);
 	MemoryContext context = CurrentMemoryContext;
 	int			s;
 

@@ -35,7 +35,8 @@
 #include "policy_set.h"
 #include "request_key.h"
 #include "stats.h"
-#include "worker_internal.h"
+#include "worker_common.h"
+#include "worker_warm.h"
 
 #define WARM_KEYS 1024
 #define WARM_RECENT_KEYS 200000

@@ -134,8 +134,8 @@ begin_decision(void)
  * Looks the request up in L1, then L2, then Redis (filling the layers
  * above on a hit).  The worker's warming lookups are not counted.
  */
-static const char *
-lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
+static bool
+lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming, LogSource *source)
 {
 	/* The worker has no callers of its own: it warms L2 and Redis only. */
 	if (!warming && decision_cache_fits(CACHE_L1, key))
@@ -144,7 +144,8 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 		{
 			if (!warming)
 				stats_count(STAT_L1_HITS, 1);
-			return "l1";
+			*source = LOG_SOURCE_L1;
+			return true;
 		}
 		if (!warming)
 			stats_count(STAT_L1_MISSES, 1);
@@ -158,7 +159,8 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 				stats_count(STAT_L2_HITS, 1);
 				decision_cache_store(CACHE_L1, key, cached);
 			}
-			return "l2";
+			*source = LOG_SOURCE_L2;
+			return true;
 		}
 		if (!warming)
 			stats_count(STAT_L2_MISSES, 1);
@@ -174,10 +176,11 @@ lookup_caches(const DecisionKey *key, CachedDecision *cached, bool warming)
 			decision_cache_store(CACHE_L2, key, cached);
 			if (!warming)
 				decision_cache_store(CACHE_L1, key, cached);
-			return "redis";
+			*source = LOG_SOURCE_REDIS;
+			return true;
 		}
 	}
-	return NULL;
+	return false;
 }
 
 /* Fills L2, L1 (not for the worker) and Redis with a decision. */
@@ -228,22 +231,21 @@ condition_ignored(void *arg, uint32_t policy)
  * epoch of the set this backend had before (policy_set.c): it is this
  * epoch's answer too when none of the policies that changed in between
  * matches the request by pattern.  Looks in L1 (not for the worker) and L2,
- * and returns the layer it was found in, or NULL.
+ * and says in *source which layer it was found in.
  */
-static const char *
+static bool
 carry_forward(const DecisionKey *key, const PolicySet *set, const DecRequest *request,
-			  bool warming, CachedDecision *cached)
+			  bool warming, CachedDecision *cached, LogSource *source)
 {
 	DecisionKey previous;
-	const char *source = NULL;
 
 	decision_key_for_epoch(key, set->carry_from_epoch, &previous);
 	if (!warming && decision_cache_lookup(CACHE_L1, &previous, cached))
-		source = "l1";
+		*source = LOG_SOURCE_L1;
 	else if (decision_cache_lookup(CACHE_L2, &previous, cached))
-		source = "l2";
-	if (source == NULL)
-		return NULL;
+		*source = LOG_SOURCE_L2;
+	else
+		return false;
 	if (set->changed)
 	{
 		DecAllocator scratch = decide_allocator(decision_context);
@@ -252,11 +254,11 @@ carry_forward(const DecisionKey *key, const PolicySet *set, const DecRequest *re
 		dec_evaluate(set->changed, request, condition_ignored, NULL, &scratch, &affected,
 					 check_interrupts);
 		if (affected.policy >= 0)
-			return NULL;
+			return false;
 	}
 	if (!warming)				/* like hits: callers' decisions only */
 		stats_count(STAT_CARRIED_FORWARD, 1);
-	return source;
+	return true;
 }
 
 /*
@@ -266,7 +268,7 @@ carry_forward(const DecisionKey *key, const PolicySet *set, const DecRequest *re
  * value) is not trusted: the caller re-decides.
  */
 static bool
-decision_from_cache(const CachedDecision *cached, const PolicySet *set, const char *source,
+decision_from_cache(const CachedDecision *cached, const PolicySet *set, LogSource source,
 					Decision *decision)
 {
 	decision->policy = NULL;
@@ -279,7 +281,7 @@ decision_from_cache(const CachedDecision *cached, const PolicySet *set, const ch
 	if (decision->policy ? cached->allowed != (decision->policy->effect == DEC_ALLOW)
 		: cached->allowed)
 	{
-		if (strcmp(source, "redis") == 0)
+		if (source == LOG_SOURCE_REDIS)
 			stats_count(STAT_REDIS_GARBAGE, 1);
 		decision->policy = NULL;
 		return false;
@@ -289,6 +291,37 @@ decision_from_cache(const CachedDecision *cached, const PolicySet *set, const ch
 	decision->epoch = set->epoch;
 	decision->source = source;
 	return true;
+}
+
+/* Appends a caller's decision to the log, if the log settings want it. */
+static void
+log_decision(const DecisionRequest *request, const Decision *decision)
+{
+	LogRecord	record;
+
+	if (!audit_log_wanted(decision->allowed))
+		return;
+	memset(&record, 0, sizeof(record));
+	record.epoch = decision->epoch;
+	record.priority = decision->policy ? decision->policy->priority : 0;
+	record.allowed = decision->allowed;
+	record.has_policy = decision->policy != NULL;
+	record.condition_unknown = decision->condition_unknown;
+	record.source = decision->source;
+	record.actor = request->uid[DEC_ACTOR];
+	record.action = request->uid[DEC_ACTION];
+	record.resource = request->uid[DEC_RESOURCE];
+	if (decision->policy)
+	{
+		record.policy.ptr = decision->policy->name;
+		record.policy.len = strlen(decision->policy->name);
+		record.risk_level.ptr = decision->policy->risk_level;
+		record.risk_level.len = strlen(decision->policy->risk_level);
+	}
+	record.context_format = LOG_CONTEXT_JSONB;
+	record.context.ptr = (const char *) request->context;
+	record.context.len = VARSIZE(request->context);
+	audit_log_append(&record);
 }
 
 void
@@ -301,7 +334,8 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	DecisionKey key;
 	bool		cacheable;
 	CachedDecision cached;
-	const char *source = NULL;
+	LogSource	source;
+	bool		answered = false;	/* from a cache */
 
 	INSTR_TIME_SET_CURRENT(start);
 	caller_context = begin_decision();
@@ -320,29 +354,27 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	}
 	if (cacheable)
 	{
-		source = lookup_caches(&key, &cached, warming);
+		answered = lookup_caches(&key, &cached, warming, &source) &&
+			decision_from_cache(&cached, set, source, decision);
 		if (!warming)
 			hot_keys_note(&key);
 	}
 	else
 		stats_count(STAT_UNCACHED, 1);
-	if (source && !decision_from_cache(&cached, set, source, decision))
-		source = NULL;
-	if (source == NULL)
+	if (!answered)
 	{
 		EvaluationState state;
 		DecRequest	evaluator_request;
 		DecAllocator scratch = decide_allocator(decision_context);
 		DecDecision result;
-		const char *carried = NULL;
 
 		prepare_evaluation(request, &state, &evaluator_request);
 		/* A reload during entity resolution moved the epoch: the key is stale. */
 		if (cacheable && state.set->epoch != key.epoch)
 			cacheable = false;
-		if (cacheable && state.set->carry_from_epoch >= 0)
-			carried = carry_forward(&key, state.set, &evaluator_request, warming, &cached);
-		if (carried && decision_from_cache(&cached, state.set, carried, decision))
+		if (cacheable && state.set->carry_from_epoch >= 0 &&
+			carry_forward(&key, state.set, &evaluator_request, warming, &cached, &source) &&
+			decision_from_cache(&cached, state.set, source, decision))
 			store_cached(&key, &cached, warming);
 		else
 		{
@@ -357,7 +389,7 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 			decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
 			decision->condition_unknown = result.condition_unknown;
 			decision->epoch = state.set->epoch;
-			decision->source = "miss";
+			decision->source = LOG_SOURCE_MISS;
 		}
 	}
 	MemoryContextSwitchTo(caller_context);
@@ -367,7 +399,7 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 		stats_count(STAT_WARMED, 1);
 		return;
 	}
-	audit_log_record(request, decision);
+	log_decision(request, decision);
 	stats_count(STAT_DECISIONS, 1);
 	if (decision->allowed)
 		stats_count(STAT_ALLOWS, 1);

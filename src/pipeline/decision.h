@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "evaluator.h"
+#include "log_record.h"
 #include "policy_set.h"
 #include "utils/jsonb.h"
 
@@ -24,7 +25,7 @@ typedef struct Decision
 	const PolicyInfo *policy;	/* NULL: no policy matched */
 	bool		condition_unknown;
 	int64		epoch;
-	const char *source;			/* "l1", "l2", "redis" or "miss" */
+	LogSource	source;			/* the cache layer that answered, or a miss */
 } Decision;
 
 extern const char *const decision_dimension_names[DEC_NDIMS];

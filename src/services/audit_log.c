@@ -44,7 +44,7 @@
 #include "audit_log.h"
 #include "input.h"
 #include "log_record.h"
-#include "redis_cache.h"
+#include "redis_client.h"
 #include "stats.h"
 #include "worker_latch.h"
 
@@ -211,28 +211,29 @@ ring_read(uint64 pos, void *dst, Size len)
 		memcpy((char *) dst + first, ring->data, len - first);
 }
 
-static bool
-should_log(const Decision *decision)
+bool
+audit_log_wanted(bool allowed)
 {
 	if (log_level == LOG_NONE)
 		return false;
-	if (!decision->allowed)
-		return true;
-	if (log_level == LOG_DENY)
+	if (allowed && (log_level == LOG_DENY ||
+					(log_allow_sample_rate < 1.0 &&
+					 pg_prng_double(&pg_global_prng_state) >= log_allow_sample_rate)))
 		return false;
-	return log_allow_sample_rate >= 1.0 ||
-		pg_prng_double(&pg_global_prng_state) < log_allow_sample_rate;
-}
-
-static LogSource
-source_code(const char *source)
-{
-	int			i;
-
-	for (i = 0; i < LOG_SOURCES; i++)
-		if (strcmp(source, log_source_names[i]) == 0)
-			return (LogSource) i;
-	return LOG_SOURCE_MISS;
+	/* A standby's worker forwards its log to the primary through Redis. */
+	if (ring == NULL || (RecoveryInProgress() && !redis_client_configured()))
+	{
+		stats_count(STAT_LOG_NOT_LOGGED, 1);
+		return false;
+	}
+	if (in_log_database == 0)
+		in_log_database = get_database_oid(decide_log_database, true) == MyDatabaseId ? 1 : -1;
+	if (in_log_database < 0)
+	{
+		stats_count(STAT_LOG_NOT_LOGGED, 1);
+		return false;
+	}
+	return true;
 }
 
 /* Large enough for any record: uids, policy names and contexts are bounded. */
@@ -241,54 +242,16 @@ source_code(const char *source)
 			 LOG_MAX_RISK_LEVEL_BYTES + MAX_LOGGED_CONTEXT_BYTES)
 
 void
-audit_log_record(const DecisionRequest *request, const Decision *decision)
+audit_log_append(LogRecord *record)
 {
 	static char encoded[MAX_RECORD_BYTES];
-	LogRecord	record;
 	Size		size;
 	bool		appended = false;
 
-	if (!should_log(decision))
-		return;
-	/* A standby's worker forwards its log to the primary through Redis. */
-	if (ring == NULL || (RecoveryInProgress() && !redis_cache_configured()))
-	{
-		stats_count(STAT_LOG_NOT_LOGGED, 1);
-		return;
-	}
-	if (in_log_database == 0)
-		in_log_database = get_database_oid(decide_log_database, true) == MyDatabaseId ? 1 : -1;
-	if (in_log_database < 0)
-	{
-		stats_count(STAT_LOG_NOT_LOGGED, 1);
-		return;
-	}
-
-	memset(&record, 0, sizeof(record));
-	record.decided_at = GetCurrentTimestamp();
-	record.epoch = decision->epoch;
-	record.priority = decision->policy ? decision->policy->priority : 0;
-	record.allowed = decision->allowed;
-	record.has_policy = decision->policy != NULL;
-	record.condition_unknown = decision->condition_unknown;
-	record.source = source_code(decision->source);
-	record.context_format = LOG_CONTEXT_JSONB;
-	record.actor = request->uid[DEC_ACTOR];
-	record.action = request->uid[DEC_ACTION];
-	record.resource = request->uid[DEC_RESOURCE];
-	if (decision->policy)
-	{
-		record.policy.ptr = decision->policy->name;
-		record.policy.len = strlen(decision->policy->name);
-		record.risk_level.ptr = decision->policy->risk_level;
-		record.risk_level.len = strlen(decision->policy->risk_level);
-	}
-	if (log_context && VARSIZE(request->context) <= MAX_LOGGED_CONTEXT_BYTES)
-	{
-		record.context.ptr = (const char *) request->context;
-		record.context.len = VARSIZE(request->context);
-	}
-	size = log_record_encode(&record, encoded);
+	record->decided_at = GetCurrentTimestamp();
+	if (!log_context || record->context.len > MAX_LOGGED_CONTEXT_BYTES)
+		record->context.len = 0;
+	size = log_record_encode(record, encoded);
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	if (ring->capacity - (ring->head - ring->tail) >= size)

@@ -9,7 +9,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
-#include "decision.h"
+#include "log_record.h"
 
 extern char *decide_log_database;
 extern int	decide_flush_interval_ms;
@@ -22,8 +22,17 @@ extern void audit_log_shmem_request(void);
 extern void audit_log_shmem_startup(void);
 extern bool audit_log_available(void);
 
-/* From the decision path: appends the decision if the settings say so. */
-extern void audit_log_record(const DecisionRequest *request, const Decision *decision);
+/*
+ * From the decision path: does decide.log want a decision of this outcome,
+ * and can this backend log it (else counted as not logged)?
+ */
+extern bool audit_log_wanted(bool allowed);
+
+/*
+ * Appends a record, stamped now; its context (jsonb) is kept only with
+ * decide.log_context and up to 8 kB.  A full ring drops it (counted).
+ */
+extern void audit_log_append(LogRecord *record);
 
 /* Worker side. */
 /* The worker, at start: decisions of this database are logged. */

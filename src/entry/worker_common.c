@@ -1,0 +1,66 @@
+/*
+ * worker_common.c — what the background worker's jobs share: running a
+ * step in a transaction of its own, and finding decide in its database.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "policy_set.h"
+#include "worker_common.h"
+
+void
+worker_in_transaction(void (*fn) (void *), void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	fn(arg);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+}
+
+bool
+worker_extension_installed(void)
+{
+	Oid			schema = get_namespace_oid("decide", true);
+
+	return OidIsValid(schema) && OidIsValid(get_relname_relid("decisions", schema));
+}
+
+typedef struct StoreLookup
+{
+	bool		found;
+	pg_uuid_t	store_id;
+} StoreLookup;
+
+static void
+lookup_store(void *arg)
+{
+	StoreLookup *lookup = arg;
+
+	lookup->found = worker_extension_installed();
+	if (lookup->found)
+		lookup->store_id = policy_set_current()->store_id;
+}
+
+bool
+worker_store_id(pg_uuid_t *store_id)
+{
+	StoreLookup lookup;
+
+	worker_in_transaction(lookup_store, &lookup);
+	if (lookup.found)
+		*store_id = lookup.store_id;
+	return lookup.found;
+}

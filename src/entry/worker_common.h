@@ -1,0 +1,28 @@
+/*
+ * worker_common.h — what the background worker's jobs share (worker.c runs
+ * the loop; worker_flush.c, worker_standby.c, worker_maintain.c and
+ * worker_warm.c are its jobs).
+ */
+#ifndef DECIDE_WORKER_COMMON_H
+#define DECIDE_WORKER_COMMON_H
+
+#include "postgres.h"
+
+#include "utils/uuid.h"
+
+/* One batch read from the ring or a stream. */
+#define FLUSH_BUFFER_BYTES (1024 * 1024)
+
+/*
+ * Runs fn in a transaction with SPI and a snapshot, and returns in the
+ * caller's memory context (committing switches to TopMemoryContext).
+ */
+extern void worker_in_transaction(void (*fn) (void *), void *arg);
+
+/* Is decide installed in this database?  In a transaction. */
+extern bool worker_extension_installed(void);
+
+/* The policy store's id; false if decide is not installed here. */
+extern bool worker_store_id(pg_uuid_t *store_id);
+
+#endif							/* DECIDE_WORKER_COMMON_H */

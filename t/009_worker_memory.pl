@@ -1,0 +1,100 @@
+# The worker's memory stays flat: everything a turn of its loop allocates
+# is freed by the next turn.  A hot standby's worker forwards its decision
+# log through Redis for a minute and a half under steady traffic; its memory,
+# as pg_log_backend_memory_contexts() reports it, is the same at the end as
+# after the first half minute.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $redis_dir = PostgreSQL::Test::Utils::tempdir;
+my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
+system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1', '--save', '',
+       '--appendonly', 'no', '--daemonize', 'yes', '--dir', $redis_dir,
+       '--pidfile', "$redis_dir/redis.pid", '--logfile', "$redis_dir/redis.log") == 0
+  or die "could not start redis-server";
+my $redis_pid;
+foreach (1 .. 100)
+{
+    if (-s "$redis_dir/redis.pid" && system("redis-cli -p $redis_port ping >/dev/null 2>&1") == 0)
+    {
+        $redis_pid = slurp_file("$redis_dir/redis.pid");
+        chomp $redis_pid;
+        last;
+    }
+    usleep(50_000);
+}
+die "redis-server did not come up" unless $redis_pid;
+END { kill 'KILL', $redis_pid if $redis_pid; }
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'decide'
+decide.redis_url = 'redis://127.0.0.1:$redis_port'
+decide.flush_interval = '50ms'
+});
+$primary->start;
+$primary->safe_psql('postgres', q{
+    CREATE EXTENSION decide;
+    INSERT INTO decide.policies (name, effect, actor, action, resource) VALUES ('readers', 'allow', '*', 'read', '*');
+});
+$primary->backup('backup');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'backup', has_streaming => 1);
+$standby->start;
+$primary->wait_for_catchup($standby);
+
+my $worker = $standby->safe_psql('postgres',
+    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'});
+ok($worker > 0, 'the standby\'s worker runs');
+
+# Decisions on the standby, with their contexts logged, until the deadline.
+my $round = 0;
+sub traffic_until
+{
+    my $until = shift;
+    while (time < $until)
+    {
+        $round++;
+        $standby->safe_psql('postgres', qq{SET decide.log_context = on;
+            SELECT count(*) FROM generate_series(1, 500) g,
+                   decide('user:' || g, 'read', 'doc:$round', jsonb_build_object('n', g, 'round', $round))});
+        usleep(50_000);
+    }
+}
+
+# The worker's memory: the grand total of its contexts, from the server log.
+sub worker_memory
+{
+    my $offset = -s $standby->logfile;
+    $standby->safe_psql('postgres', "SELECT pg_log_backend_memory_contexts($worker)");
+    foreach (1 .. 100)
+    {
+        my $log = substr(slurp_file($standby->logfile), $offset);
+        return $1 if $log =~ /Grand total: (\d+) bytes/;
+        usleep(100_000);
+    }
+    die 'the worker did not log its memory contexts';
+}
+
+traffic_until(time + 30);
+my $after_warmup = worker_memory();
+my $forwarded_before = $standby->safe_psql('postgres', 'SELECT log_forwarded FROM decide_stats');
+traffic_until(time + 60);
+my $at_end = worker_memory();
+my $forwarded = $standby->safe_psql('postgres', 'SELECT log_forwarded FROM decide_stats') - $forwarded_before;
+diag("standby worker memory: $after_warmup bytes after 30 s, $at_end bytes after 90 s; "
+     . "$forwarded decisions forwarded in between");
+
+cmp_ok($forwarded, '>', 10_000, 'the worker forwarded decisions all along');
+cmp_ok($at_end - $after_warmup, '<=', 16 * 1024, 'and its memory stayed flat (within 16 kB)');
+is($standby->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'}),
+   $worker, 'the same worker throughout');
+
+$standby->stop;
+$primary->stop;
+done_testing();
