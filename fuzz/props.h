@@ -137,7 +137,7 @@ extern bool ref_pattern_matches(DecStr pattern, const DecEntitySet *entities,
 								bool utf8);
 
 /*
- * Decides by scanning every policy: GUIDE §2's combining rules, written
+ * Decides by scanning every policy: the combining rules of docs/reference.md, written
  * out without an index.  utf8 picks the character semantics of '?'/'*'.
  */
 extern RefDecision ref_decide(const RefPolicy *policies, uint32_t n,

@@ -1,4 +1,4 @@
--- Decision semantics (GUIDE §2): hierarchy, patterns, combining rules,
+-- Decision semantics (docs/reference.md): hierarchy, patterns, combining rules,
 -- conditions and their fail-closed treatment, explanations, batches.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;

@@ -2,7 +2,7 @@
  * evaluator.h — the compiled, indexed policy evaluator.
  *
  * Pure C: no PostgreSQL headers, no SPI, no shared memory, no global state.
- * The server side (policy_set.c, decide.c) resolves entities and evaluates
+ * The server side (policy_set.c, decision.c) resolves entities and evaluates
  * conditions; this module only indexes patterns and applies the combining
  * rules, so it can be unit-tested and fuzzed outside the server.
  *

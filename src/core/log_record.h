@@ -1,7 +1,7 @@
 /*
  * log_record.h — the byte layout of one logged decision: in the shared
  * ring (audit_log.c), and in the Redis streams through which hot standbys
- * forward their log to the primary (worker.c).
+ * forward their log to the primary (worker_standby.c).
  *
  * Pure C (no PostgreSQL headers), so that the decoder of untrusted stream
  * entries can be fuzzed alone.  A ring record is written and read by the

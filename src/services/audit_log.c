@@ -2,7 +2,7 @@
  * audit_log.c — the decision log ring.
  *
  * Deciding backends append records to a byte ring in shared memory; the
- * background worker (worker.c) copies them out, inserts them into
+ * background worker (worker_flush.c) copies them out, inserts them into
  * decide.decisions in one transaction per batch, and only then advances the
  * read position, so a failed insert loses nothing.  The caller's path does
  * no table I/O and never waits for room: when the ring is full the record
