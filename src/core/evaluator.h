@@ -98,12 +98,23 @@ typedef struct DecPolicySet DecPolicySet;
 /*
  * Compiles policies (copied; the definitions may be freed afterwards) into
  * memory from allocator; temporary work space comes from scratch.  Policy
- * indexes in results are positions in defs.
+ * indexes in results are positions in defs.  NULL if the compiled image
+ * would exceed 4 GB.
  */
 extern DecPolicySet *dec_compile(const DecPolicyDef *defs, uint32_t count,
 								 DecCharLenFn char_len,
 								 const DecAllocator *allocator,
 								 const DecAllocator *scratch);
+
+/*
+ * The compiled set is one block of memory (its image) that refers to
+ * itself by offsets only: it may be copied anywhere, into shared memory
+ * mapped at another address in every process, and used there through
+ * dec_policy_set_open(), which allocates only a small view.
+ */
+extern const void *dec_policy_set_image(const DecPolicySet *set, size_t *size);
+extern DecPolicySet *dec_policy_set_open(const void *image, DecCharLenFn char_len,
+										 const DecAllocator *allocator);
 
 /*
  * Called every few hundred steps of a long evaluation (NULL: never), so the

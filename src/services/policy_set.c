@@ -302,6 +302,23 @@ policy_set_entities_shareable(const PolicySet *set)
 		memcmp(&set->entities_version, &unknown_version, sizeof(pg_uuid_t)) != 0;
 }
 
+/* Compiles policies with the server's character semantics. */
+static DecPolicySet *
+compile(const DecPolicyDef *defs, uint32 n, const DecAllocator *set_allocator,
+		const DecAllocator *scratch_allocator)
+{
+	DecPolicySet *compiled = dec_compile(defs, n, server_char_len, set_allocator,
+										 scratch_allocator);
+
+	if (compiled == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the active policies are too large to compile"),
+				 errdetail("Their compiled index would exceed 4 GB (%u policies).", n),
+				 errhint("Deactivate or remove policies.")));
+	return compiled;
+}
+
 /*
  * Lists what differs between the previous set and a fresh one (see the
  * header comment), or leaves fresh->carry_from_epoch at -1.
@@ -378,8 +395,7 @@ prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 		}
 		set_allocator = decide_allocator(fresh->context);
 		scratch_allocator = decide_allocator(scratch_context);
-		fresh->changed = dec_compile(defs, n, server_char_len, &set_allocator,
-									 &scratch_allocator);
+		fresh->changed = compile(defs, n, &set_allocator, &scratch_allocator);
 	}
 	fresh->n_changed = n;
 	fresh->carry_from_epoch = previous->epoch;
@@ -505,8 +521,7 @@ load_policy_set(void)
 
 	set_allocator = decide_allocator(set_context);
 	scratch_allocator = decide_allocator(scratch_context);
-	set->compiled = dec_compile(defs, set->n_policies, server_char_len,
-								&set_allocator, &scratch_allocator);
+	set->compiled = compile(defs, set->n_policies, &set_allocator, &scratch_allocator);
 
 	set->by_id = MemoryContextAllocExtended(set_context,
 											sizeof(uint32) * Max(set->n_policies, 1),
