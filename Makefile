@@ -25,10 +25,11 @@ ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/worker.o src/
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 
-# Install and upgrade scripts: sql/decide--<version>.sql, sql/decide--<from>--<to>.sql
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# Install and upgrade scripts: sql/extension/decide--<version>.sql (the whole
+# schema) and sql/extension/decide--<from>--<to>.sql (each earlier version to it)
+DATA = $(wildcard sql/extension/$(EXTENSION)--*.sql)
 
-REGRESS = $(sort $(filter-out $(EXTENSION)--%,$(patsubst sql/%.sql,%,$(wildcard sql/*.sql))))
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_regress \
 	--load-extension=$(EXTENSION)
 

@@ -1,0 +1,647 @@
+-- decide 0.7.0: policies and entities as rows, an epoch that versions them,
+-- the decision functions, their caches' statistics, and the decision log.
+--
+-- This script installs 0.7.0 in one step.  A database at an earlier version
+-- (decide--0.1.0.sql, then decide--<from>--<to>.sql) updates to the same
+-- objects with ALTER EXTENSION decide UPDATE; t/008_fresh_equals_upgraded.pl
+-- checks that both ways give the same schema.  Column order follows the
+-- order in which the updates added columns, so that the two agree.
+--
+-- Layout: the tables, types and internal functions live in schema "decide"
+-- (created here, so nobody else can own it); the functions users call
+-- (decide, decide_allowed, decide_many, decide_explain, decide_epoch, the
+-- statistics and the decision log's) live in the extension's schema,
+-- "public" by default, so that they work with the default search_path right
+-- after CREATE EXTENSION.
+
+\echo Use "CREATE EXTENSION decide" to load this file. \quit
+
+-- Roles are cluster-wide and outlive the extension; create them only once.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'decide_admin') THEN
+        CREATE ROLE decide_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'decide_user') THEN
+        CREATE ROLE decide_user NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'decide_auditor') THEN
+        CREATE ROLE decide_auditor NOLOGIN;
+    END IF;
+END
+$roles$;
+
+CREATE SCHEMA decide;
+COMMENT ON SCHEMA decide IS 'decide: policies, entities and internal functions';
+
+CREATE TYPE decide.effect AS ENUM ('allow', 'deny');
+CREATE TYPE decide.risk_level AS ENUM ('low', 'medium', 'high', 'critical');
+
+-- The answer of decide().  A named type rather than OUT parameters: a
+-- function called in FROM gets its result descriptor at every execution.
+-- For OUT parameters the server rebuilds it from pg_proc each time; for a
+-- named type it copies it from the type cache.  On a cached decision that
+-- rebuild was about a fifth of the whole statement.
+CREATE TYPE decide.decision AS (
+    allowed     boolean,
+    effect      text,
+    policy      text,
+    risk_level  text,
+    reason      text,
+    epoch       bigint,
+    source      text
+);
+COMMENT ON TYPE decide.decision IS 'the answer of decide(): one decision';
+
+-- Validators. They raise a descriptive error (with SQLSTATE) instead of
+-- returning false, so a rejected row says why; the decision functions apply
+-- the same C code to request arguments.
+CREATE FUNCTION decide.check_uid(uid text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_check_uid'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION decide.check_pattern(pattern text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_check_pattern'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION decide.check_parents(parents text[]) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_check_parents'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION decide.check_attrs(attrs jsonb) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_check_attrs'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION decide.check_condition(condition jsonpath) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_check_condition'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE DOMAIN decide.uid AS text COLLATE "C"
+    CONSTRAINT uid_is_valid CHECK (decide.check_uid(VALUE));
+CREATE DOMAIN decide.pattern AS text COLLATE "C"
+    CONSTRAINT pattern_is_valid CHECK (decide.check_pattern(VALUE));
+
+-- The policy-set version. One row; advanced once by every transaction that
+-- changes policies or entities. Its row lock also serialises such
+-- transactions, which is what makes the hierarchy checks below race-free.
+CREATE TABLE decide.epoch (
+    singleton  boolean PRIMARY KEY DEFAULT true CONSTRAINT epoch_single_row CHECK (singleton),
+    epoch      bigint NOT NULL,
+    -- identifies this policy store in shared caches; not dumped, so a
+    -- restored copy gets a new one
+    store_id   uuid NOT NULL DEFAULT gen_random_uuid(),
+    changed_by xid8,
+    -- A random name for each policy-set version.  Keys in Redis use it
+    -- rather than (store id, epoch): a database copied with CREATE DATABASE
+    -- ... TEMPLATE, or a cluster cloned or promoted, keeps the store id and
+    -- counts epochs on its own, and must never read another copy's decisions.
+    version    uuid NOT NULL DEFAULT gen_random_uuid(),
+    -- A version of the entities alone, drawn anew by every statement that
+    -- changes entities (policy changes leave it).  Backends keep the
+    -- entities they have read across a policy change when it is unchanged,
+    -- instead of fetching each again through the index.
+    entities_version uuid NOT NULL DEFAULT gen_random_uuid()
+);
+INSERT INTO decide.epoch (epoch) VALUES (1);
+
+CREATE TABLE decide.entities (
+    uid     decide.uid PRIMARY KEY,
+    parents text[] COLLATE "C" NOT NULL DEFAULT '{}'
+            CONSTRAINT entities_parents_are_valid CHECK (decide.check_parents(parents)),
+    attrs   jsonb NOT NULL DEFAULT '{}'
+            CONSTRAINT entities_attrs_are_valid CHECK (decide.check_attrs(attrs))
+);
+-- fastupdate off: the hierarchy check probes this index right after bulk
+-- inserts, and a pending list would make every probe scan it.
+CREATE INDEX entities_parents_idx ON decide.entities USING gin (parents) WITH (fastupdate = off);
+COMMENT ON TABLE decide.entities IS
+    'actors, actions and resources with their parents (roles, groups, folders) and attributes';
+
+CREATE TABLE decide.policies (
+    id          bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE
+                CONSTRAINT policies_name_is_1_to_128_bytes
+                CHECK (octet_length(name) BETWEEN 1 AND 128 AND name ~ '\S'),
+    description text NOT NULL DEFAULT '',
+    effect      decide.effect NOT NULL,
+    priority    integer NOT NULL DEFAULT 0,
+    actor       decide.pattern NOT NULL,
+    action      decide.pattern NOT NULL,
+    resource    decide.pattern NOT NULL,
+    condition   jsonpath
+                CONSTRAINT policies_condition_is_valid
+                CHECK (condition IS NULL OR decide.check_condition(condition)),
+    risk_level  decide.risk_level NOT NULL DEFAULT 'low',
+    active      boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE decide.policies IS 'allow and deny rules; see docs/reference.md';
+
+-- Policies and entities are user data: pg_dump saves them.
+SELECT pg_catalog.pg_extension_config_dump('decide.policies', '');
+SELECT pg_catalog.pg_extension_config_dump('decide.policies_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('decide.entities', '');
+
+-- Tells every backend (and, through the commit record, every hot standby)
+-- that the policy set changed; takes effect at commit.
+CREATE FUNCTION decide.invalidate_policy_set() RETURNS void
+    AS 'MODULE_PATHNAME', 'decide_invalidate_policy_set'
+    LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION decide.invalidate_policy_set() FROM PUBLIC;
+
+CREATE FUNCTION decide.advance_epoch() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Once per transaction: the epoch is a version of committed state.
+    UPDATE decide.epoch
+       SET epoch = epoch + 1, version = gen_random_uuid(), changed_by = pg_current_xact_id()
+     WHERE changed_by IS DISTINCT FROM pg_current_xact_id();
+    PERFORM decide.invalidate_policy_set();
+END
+$$;
+REVOKE ALL ON FUNCTION decide.advance_epoch() FROM PUBLIC;
+
+-- Hierarchy limits enforced on write. Walks up from each changed entity
+-- (cycle: the entity is its own ancestor; too many ancestors) and down
+-- through its descendants (their chains grew).  A descendant's ancestor
+-- count is checked when it is written, and again when decided. Runs after advance_epoch()
+-- took the epoch row lock, so concurrent writers cannot both pass.
+CREATE FUNCTION decide.check_hierarchy(changed text[]) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_depth constant integer := 32;
+    -- DECIDE_MAX_ANCESTORS - 1 (src/entity_store.h): decisions refuse more.
+    max_ancestors constant integer := 1023;
+    bad record;
+BEGIN
+    -- "up" walks ancestors (stopping where it meets the start again: a
+    -- cycle); "down" walks descendants, whose chains now run through the
+    -- changed entity. The longest chain through it is the sum of both.
+    -- UNION (not UNION ALL) keeps diamonds linear; depth bounds both walks.
+    WITH RECURSIVE up(start, uid, depth) AS (
+        SELECT c, p, 1
+          FROM unnest(changed) AS c
+          JOIN decide.entities e ON e.uid = c
+          CROSS JOIN LATERAL unnest(e.parents) AS p
+        UNION
+        SELECT up.start, p, up.depth + 1
+          FROM up
+          JOIN decide.entities e ON e.uid = up.uid
+          CROSS JOIN LATERAL unnest(e.parents) AS p
+         WHERE up.uid <> up.start AND up.depth <= max_depth
+    ), down(start, uid, depth) AS (
+        SELECT c, c COLLATE "C", 0 FROM unnest(changed) AS c
+        UNION
+        SELECT down.start, e.uid::text, down.depth + 1
+          FROM down
+          JOIN decide.entities e ON e.parents @> ARRAY[down.uid]
+         WHERE down.depth <= max_depth
+    ), up_chains AS (
+        SELECT start, max(depth) AS depth, bool_or(uid = start) AS cycle,
+               count(DISTINCT uid) AS ancestors
+          FROM up GROUP BY start
+    ), down_chains AS (
+        SELECT start, max(depth) AS depth FROM down GROUP BY start
+    )
+    SELECT d.start, coalesce(u.cycle, false) AS cycle,
+           coalesce(u.depth, 0) + d.depth AS depth, coalesce(u.ancestors, 0) AS ancestors
+      INTO bad
+      FROM down_chains d LEFT JOIN up_chains u USING (start)
+     WHERE coalesce(u.cycle, false) OR coalesce(u.depth, 0) + d.depth > max_depth
+        OR u.ancestors > max_ancestors
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF bad.cycle THEN
+        RAISE EXCEPTION 'entity hierarchy cycle: "%" would be its own ancestor', bad.start
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Remove the parent that leads back to the entity.';
+    END IF;
+    IF bad.ancestors > max_ancestors THEN
+        RAISE EXCEPTION 'entity "%" would have % ancestors', bad.start, bad.ancestors
+            USING ERRCODE = 'check_violation',
+                  DETAIL = format('An entity may have at most %s ancestors.', max_ancestors),
+                  HINT = 'Flatten the hierarchy: fewer parents, or parents that share ancestors.';
+    END IF;
+    RAISE EXCEPTION 'entity hierarchy too deep through "%"', bad.start
+        USING ERRCODE = 'check_violation',
+              DETAIL = format('A chain of parents may have at most %s levels.', max_depth);
+END
+$$;
+REVOKE ALL ON FUNCTION decide.check_hierarchy(text[]) FROM PUBLIC;
+
+CREATE FUNCTION decide.on_policies_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.advance_epoch();
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION decide.on_entities_inserted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.advance_entities_epoch();
+    PERFORM decide.check_hierarchy(ARRAY(SELECT uid FROM new_rows WHERE parents <> '{}'));
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION decide.on_entities_updated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.advance_entities_epoch();
+    -- Only rows whose parents changed (or that were renamed) can break the hierarchy.
+    PERFORM decide.check_hierarchy(ARRAY(
+        SELECT n.uid FROM new_rows n
+         WHERE n.parents <> '{}'
+           AND NOT EXISTS (SELECT FROM old_rows o
+                            WHERE o.uid = n.uid AND o.parents = n.parents)));
+    RETURN NULL;
+END
+$$;
+
+-- Every statement that changes entities also draws a new entities version
+-- (decide.epoch.entities_version).  Created here, after the functions that
+-- call it, in the order an updated database has them: the regression test
+-- sql/privileges.sql lists these functions in the catalog's order.
+CREATE FUNCTION decide.advance_entities_epoch() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.advance_epoch();
+    UPDATE decide.epoch SET entities_version = gen_random_uuid();
+END
+$$;
+REVOKE ALL ON FUNCTION decide.advance_entities_epoch() FROM PUBLIC;
+
+CREATE FUNCTION decide.on_entities_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.advance_entities_epoch();
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION decide.touch_updated_at() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER policies_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON decide.policies
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.on_policies_changed();
+CREATE TRIGGER policies_touch_updated_at
+    BEFORE UPDATE ON decide.policies
+    FOR EACH ROW EXECUTE FUNCTION decide.touch_updated_at();
+-- Transition tables allow one event per trigger, hence three triggers.
+CREATE TRIGGER entities_inserted
+    AFTER INSERT ON decide.entities REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.on_entities_inserted();
+CREATE TRIGGER entities_updated
+    AFTER UPDATE ON decide.entities REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.on_entities_updated();
+CREATE TRIGGER entities_deleted
+    AFTER DELETE OR TRUNCATE ON decide.entities
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.on_entities_deleted();
+
+-- The decision functions. All arguments must be non-NULL; the context must be
+-- a JSON object. They read the tables with the extension's own access path
+-- (no SQL, no search_path), so callers need no privilege on them.
+CREATE FUNCTION decide(actor text, action text, resource text, context jsonb DEFAULT '{}')
+    RETURNS decide.decision
+    AS 'MODULE_PATHNAME', 'decide_decide'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION decide_allowed(actor text, action text, resource text, context jsonb DEFAULT '{}')
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_allowed'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION decide_many(
+    actors text[], actions text[], resources text[], contexts jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ord integer, allowed boolean, effect text, policy text, risk_level text,
+                   reason text, epoch bigint, source text)
+    AS 'MODULE_PATHNAME', 'decide_many'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 100;
+
+CREATE FUNCTION decide_explain(actor text, action text, resource text, context jsonb DEFAULT '{}')
+    RETURNS TABLE (rank integer, policy text, effect text, priority integer, risk_level text,
+                   actor_matched boolean, action_matched boolean, resource_matched boolean,
+                   condition text, decisive boolean, note text)
+    AS 'MODULE_PATHNAME', 'decide_explain'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION decide_epoch() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'decide_epoch'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- Statistics of the decision caches (L1 per backend, L2 in shared memory,
+-- L3 in Redis), the decision log and the worker; also as Prometheus metrics.
+CREATE FUNCTION decide_stats(
+    OUT shared_memory boolean,       -- statistics cover the server (true) or this backend
+    OUT shared_cache boolean,        -- L2 present (needs shared_preload_libraries)
+    OUT decisions bigint,
+    OUT allowed bigint,
+    OUT denied bigint,
+    OUT hit_ratio double precision,  -- decisions answered by L1 or L2
+    OUT l1_hits bigint,
+    OUT l1_misses bigint,
+    OUT l1_evictions bigint,
+    OUT l1_entries bigint,           -- summed over backends
+    OUT l1_bytes bigint,
+    OUT l1_capacity bigint,          -- per backend
+    OUT l2_hits bigint,
+    OUT l2_misses bigint,
+    OUT l2_hit_ratio double precision,
+    OUT l2_evictions bigint,
+    OUT l2_entries bigint,
+    OUT l2_bytes bigint,
+    OUT l2_capacity bigint,
+    OUT uncached bigint,
+    OUT condition_failures bigint,
+    OUT epoch bigint,
+    OUT policy_reloads bigint,
+    OUT last_reload_ms double precision,
+    OUT last_reload_policies bigint,
+    OUT latency_p50_us double precision,
+    OUT latency_p95_us double precision,
+    OUT latency_p99_us double precision,
+    OUT stats_reset timestamptz,
+    OUT log_enqueued bigint,         -- appended to the ring
+    OUT log_flushed bigint,          -- written to decide.decisions
+    OUT log_dropped bigint,          -- ring full: lost, and warned about
+    OUT log_not_logged bigint,       -- on a standby, or not in decide.database
+    OUT log_flush_errors bigint,
+    OUT log_pending_bytes bigint,
+    OUT worker_pid integer,          -- NULL: the worker is not running
+    OUT worker_on_standby boolean,
+    OUT last_flush timestamptz,
+    OUT warmed bigint,               -- decisions computed ahead after policy changes
+    OUT last_warm_ms double precision,
+    OUT redis_configured boolean,    -- decide.redis_url is set
+    OUT l3_hits bigint,
+    OUT l3_misses bigint,
+    OUT redis_errors bigint,         -- connect failures, timeouts, error replies
+    OUT redis_garbage bigint,        -- values that failed their checks (ignored)
+    OUT redis_skipped bigint,        -- lookups skipped while the breaker was open
+    OUT redis_breaker_opens bigint,
+    OUT log_forwarded bigint,        -- standby: log records sent to Redis
+    OUT log_received bigint,         -- primary: records from standbys written
+    OUT entity_fetches bigint,       -- entity rows looked up in decide.entities
+    OUT carried_forward bigint,      -- misses answered by an older epoch's entry no change touches
+    OUT warm_timeouts bigint)        -- requests the worker stopped warming at their time limit
+    AS 'MODULE_PATHNAME', 'decide_stats'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW decide_stats AS SELECT * FROM decide_stats();
+
+CREATE FUNCTION decide_metrics() RETURNS text
+    AS 'MODULE_PATHNAME', 'decide_metrics'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION decide_reset_stats() RETURNS void
+    AS 'MODULE_PATHNAME', 'decide_reset_stats'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- Empties L2 and this backend's L1. Correctness never needs it (entries
+-- carry their epoch); it is for measurements and debugging.
+CREATE FUNCTION decide_cache_reset() RETURNS void
+    AS 'MODULE_PATHNAME', 'decide_cache_reset'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- The decision log, written by the background worker from a shared-memory
+-- ring.  Partitioned by day (UTC); the worker creates partitions ahead of
+-- time (decide.create_log_partition() below) and drops those past
+-- decide.log_retention.  Partitions are ordinary tables, so pg_dump saves
+-- them with their rows.
+--
+-- The indexes belong to each partition, not to this parent: the parent is
+-- created by CREATE EXTENSION, the partitions by the worker, and pg_dump
+-- saves the partitions with their indexes.  Were the indexes the parent's,
+-- pg_restore would build each partition's copy when it attaches it and then
+-- create the dumped ones again: "already exists" errors, and no restore at
+-- all with --single-transaction or --exit-on-error.  The planner uses each
+-- partition's indexes all the same.
+CREATE SEQUENCE decide.decisions_id_seq;
+CREATE TABLE decide.decisions (
+    id          bigint NOT NULL DEFAULT nextval('decide.decisions_id_seq'),
+    decided_at  timestamptz NOT NULL,
+    actor       text COLLATE "C" NOT NULL,
+    action      text COLLATE "C" NOT NULL,
+    resource    text COLLATE "C" NOT NULL,
+    allowed     boolean NOT NULL,
+    effect      decide.effect NOT NULL,
+    -- NULL: no policy matched.  Compares bytes, as actor, action and
+    -- resource do: its index was the most expensive of the worker's inserts
+    -- under a linguistic default collation.
+    policy      text COLLATE "C",
+    risk_level  decide.risk_level,
+    reason      text NOT NULL,
+    epoch       bigint NOT NULL,
+    source      text NOT NULL,              -- cache layer that answered, or 'miss'
+    context     jsonb                       -- only with decide.log_context = on
+) PARTITION BY RANGE (decided_at);
+ALTER SEQUENCE decide.decisions_id_seq OWNED BY decide.decisions.id;
+COMMENT ON TABLE decide.decisions IS
+    'decision log, written by the decide background worker; one partition per UTC day, '
+    'created with its indexes by decide.create_log_partition()';
+
+SELECT pg_catalog.pg_extension_config_dump('decide.decisions_id_seq', '');
+
+-- Creates the partition of decide.decisions for one UTC day, with the
+-- indexes for the queries governance users run, each newest first: by time
+-- (the primary key), by actor, denials, by risk level, by policy.  Does
+-- nothing when that day's partition exists.  Called by the worker.
+CREATE FUNCTION decide.create_log_partition(day date) RETURNS regclass
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+    existing regclass;
+BEGIN
+    -- Partition names carry the year in four digits (the worker reads them
+    -- back to apply the retention): other years would be misread.
+    IF day IS NULL OR NOT isfinite(day) OR day < '0001-01-01' OR day > '9999-12-31' THEN
+        RAISE EXCEPTION 'a decision log partition needs a day between 0001-01-01 and 9999-12-31, not %',
+                        coalesce(CASE WHEN isfinite(day) THEN to_char(day, 'YYYY-MM-DD AD')
+                                      ELSE day::text END, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    name := 'decisions_' || to_char(day, 'YYYYMMDD');
+    existing := to_regclass(format('decide.%I', name));
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
+    EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decisions'
+                   ' FOR VALUES FROM (%L) TO (%L)', name,
+                   to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
+                   to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+    EXECUTE format('ALTER TABLE decide.%I ADD CONSTRAINT %I PRIMARY KEY (decided_at, id)',
+                   name, name || '_pkey');
+    EXECUTE format('CREATE INDEX %I ON decide.%I (actor, decided_at, id)',
+                   name || '_actor_decided_at_id_idx', name);
+    EXECUTE format('CREATE INDEX %I ON decide.%I (decided_at, id) WHERE NOT allowed',
+                   name || '_decided_at_id_idx', name);
+    EXECUTE format('CREATE INDEX %I ON decide.%I (risk_level, decided_at, id)',
+                   name || '_risk_level_decided_at_id_idx', name);
+    EXECUTE format('CREATE INDEX %I ON decide.%I (policy, decided_at, id)',
+                   name || '_policy_decided_at_id_idx', name);
+    RETURN format('decide.%I', name)::regclass;
+END
+$$;
+REVOKE ALL ON FUNCTION decide.create_log_partition(date) FROM PUBLIC;
+COMMENT ON FUNCTION decide.create_log_partition(date) IS
+    'creates the decision log partition of one UTC day, with its indexes';
+
+-- Keyset pagination, newest first.  The cursor is the position of a row
+-- (its decided_at and id); a page is the rows strictly after it in that
+-- order, found through an index whatever the page number: unlike OFFSET,
+-- whose cost grows with the rows it skips and whose pages shift when rows
+-- arrive.  Pass the cursor of the last row of a page to get the next.
+CREATE FUNCTION decide_decisions_page(
+    after         text DEFAULT NULL,
+    page_size     integer DEFAULT 100,
+    by_actor      text DEFAULT NULL,
+    by_allowed    boolean DEFAULT NULL,
+    by_risk_level decide.risk_level DEFAULT NULL,
+    by_policy     text DEFAULT NULL,
+    since         timestamptz DEFAULT NULL,
+    until         timestamptz DEFAULT NULL)
+RETURNS TABLE (id bigint, decided_at timestamptz, actor text, action text, resource text,
+               allowed boolean, effect decide.effect, policy text, risk_level decide.risk_level,
+               reason text, epoch bigint, source text, context jsonb, row_cursor text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    after_at timestamptz;
+    after_id bigint;
+    conditions text[] := '{}';
+BEGIN
+    IF page_size IS NULL OR page_size < 1 OR page_size > 10000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 10000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF after IS NOT NULL THEN
+        BEGIN
+            SELECT timestamptz 'epoch' + split_part(c, ':', 1)::bigint * interval '1 microsecond',
+                   split_part(c, ':', 2)::bigint
+              INTO STRICT after_at, after_id
+              FROM convert_from(decode(after, 'base64'), 'UTF8') AS c
+             WHERE c ~ '^-?[0-9]+:[0-9]+$';
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid cursor'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
+        END;
+        conditions := array_append(conditions, '(d.decided_at, d.id) < ($1, $2)');
+    END IF;
+    IF by_actor IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.actor = $3');
+    END IF;
+    IF by_allowed IS NOT NULL THEN
+        conditions := array_append(conditions, CASE WHEN by_allowed THEN 'd.allowed' ELSE 'NOT d.allowed' END);
+    END IF;
+    IF by_risk_level IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.risk_level = $4');
+    END IF;
+    IF by_policy IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.policy = $5');
+    END IF;
+    IF since IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.decided_at >= $6');
+    END IF;
+    IF until IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.decided_at < $7');
+    END IF;
+    -- Only the filters given appear in the query, so each combination gets
+    -- the plan of its own index.
+    RETURN QUERY EXECUTE format(
+        'SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,'
+        '       d.effect, d.policy, d.risk_level, d.reason, d.epoch, d.source, d.context,'
+        '       encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text'
+        '                         || '':'' || d.id, ''UTF8''), ''base64'')'
+        '  FROM decide.decisions d %s'
+        ' ORDER BY d.decided_at DESC, d.id DESC LIMIT $8',
+        CASE WHEN cardinality(conditions) > 0
+             THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
+    USING after_at, after_id, by_actor, by_risk_level, by_policy, since, until, page_size;
+END
+$$;
+
+-- The most recent decisions, for a quick look.
+CREATE VIEW decide_recent_decisions AS
+SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, reason,
+       epoch, source
+  FROM decide.decisions
+ ORDER BY decided_at DESC, id DESC
+ LIMIT 100;
+
+-- Waits until every decision logged so far is in decide.decisions.
+CREATE FUNCTION decide_flush() RETURNS void
+    AS 'MODULE_PATHNAME', 'decide_flush'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- Where the primary's worker is in each standby's log stream (standbys
+-- forward their decision logs to the primary through Redis streams);
+-- written in the same transaction as the rows it read, so nothing is
+-- written twice.
+CREATE TABLE decide.log_stream_positions (
+    stream     text PRIMARY KEY,
+    last_id    text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Privileges. decide_admin edits policies and entities; decide_user may only
+-- ask for decisions. decide_explain shows policy definitions: admins only.
+-- Monitoring may read the statistics; only admins reset them.  The log is
+-- readable by admins and auditors only.
+REVOKE ALL ON FUNCTION decide(text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION decide_allowed(text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION decide_many(text[], text[], text[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION decide_explain(text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION decide_epoch() FROM PUBLIC;
+REVOKE ALL ON FUNCTION decide_stats(), decide_metrics(), decide_reset_stats(),
+                       decide_cache_reset(), decide_flush(),
+                       decide_decisions_page(text, integer, text, boolean, decide.risk_level, text,
+                                             timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON decide_stats, decide_recent_decisions FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION decide(text, text, text, jsonb),
+                          decide_allowed(text, text, text, jsonb),
+                          decide_many(text[], text[], text[], jsonb[]),
+                          decide_epoch()
+    TO decide_user, decide_admin;
+GRANT EXECUTE ON FUNCTION decide_explain(text, text, text, jsonb) TO decide_admin;
+
+GRANT EXECUTE ON FUNCTION decide_stats(), decide_metrics() TO decide_admin, pg_monitor;
+GRANT SELECT ON decide_stats TO decide_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION decide_reset_stats(), decide_cache_reset(), decide_flush() TO decide_admin;
+
+GRANT USAGE ON SCHEMA decide TO decide_admin, decide_auditor;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON decide.policies, decide.entities TO decide_admin;
+GRANT SELECT ON decide.epoch TO decide_admin;
+GRANT USAGE, SELECT ON SEQUENCE decide.policies_id_seq TO decide_admin;
+GRANT SELECT ON decide.decisions TO decide_admin, decide_auditor;
+GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;
+GRANT EXECUTE ON FUNCTION decide_decisions_page(text, integer, text, boolean, decide.risk_level,
+                                                text, timestamptz, timestamptz)
+    TO decide_admin, decide_auditor;
