@@ -1,7 +1,7 @@
 -- decide 0.6.0 -> 0.7.0: decide_stats gains warm_timeouts, the requests
 -- the background worker stopped warming at their time limit (and will not
--- warm again), so that an operator sees when callers' requests are slow
--- enough to be worth a look.
+-- warm again), and the shared_set_* columns: the compiled policy set that
+-- the backends of the server now share in shared memory.
 
 \echo Use "ALTER EXTENSION decide UPDATE TO '0.7.0'" to load this file. \quit
 
@@ -59,7 +59,14 @@ CREATE FUNCTION decide_stats(
     OUT log_received bigint,         -- primary: records from standbys written
     OUT entity_fetches bigint,       -- entity rows looked up in decide.entities
     OUT carried_forward bigint,      -- misses answered by an older epoch's entry no change touches
-    OUT warm_timeouts bigint)        -- requests the worker stopped warming at their time limit
+    OUT warm_timeouts bigint,        -- requests the worker stopped warming at their time limit
+    OUT shared_set_epoch bigint,     -- the newest compiled policy set of this database in shared memory; NULL: none
+    OUT shared_set_bytes bigint,     -- its size
+    OUT shared_set_built_at timestamptz,
+    OUT shared_set_build_ms double precision,
+    OUT shared_set_builds bigint,    -- policy sets compiled and published in shared memory
+    OUT shared_set_fallbacks bigint, -- private compiles: a set did not fit, or no slot was free
+    OUT shared_sets_bytes bigint)    -- shared memory held by every shared set of the server
     AS 'MODULE_PATHNAME', 'decide_stats'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW decide_stats AS SELECT * FROM decide_stats();

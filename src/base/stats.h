@@ -44,6 +44,8 @@ typedef enum DecideCounter
 	STAT_ENTITY_FETCHES,		/* entity rows looked up in decide.entities */
 	STAT_CARRIED_FORWARD,		/* misses answered by an older epoch's entry that no change touches */
 	STAT_WARM_TIMEOUTS,			/* requests the worker stopped warming at their time limit */
+	STAT_SHARED_SET_BUILDS,		/* policy sets compiled and published in shared memory */
+	STAT_SHARED_SET_FALLBACKS,	/* private compiles: a set did not fit, or no slot was free */
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -27,6 +27,7 @@
 #include "input.h"
 #include "redis_cache.h"
 #include "redis_client.h"
+#include "shared_sets.h"
 #include "stats.h"
 #include "worker.h"
 #include "worker_latch.h"
@@ -48,6 +49,7 @@ decide_shmem_request(void)
 	audit_log_shmem_request();
 	hot_keys_shmem_request();
 	RequestAddinShmemSpace(worker_latch_shmem_size());
+	shared_sets_shmem_request();
 }
 
 static void
@@ -60,6 +62,7 @@ decide_shmem_startup(void)
 	audit_log_shmem_startup();
 	hot_keys_shmem_startup();
 	worker_latch_shmem_startup();
+	shared_sets_shmem_startup();
 }
 
 void
@@ -71,10 +74,14 @@ _PG_init(void)
 	audit_log_define_gucs();
 	redis_client_define_gucs();
 	redis_cache_define_gucs();
+	shared_sets_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
 
-	/* Shared memory (L2, stats, log ring, hot keys) and the worker only when preloaded. */
+	/*
+	 * Shared memory (L2, stats, log ring, hot keys, shared policy sets) and
+	 * the worker only when preloaded.
+	 */
 	if (process_shared_preload_libraries_in_progress)
 	{
 		prev_shmem_request_hook = shmem_request_hook;
@@ -122,13 +129,13 @@ decision_to_values(const Decision *decision, Datum *values, bool *nulls)
 	values[1] = CStringGetTextDatum(decision->allowed ? "allow" : "deny");
 	if (decision->policy)
 	{
-		values[2] = CStringGetTextDatum(decision->policy->name);
-		values[3] = CStringGetTextDatum(decision->policy->risk_level);
+		values[2] = CStringGetTextDatum(policy_name(decision->set, decision->policy));
+		values[3] = CStringGetTextDatum(policy_risk_level(decision->set, decision->policy));
 	}
 	else
 		nulls[2] = nulls[3] = true;
 	values[4] = CStringGetTextDatum(decision_reason(decision->allowed,
-													decision->policy ? decision->policy->name : NULL,
+													decision->policy ? policy_name(decision->set, decision->policy) : NULL,
 													decision->policy ? decision->policy->priority : 0,
 													decision->condition_unknown));
 	values[5] = Int64GetDatum(decision->epoch);
@@ -324,10 +331,10 @@ emit_explain_row(const ExplainRow *row, void *arg)
 	int			d;
 
 	values[0] = Int32GetDatum(row->rank);
-	values[1] = CStringGetTextDatum(row->policy->name);
+	values[1] = CStringGetTextDatum(policy_name(row->set, row->policy));
 	values[2] = CStringGetTextDatum(row->policy->effect == DEC_DENY ? "deny" : "allow");
 	values[3] = Int32GetDatum(row->policy->priority);
-	values[4] = CStringGetTextDatum(row->policy->risk_level);
+	values[4] = CStringGetTextDatum(policy_risk_level(row->set, row->policy));
 	for (d = 0; d < DEC_NDIMS; d++)
 		values[5 + d] = BoolGetDatum(row->matched[d]);
 	if (row->condition)

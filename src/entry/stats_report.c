@@ -19,6 +19,7 @@
 #include "decision_cache.h"
 #include "policy_set.h"
 #include "redis_client.h"
+#include "shared_sets.h"
 #include "stats.h"
 
 /* A percentile from the histogram, interpolating within its bucket. */
@@ -80,6 +81,7 @@ decide_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	StatsSnapshot s;
+	SharedSetReport shared;
 	Datum		values[64];
 	bool		nulls[64] = {0};
 	uint64		hits;
@@ -90,6 +92,7 @@ decide_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "decide_stats() must return a composite type");
 	set = policy_set_current();
 	take_snapshot(&s);
+	shared_sets_report(&set->version, &shared);
 	/* Answered without evaluating policies: a hit in any layer, or carried forward. */
 	hits = s.v.counters[STAT_L1_HITS] + s.v.counters[STAT_L2_HITS] + s.v.counters[STAT_L3_HITS] +
 		s.v.counters[STAT_CARRIED_FORWARD];
@@ -152,6 +155,17 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.v.counters[STAT_CARRIED_FORWARD]);
 	/* 0.7.0 */
 	values[n++] = Int64GetDatum(s.v.counters[STAT_WARM_TIMEOUTS]);
+	nulls[n] = !shared.present;
+	values[n++] = Int64GetDatum(shared.epoch);
+	nulls[n] = !shared.present;
+	values[n++] = Int64GetDatum(shared.bytes);
+	nulls[n] = !shared.present;
+	values[n++] = TimestampTzGetDatum(shared.built_at);
+	nulls[n] = !shared.present;
+	values[n++] = Float8GetDatum(shared.build_ms);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_SHARED_SET_BUILDS]);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_SHARED_SET_FALLBACKS]);
+	values[n++] = Int64GetDatum(shared.bytes_in_use);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -317,6 +331,20 @@ decide_metrics(PG_FUNCTION_ARGS)
 		metric_value(&out, "decide_warmed_total", "counter",
 					 "Decisions the worker computed ahead after a policy change.",
 					 s.v.counters[STAT_WARMED]);
+		metric_value(&out, "decide_shared_set_builds_total", "counter",
+					 "Policy sets compiled and published in shared memory.",
+					 s.v.counters[STAT_SHARED_SET_BUILDS]);
+		metric_value(&out, "decide_shared_set_fallbacks_total", "counter",
+					 "Private compiles of a policy set that did not fit in shared memory or found no slot.",
+					 s.v.counters[STAT_SHARED_SET_FALLBACKS]);
+		{
+			SharedSetReport shared;
+
+			shared_sets_report(&set->version, &shared);
+			metric_value(&out, "decide_shared_sets_bytes", "gauge",
+						 "Shared memory held by the compiled policy sets of the server.",
+						 shared.bytes_in_use);
+		}
 		metric_value(&out, "decide_warm_timeouts_total", "counter",
 					 "Requests the worker stopped warming at their time limit (never warmed again).",
 					 s.v.counters[STAT_WARM_TIMEOUTS]);

@@ -73,7 +73,8 @@ evaluate_condition(void *arg, uint32_t policy)
 	const PolicyInfo *info = &state->set->policies[policy];
 	DecConditionResult result;
 
-	result = condition_evaluate(info->condition, info->condition_traits, &state->condition);
+	result = condition_evaluate(policy_condition(state->set, info), info->condition_traits,
+								&state->condition);
 	if (info->condition_traits.uses_now)
 		state->used_now = true;
 	if (result == DEC_COND_UNKNOWN)
@@ -271,6 +272,7 @@ static bool
 decision_from_cache(const CachedDecision *cached, const PolicySet *set, LogSource source,
 					Decision *decision)
 {
+	decision->set = set;
 	decision->policy = NULL;
 	if (cached->has_policy)
 	{
@@ -313,10 +315,10 @@ log_decision(const DecisionRequest *request, const Decision *decision)
 	record.resource = request->uid[DEC_RESOURCE];
 	if (decision->policy)
 	{
-		record.policy.ptr = decision->policy->name;
-		record.policy.len = strlen(decision->policy->name);
-		record.risk_level.ptr = decision->policy->risk_level;
-		record.risk_level.len = strlen(decision->policy->risk_level);
+		record.policy.ptr = policy_name(decision->set, decision->policy);
+		record.policy.len = strlen(record.policy.ptr);
+		record.risk_level.ptr = policy_risk_level(decision->set, decision->policy);
+		record.risk_level.len = strlen(record.risk_level.ptr);
 	}
 	record.context_format = LOG_CONTEXT_JSONB;
 	record.context.ptr = (const char *) request->context;
@@ -386,6 +388,7 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 				stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
 
 			decision->allowed = result.allowed;
+			decision->set = state.set;
 			decision->policy = result.policy >= 0 ? &state.set->policies[result.policy] : NULL;
 			decision->condition_unknown = result.condition_unknown;
 			decision->epoch = state.set->epoch;
@@ -471,9 +474,9 @@ decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
 		{
 			DecConditionResult cr = DEC_COND_TRUE;
 
-			if (info->condition)
+			if (info->condition_off)
 				cr = evaluate_condition(&state, index);
-			row.condition = info->condition ? condition_result_name(cr) : "none";
+			row.condition = info->condition_off ? condition_result_name(cr) : "none";
 			if ((int32) index == result.policy)
 				appendStringInfoString(&note, "decides the request");
 			else if (cr == DEC_COND_FALSE)
@@ -483,7 +486,7 @@ decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
 									   "condition could not be evaluated: an allow fails closed");
 			else if (result.policy >= 0)
 				appendStringInfo(&note, "outranked by policy \"%s\"",
-								 state.set->policies[result.policy].name);
+								 policy_name(state.set, &state.set->policies[result.policy]));
 		}
 		else
 		{
@@ -491,10 +494,11 @@ decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
 				if (!row.matched[d])
 					appendStringInfo(&note, "%s%s pattern \"%s\" matches neither \"%.*s\" nor its ancestors",
 									 note.len ? "; " : "", decision_dimension_names[d],
-									 info->pattern[d],
+									 policy_pattern(state.set, info, d),
 									 (int) request->uid[d].len, request->uid[d].ptr);
 		}
 		row.rank = rank + 1;
+		row.set = state.set;
 		row.policy = info;
 		row.decisive = (int32) index == result.policy;
 		row.note = note.data;

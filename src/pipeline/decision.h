@@ -22,6 +22,7 @@ typedef struct DecisionRequest
 typedef struct Decision
 {
 	bool		allowed;
+	const PolicySet *set;		/* the set it was decided under; valid until the next decision */
 	const PolicyInfo *policy;	/* NULL: no policy matched */
 	bool		condition_unknown;
 	int64		epoch;
@@ -50,6 +51,7 @@ extern char *decision_reason(bool allowed, const char *policy, int32 priority,
 typedef struct ExplainRow
 {
 	uint32		rank;			/* 1-based */
+	const PolicySet *set;
 	const PolicyInfo *policy;
 	bool		matched[DEC_NDIMS];
 	const char *condition;		/* "none", "true", "false", "unknown"; NULL: not evaluated */

@@ -42,6 +42,7 @@
 #include "portability/instr_time.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/jsonpath.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -52,6 +53,7 @@
 
 #include "condition.h"
 #include "policy_set.h"
+#include "shared_sets.h"
 #include "worker_latch.h"
 #include "stats.h"
 
@@ -220,16 +222,6 @@ enum_label(LabelCache *cache, Oid value, MemoryContext context)
 	return label;
 }
 
-static int
-compare_policy_ids(const void *a, const void *b, void *arg)
-{
-	const PolicySet *set = arg;
-	int64		x = set->policies[*(const uint32 *) a].id;
-	int64		y = set->policies[*(const uint32 *) b].id;
-
-	return (x > y) - (x < y);
-}
-
 const PolicyInfo *
 policy_set_find(const PolicySet *set, int64 id)
 {
@@ -251,46 +243,42 @@ policy_set_find(const PolicySet *set, int64 id)
 	return NULL;
 }
 
-static char *
-text_in_context(Datum value, MemoryContext context)
-{
-	text	   *t = DatumGetTextPP(value);
-
-	return MemoryContextStrdup(context, text_to_cstring(t));
-}
-
-/* The evaluator's view of a policy; the strings stay the policy's. */
+/* The evaluator's view of a policy; the strings stay the set's. */
 static void
-def_from_info(const PolicyInfo *info, DecPolicyDef *def)
+def_from_info(const PolicySet *set, const PolicyInfo *info, DecPolicyDef *def)
 {
 	int			d;
 
 	def->id = info->id;
 	def->priority = info->priority;
 	def->effect = info->effect;
-	def->has_condition = info->condition != NULL;
+	def->has_condition = info->condition_off != 0;
 	for (d = 0; d < DEC_NDIMS; d++)
 	{
-		def->pattern[d].ptr = info->pattern[d];
-		def->pattern[d].len = strlen(info->pattern[d]);
+		def->pattern[d].ptr = policy_pattern(set, info, d);
+		def->pattern[d].len = strlen(def->pattern[d].ptr);
 	}
 }
 
 static bool
-same_policy(const PolicyInfo *a, const PolicyInfo *b)
+same_policy(const PolicySet *set_a, const PolicyInfo *a, const PolicySet *set_b,
+			const PolicyInfo *b)
 {
+	JsonPath   *condition_a = policy_condition(set_a, a);
+	JsonPath   *condition_b = policy_condition(set_b, b);
 	int			d;
 
-	if (strcmp(a->name, b->name) != 0 || a->effect != b->effect ||
-		a->priority != b->priority || strcmp(a->risk_level, b->risk_level) != 0)
+	if (strcmp(policy_name(set_a, a), policy_name(set_b, b)) != 0 || a->effect != b->effect ||
+		a->priority != b->priority ||
+		strcmp(policy_risk_level(set_a, a), policy_risk_level(set_b, b)) != 0)
 		return false;
 	for (d = 0; d < DEC_NDIMS; d++)
-		if (strcmp(a->pattern[d], b->pattern[d]) != 0)
+		if (strcmp(policy_pattern(set_a, a, d), policy_pattern(set_b, b, d)) != 0)
 			return false;
-	if (a->condition == NULL || b->condition == NULL)
-		return a->condition == b->condition;
-	return VARSIZE(a->condition) == VARSIZE(b->condition) &&
-		memcmp(a->condition, b->condition, VARSIZE(a->condition)) == 0;
+	if (condition_a == NULL || condition_b == NULL)
+		return condition_a == condition_b;
+	return VARSIZE(condition_a) == VARSIZE(condition_b) &&
+		memcmp(condition_a, condition_b, VARSIZE(condition_a)) == 0;
 }
 
 bool
@@ -358,20 +346,20 @@ prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 
 		if (a && (b == NULL || a->id < b->id))
 		{
-			def_from_info(a, &defs[n++]);	/* deleted or deactivated */
+			def_from_info(previous, a, &defs[n++]);	/* deleted or deactivated */
 			i++;
 		}
 		else if (b && (a == NULL || b->id < a->id))
 		{
-			def_from_info(b, &defs[n++]);	/* new or activated */
+			def_from_info(fresh, b, &defs[n++]);	/* new or activated */
 			j++;
 		}
 		else
 		{
-			if (!same_policy(a, b))
+			if (!same_policy(previous, a, fresh, b))
 			{
-				def_from_info(a, &defs[n++]);
-				def_from_info(b, &defs[n++]);
+				def_from_info(previous, a, &defs[n++]);
+				def_from_info(fresh, b, &defs[n++]);
 			}
 			i++;
 			j++;
@@ -403,38 +391,321 @@ prepare_carry_forward(const PolicySet *previous, PolicySet *fresh)
 	MemoryContextDelete(scratch_context);
 }
 
+/*
+ * A set's image: one block that refers to itself by offsets, so that it can
+ * live in shared memory mapped anywhere (shared_sets.c) or in the backend.
+ *   ImageHeader, PolicyInfo[n], by_id uint32[n], the strings and conditions
+ *   (names, risk levels, patterns NUL-terminated; jsonpath values aligned),
+ *   then the evaluator's own image.
+ */
+typedef struct ImageHeader
+{
+	uint32		magic;
+	uint32		n_policies;
+	uint64		size;
+	uint64		policies_off;
+	uint64		by_id_off;
+	uint64		compiled_off;
+} ImageHeader;
+
+#define IMAGE_MAGIC 0x44505331	/* "DPS1" */
+
+/* One policy as read from the table, before the image is laid out. */
+typedef struct ReadPolicy
+{
+	int64		id;
+	int32		priority;
+	DecEffect	effect;
+	char	   *name;
+	char	   *risk_level;
+	char	   *pattern[DEC_NDIMS];
+	JsonPath   *condition;
+} ReadPolicy;
+
+static int
+compare_read_ids(const void *a, const void *b, void *arg)
+{
+	const ReadPolicy *policies = arg;
+	int64		x = policies[*(const uint32 *) a].id;
+	int64		y = policies[*(const uint32 *) b].id;
+
+	return (x > y) - (x < y);
+}
+
+/* Reads the active policies under a snapshot (in the current context). */
+static ReadPolicy *
+read_policies(Snapshot snapshot, uint32 *count)
+{
+	Relation	rel = table_open(catalog.policies, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	AttrNumber	att_id = get_attnum(catalog.policies, "id");
+	AttrNumber	att_name = get_attnum(catalog.policies, "name");
+	AttrNumber	att_effect = get_attnum(catalog.policies, "effect");
+	AttrNumber	att_priority = get_attnum(catalog.policies, "priority");
+	AttrNumber	att_pattern[DEC_NDIMS] = {
+		get_attnum(catalog.policies, "actor"),
+		get_attnum(catalog.policies, "action"),
+		get_attnum(catalog.policies, "resource")
+	};
+	AttrNumber	att_condition = get_attnum(catalog.policies, "condition");
+	AttrNumber	att_risk = get_attnum(catalog.policies, "risk_level");
+	AttrNumber	att_active = get_attnum(catalog.policies, "active");
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	uint32		capacity = 64;
+	uint32		n = 0;
+	ReadPolicy *policies = palloc_extended(sizeof(ReadPolicy) * capacity, MCXT_ALLOC_HUGE);
+	LabelCache	labels = {0};
+	HeapTuple	tuple;
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		ReadPolicy *p;
+		int			d;
+
+		CHECK_FOR_INTERRUPTS();
+		heap_deform_tuple(tuple, desc, values, nulls);
+		if (!DatumGetBool(values[att_active - 1]))
+			continue;
+		if (n == capacity)
+		{
+			capacity *= 2;
+			policies = repalloc_huge(policies, sizeof(ReadPolicy) * capacity);
+		}
+		p = &policies[n++];
+		p->id = DatumGetInt64(values[att_id - 1]);
+		p->name = TextDatumGetCString(values[att_name - 1]);
+		p->effect = strcmp(enum_label(&labels, DatumGetObjectId(values[att_effect - 1]),
+									  CurrentMemoryContext), "deny") == 0 ? DEC_DENY : DEC_ALLOW;
+		p->priority = DatumGetInt32(values[att_priority - 1]);
+		p->risk_level = enum_label(&labels, DatumGetObjectId(values[att_risk - 1]),
+								   CurrentMemoryContext);
+		for (d = 0; d < DEC_NDIMS; d++)
+			p->pattern[d] = TextDatumGetCString(values[att_pattern[d] - 1]);
+		p->condition = nulls[att_condition - 1] ? NULL :
+			DatumGetJsonPathPCopy(values[att_condition - 1]);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	*count = n;
+	return policies;
+}
+
+static Size
+add_bytes(Size *size, Size bytes, Size align)
+{
+	Size		off = TYPEALIGN(align, *size);
+
+	*size = off + bytes;
+	return off;
+}
+
+/*
+ * Builds the image of the active policies under a snapshot, in the current
+ * memory context; scratch work goes to a context of its own.
+ */
+static char *
+build_image(Snapshot snapshot, Size *size_out)
+{
+	MemoryContext target = CurrentMemoryContext;
+	MemoryContext scratch_context = AllocSetContextCreate(CurrentMemoryContext,
+														  "decide policy set load",
+														  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(scratch_context);
+	uint32		n;
+	ReadPolicy *read = read_policies(snapshot, &n);
+	DecPolicyDef *defs = palloc_extended(sizeof(DecPolicyDef) * Max(n, 1), MCXT_ALLOC_HUGE);
+	uint32	   *by_id = palloc_extended(sizeof(uint32) * Max(n, 1), MCXT_ALLOC_HUGE);
+	DecAllocator scratch = decide_allocator(scratch_context);
+	DecPolicySet *compiled;
+	const void *compiled_image;
+	size_t		compiled_size;
+	Size		size = sizeof(ImageHeader);
+	Size		policies_off;
+	Size		by_id_off;
+	Size		strings_off;
+	Size		compiled_off;
+	Size		at;
+	ImageHeader *header;
+	PolicyInfo *infos;
+	char	   *image;
+	uint32		i;
+	int			d;
+
+	for (i = 0; i < n; i++)
+	{
+		defs[i].id = read[i].id;
+		defs[i].priority = read[i].priority;
+		defs[i].effect = read[i].effect;
+		defs[i].has_condition = read[i].condition != NULL;
+		for (d = 0; d < DEC_NDIMS; d++)
+		{
+			defs[i].pattern[d].ptr = read[i].pattern[d];
+			defs[i].pattern[d].len = strlen(read[i].pattern[d]);
+		}
+		by_id[i] = i;
+	}
+	compiled = compile(defs, n, &scratch, &scratch);
+	compiled_image = dec_policy_set_image(compiled, &compiled_size);
+	qsort_arg(by_id, n, sizeof(uint32), compare_read_ids, read);
+
+	policies_off = add_bytes(&size, sizeof(PolicyInfo) * (Size) n, MAXIMUM_ALIGNOF);
+	by_id_off = add_bytes(&size, sizeof(uint32) * (Size) n, MAXIMUM_ALIGNOF);
+	strings_off = add_bytes(&size, 0, MAXIMUM_ALIGNOF);
+	for (i = 0; i < n; i++)
+	{
+		(void) add_bytes(&size, strlen(read[i].name) + 1, 1);
+		(void) add_bytes(&size, strlen(read[i].risk_level) + 1, 1);
+		for (d = 0; d < DEC_NDIMS; d++)
+			(void) add_bytes(&size, strlen(read[i].pattern[d]) + 1, 1);
+		if (read[i].condition)
+			(void) add_bytes(&size, VARSIZE(read[i].condition), MAXIMUM_ALIGNOF);
+	}
+	compiled_off = add_bytes(&size, compiled_size, MAXIMUM_ALIGNOF);
+	if (size > PG_UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the active policies are too large to compile"),
+				 errdetail("Their compiled set would exceed 4 GB (%u policies).", n)));
+
+	image = MemoryContextAllocExtended(target, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	header = (ImageHeader *) image;
+	header->magic = IMAGE_MAGIC;
+	header->n_policies = n;
+	header->size = size;
+	header->policies_off = policies_off;
+	header->by_id_off = by_id_off;
+	header->compiled_off = compiled_off;
+	infos = (PolicyInfo *) (image + policies_off);
+	at = strings_off;
+	for (i = 0; i < n; i++)
+	{
+		PolicyInfo *info = &infos[i];
+		Size		len;
+
+#define PUT_STRING(field, str) \
+		(len = strlen(str) + 1, memcpy(image + at, (str), len), (field) = (uint32) at, at += len)
+
+		info->id = read[i].id;
+		info->priority = read[i].priority;
+		info->effect = read[i].effect;
+		PUT_STRING(info->name_off, read[i].name);
+		PUT_STRING(info->risk_level_off, read[i].risk_level);
+		for (d = 0; d < DEC_NDIMS; d++)
+			PUT_STRING(info->pattern_off[d], read[i].pattern[d]);
+#undef PUT_STRING
+		if (read[i].condition)
+		{
+			at = MAXALIGN(at);
+			memcpy(image + at, read[i].condition, VARSIZE(read[i].condition));
+			info->condition_off = (uint32) at;
+			info->condition_traits = condition_traits(read[i].condition);
+			at += VARSIZE(read[i].condition);
+		}
+	}
+	Assert(at <= compiled_off);
+	memcpy(image + by_id_off, by_id, sizeof(uint32) * n);
+	memcpy(image + compiled_off, compiled_image, compiled_size);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch_context);
+	*size_out = size;
+	return image;
+}
+
+/* Points a set at an image (its own, or shared). */
+static void
+open_image(PolicySet *set, const char *image)
+{
+	const ImageHeader *header = (const ImageHeader *) image;
+	DecAllocator allocator = decide_allocator(set->context);
+
+	Assert(header->magic == IMAGE_MAGIC);
+	set->image = image;
+	set->n_policies = header->n_policies;
+	set->policies = (const PolicyInfo *) (image + header->policies_off);
+	set->by_id = (const uint32 *) (image + header->by_id_off);
+	set->compiled = dec_policy_set_open(image + header->compiled_off, server_char_len, &allocator);
+}
+
+/* Builds the set's image in its own context. */
+static void
+build_private(PolicySet *set, Snapshot snapshot)
+{
+	MemoryContext old = MemoryContextSwitchTo(set->context);
+	Size		size;
+
+	open_image(set, build_image(snapshot, &size));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Takes the shared set of this version, building and publishing it if no
+ * process has; false when it must stay private (then nothing is set).
+ */
+static bool
+attach_shared(PolicySet *set, Snapshot snapshot, instr_time start)
+{
+	const char *image;
+	int			slot;
+
+	switch (shared_sets_acquire(&set->version, set->epoch, &image, &slot))
+	{
+		case SHARED_SET_FOUND:
+			break;
+		case SHARED_SET_UNAVAILABLE:
+			return false;
+		case SHARED_SET_BUILD:
+			{
+				MemoryContext build_context = AllocSetContextCreate(CurrentMemoryContext,
+																	"decide policy set build",
+																	ALLOCSET_DEFAULT_SIZES);
+				MemoryContext old = MemoryContextSwitchTo(build_context);
+				char	   *built = NULL;
+				Size		size;
+				instr_time	duration;
+				bool		published;
+
+				PG_TRY();
+				{
+					built = build_image(snapshot, &size);
+				}
+				PG_CATCH();
+				{
+					shared_sets_abandon(slot);
+					PG_RE_THROW();
+				}
+				PG_END_TRY();
+				INSTR_TIME_SET_CURRENT(duration);
+				INSTR_TIME_SUBTRACT(duration, start);
+				published = shared_sets_publish(slot, built, size,
+												 INSTR_TIME_GET_MILLISEC(duration), &image);
+				MemoryContextSwitchTo(old);
+				if (!published)
+				{
+					/* Too large to share: keep this private copy. */
+					MemoryContextSetParent(build_context, set->context);
+					open_image(set, built);
+					return true;
+				}
+				MemoryContextDelete(build_context);
+				break;
+			}
+	}
+	set->shared_slot = slot;
+	open_image(set, image);
+	return true;
+}
+
 static PolicySet *
 load_policy_set(void)
 {
 	MemoryContext set_context;
-	MemoryContext old_context;
-	MemoryContext scratch_context;
 	PolicySet  *set;
 	Snapshot	snapshot;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	Datum	   *values;
-	bool	   *nulls;
-	AttrNumber	att_id,
-				att_name,
-				att_effect,
-				att_priority,
-				att_actor,
-				att_action,
-				att_resource,
-				att_condition,
-				att_risk,
-				att_active;
-	uint32		capacity = 64;
-	DecPolicyDef *defs;
-	LabelCache	labels = {0};
-	DecAllocator set_allocator;
-	DecAllocator scratch_allocator;
 	instr_time	start;
 	instr_time	duration;
-	uint32		i;
 
 	INSTR_TIME_SET_CURRENT(start);
 	lookup_catalog();
@@ -445,93 +716,19 @@ load_policy_set(void)
 	 */
 	set_context = AllocSetContextCreate(CurrentMemoryContext, "decide policy set",
 										ALLOCSET_DEFAULT_SIZES);
-	scratch_context = AllocSetContextCreate(CurrentMemoryContext, "decide policy set load",
-											ALLOCSET_DEFAULT_SIZES);
-	old_context = MemoryContextSwitchTo(scratch_context);
 	set = MemoryContextAllocZero(set_context, sizeof(PolicySet));
 	set->context = set_context;
+	set->shared_slot = -1;
 	set->generation = next_generation++;
-	set->policies = MemoryContextAllocExtended(set_context, sizeof(PolicyInfo) * capacity,
-											   MCXT_ALLOC_HUGE);
-	defs = palloc_extended(sizeof(DecPolicyDef) * capacity, MCXT_ALLOC_HUGE);
 
+	/* The epoch row and the policies are read under one snapshot. */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	set->epoch = policy_set_read_epoch(snapshot, &set->store_id, &set->version,
 									   &set->entities_version, &set->includes_own_changes);
-
-	rel = table_open(catalog.policies, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	att_id = get_attnum(catalog.policies, "id");
-	att_name = get_attnum(catalog.policies, "name");
-	att_effect = get_attnum(catalog.policies, "effect");
-	att_priority = get_attnum(catalog.policies, "priority");
-	att_actor = get_attnum(catalog.policies, "actor");
-	att_action = get_attnum(catalog.policies, "action");
-	att_resource = get_attnum(catalog.policies, "resource");
-	att_condition = get_attnum(catalog.policies, "condition");
-	att_risk = get_attnum(catalog.policies, "risk_level");
-	att_active = get_attnum(catalog.policies, "active");
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc(sizeof(bool) * desc->natts);
-
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		PolicyInfo *info;
-		DecPolicyDef *def;
-
-		CHECK_FOR_INTERRUPTS();
-		heap_deform_tuple(tuple, desc, values, nulls);
-		if (!DatumGetBool(values[att_active - 1]))
-			continue;
-		if (set->n_policies == capacity)
-		{
-			capacity *= 2;
-			set->policies = repalloc_huge(set->policies, sizeof(PolicyInfo) * capacity);
-			defs = repalloc_huge(defs, sizeof(DecPolicyDef) * capacity);
-		}
-		info = &set->policies[set->n_policies];
-		def = &defs[set->n_policies];
-		info->id = DatumGetInt64(values[att_id - 1]);
-		info->name = text_in_context(values[att_name - 1], set_context);
-		info->effect = strcmp(enum_label(&labels, DatumGetObjectId(values[att_effect - 1]),
-										 set_context), "deny") == 0 ? DEC_DENY : DEC_ALLOW;
-		info->priority = DatumGetInt32(values[att_priority - 1]);
-		info->risk_level = enum_label(&labels, DatumGetObjectId(values[att_risk - 1]), set_context);
-		info->pattern[DEC_ACTOR] = text_in_context(values[att_actor - 1], set_context);
-		info->pattern[DEC_ACTION] = text_in_context(values[att_action - 1], set_context);
-		info->pattern[DEC_RESOURCE] = text_in_context(values[att_resource - 1], set_context);
-		info->condition = NULL;
-		memset(&info->condition_traits, 0, sizeof(info->condition_traits));
-		if (!nulls[att_condition - 1])
-		{
-			JsonPath   *condition = DatumGetJsonPathP(values[att_condition - 1]);
-
-			info->condition = MemoryContextAlloc(set_context, VARSIZE(condition));
-			memcpy(info->condition, condition, VARSIZE(condition));
-			info->condition_traits = condition_traits(info->condition);
-		}
-
-		def_from_info(info, def);
-		set->n_policies++;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	/* A set read under this transaction's own change is never shared. */
+	if (set->includes_own_changes || !attach_shared(set, snapshot, start))
+		build_private(set, snapshot);
 	UnregisterSnapshot(snapshot);
-
-	set_allocator = decide_allocator(set_context);
-	scratch_allocator = decide_allocator(scratch_context);
-	set->compiled = compile(defs, set->n_policies, &set_allocator, &scratch_allocator);
-
-	set->by_id = MemoryContextAllocExtended(set_context,
-											sizeof(uint32) * Max(set->n_policies, 1),
-											MCXT_ALLOC_HUGE);
-	for (i = 0; i < set->n_policies; i++)
-		set->by_id[i] = i;
-	qsort_arg(set->by_id, set->n_policies, sizeof(uint32), compare_policy_ids, set);
-
-	MemoryContextSwitchTo(old_context);
-	MemoryContextDelete(scratch_context);
 	MemoryContextSetParent(set_context, TopMemoryContext);
 
 	INSTR_TIME_SET_CURRENT(duration);
@@ -541,6 +738,15 @@ load_policy_set(void)
 	stats_gauge_set(GAUGE_LAST_RELOAD_US, (uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e6));
 	stats_gauge_set(GAUGE_LAST_RELOAD_POLICIES, set->n_policies);
 	return set;
+}
+
+/* Lets go of a set: its pin in shared memory, and its memory. */
+static void
+free_policy_set(PolicySet *set)
+{
+	if (set->shared_slot >= 0)
+		shared_sets_release(set->shared_slot);
+	MemoryContextDelete(set->context);
 }
 
 PolicySet *
@@ -554,7 +760,7 @@ policy_set_current(void)
 
 		prepare_carry_forward(current_set, fresh);
 		if (current_set)
-			MemoryContextDelete(current_set->context);
+			free_policy_set(current_set);
 		current_set = fresh;
 		current_set_invalidation_count = count_at_start;
 	}

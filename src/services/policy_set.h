@@ -1,6 +1,7 @@
 /*
- * policy_set.h — the backend's compiled copy of decide.policies, the epoch
- * it was read at, and where decide's tables are.
+ * policy_set.h — the compiled decide.policies of the current epoch (shared
+ * by the backends of the server, or the backend's own), and where decide's
+ * tables are.
  */
 #ifndef DECIDE_POLICY_SET_H
 #define DECIDE_POLICY_SET_H
@@ -22,22 +23,28 @@ typedef struct DecideCatalog
 	Oid			epoch;
 } DecideCatalog;
 
-/* What decide needs of one policy besides its patterns. */
+/*
+ * What decide needs of one policy besides its place in the index.  It lives
+ * in the set's image (see policy_set.c), which refers to itself by offsets
+ * only: read the strings and the condition through the accessors below.
+ */
 typedef struct PolicyInfo
 {
 	int64		id;
-	char	   *name;
-	DecEffect	effect;
 	int32		priority;
-	char	   *risk_level;
-	char	   *pattern[DEC_NDIMS];
-	JsonPath   *condition;		/* NULL: always true */
+	DecEffect	effect;
+	uint32		name_off;
+	uint32		risk_level_off;
+	uint32		pattern_off[DEC_NDIMS];
+	uint32		condition_off;	/* 0: no condition (always true) */
 	ConditionTraits condition_traits;
 } PolicyInfo;
 
 typedef struct PolicySet
 {
-	MemoryContext context;		/* holds everything below */
+	MemoryContext context;		/* this backend's part: the view, the image if private */
+	const char *image;			/* the set's image: private, or in shared memory */
+	int			shared_slot;	/* its slot in shared_sets.c; -1: private */
 	uint64		generation;		/* distinct for every load in this backend */
 	int64		epoch;
 	pg_uuid_t	store_id;
@@ -63,10 +70,10 @@ typedef struct PolicySet
 	 */
 	bool		includes_own_changes;
 	uint32		n_policies;
-	PolicyInfo *policies;		/* indexed like the evaluator's policies */
-	uint32	   *by_id;			/* policy indexes sorted by id */
+	const PolicyInfo *policies;	/* indexed like the evaluator's policies */
+	const uint32 *by_id;		/* policy indexes sorted by id */
 	DecPolicySet *compiled;
-	double		load_ms;
+	double		load_ms;		/* reading the tables and compiling, or attaching */
 
 	/*
 	 * Carrying cached decisions forward (decision.c).  When the set this
@@ -81,6 +88,31 @@ typedef struct PolicySet
 	DecPolicySet *changed;		/* NULL: no policy differs */
 	uint32		n_changed;
 } PolicySet;
+
+static inline const char *
+policy_name(const PolicySet *set, const PolicyInfo *policy)
+{
+	return set->image + policy->name_off;
+}
+
+static inline const char *
+policy_risk_level(const PolicySet *set, const PolicyInfo *policy)
+{
+	return set->image + policy->risk_level_off;
+}
+
+static inline const char *
+policy_pattern(const PolicySet *set, const PolicyInfo *policy, int dim)
+{
+	return set->image + policy->pattern_off[dim];
+}
+
+/* NULL: the policy has no condition. */
+static inline JsonPath *
+policy_condition(const PolicySet *set, const PolicyInfo *policy)
+{
+	return policy->condition_off ? (JsonPath *) (set->image + policy->condition_off) : NULL;
+}
 
 /* Registers the invalidation callback; from _PG_init. */
 extern void policy_set_init(void);
