@@ -148,17 +148,33 @@ prepare_cache(const PolicySet *set)
 		memset(&entity_cache_version, 0, sizeof(pg_uuid_t));
 }
 
+/*
+ * The snapshot under which the epoch was last checked for this set: while
+ * no transaction has completed since (PostgreSQL counts completions, and a
+ * snapshot records the count it was taken at), a newer snapshot sees the
+ * same rows, so the check need not read the epoch row again.
+ */
+static uint64 checked_generation = 0;
+static uint64 checked_completion_count = 0;
+
 static bool
 open_scope(FetchScope *scope, const PolicySet *set)
 {
 	const DecideCatalog *catalog = policy_set_catalog();
 
 	scope->snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL, NULL) != set->epoch)
+	if (set->includes_own_changes || checked_generation != set->generation ||
+		checked_completion_count != scope->snapshot->snapXactCompletionCount)
 	{
-		UnregisterSnapshot(scope->snapshot);
-		policy_set_mark_stale();
-		return false;
+		if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL, NULL) != set->epoch)
+		{
+			UnregisterSnapshot(scope->snapshot);
+			policy_set_mark_stale();
+			checked_generation = 0;
+			return false;
+		}
+		checked_generation = set->includes_own_changes ? 0 : set->generation;
+		checked_completion_count = scope->snapshot->snapXactCompletionCount;
 	}
 	scope->rel = table_open(catalog->entities, AccessShareLock);
 	scope->att_uid = get_attnum(catalog->entities, "uid");
