@@ -19,7 +19,7 @@
 --            and the median is reported;
 --   allowed  the same warm passes through decide_allowed(), the boolean form
 --            that RLS policies call (no result row to build).
--- If a decision cache exists (GUC decide.cache, issue 3), it is turned off
+-- If a decision cache exists (GUC decide.cache, decide 0.2 on), it is turned off
 -- first, so that these stay uncached costs.
 -- Prints one JSON object.
 \set ON_ERROR_STOP on

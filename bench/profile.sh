@@ -11,11 +11,14 @@
 # --toggle-collect limits the counts to the calls of one C function and
 # what it calls.
 #
-# Like bench/run.sh it builds decide (working tree, or --rev) into a private
-# copy of PostgreSQL 15, creates a throwaway cluster (port 54359, Unix socket
-# in a temporary directory) and generates the data set of the scale sweep:
+# Like bench/run.sh it installs what it needs (`scripts/install-deps.sh
+# profile`: the build set and valgrind), builds decide (working tree, or
+# --rev) into a private copy of PostgreSQL 15, creates a throwaway cluster
+# (scripts/cluster.sh: port 54359, Unix socket in a temporary directory; it
+# is stopped by its PID, also on failure or Ctrl-C) and generates the data
+# set of the scale sweep:
 # N policies (default 10000), 10000 actors in 50 roles, 50000 resources.
-# Then, with the server stopped, it runs three profiles in single-user mode:
+# Then, with the server stopped, it runs these profiles in single-user mode:
 #
 #   uncached  decide() with decide.cache = off and a warm entity cache: the
 #             evaluator's own cost (the "µs per decision" of bench/micro.sql);
@@ -61,85 +64,57 @@ done
 case $POLICIES$CALLS in *[!0-9]*) die "--policies and --calls take numbers" ;; esac
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages); try: sudo bash $0"
 
-export LANG=C.UTF-8
-unset LC_ALL LANGUAGE
-for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+DC_NAME=profile.sh
+DC_PG_CONFIG=$PG_CONFIG
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
+dc_clean_env
 [ -n "$OUT" ] || OUT=$BENCH/results/profile-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-TMP=$(mktemp -d /tmp/decide-profile.XXXXXX)
-chmod 755 "$TMP"
-DATA=$TMP/data
-SERVER_PID=
-BIN=
-cleanup() {
-    local rc=$?
-    set +e
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null 2>&1 ||
-            kill -QUIT "$SERVER_PID"
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# The work directory. On exit, also on failure or Ctrl-C, the traps of
+# scripts/cluster.sh stop the cluster by its postmaster's PID, if it runs,
+# and remove $TMP.
+dc_workdir decide-profile
+TMP=$DC_TMP
 
-bash "$REPO/scripts/install-deps.sh"
-command -v valgrind >/dev/null || die "valgrind is missing (scripts/install-deps.sh installs it)"
+dc_install_deps profile
+command -v valgrind >/dev/null || die "valgrind is missing (scripts/install-deps.sh profile installs it)"
 
 # Build into a private copy of PostgreSQL (see bench/run.sh for why).
-mkdir "$TMP/build"
-if [ -n "$REV" ]; then
-    git -c safe.directory='*' -C "$REPO" archive --format=tar "$REV" | tar -C "$TMP/build" -xf -
-    built_from="git revision $(git -c safe.directory='*' -C "$REPO" rev-parse --short "$REV")"
-else
-    tar -C "$REPO" --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-        --exclude=./bench/results --exclude='./tmp_check*' -cf - . | tar -C "$TMP/build" -xf -
-    built_from="working tree at $(git -c safe.directory='*' -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
-fi
-PG_ROOT=$TMP/pg
-SYS_BIN=$("$PG_CONFIG" --bindir)
-SYS_LIB=$("$PG_CONFIG" --pkglibdir)
-SYS_SHARE=$("$PG_CONFIG" --sharedir)
-mkdir -p "$PG_ROOT$(dirname "$SYS_BIN")" "$PG_ROOT$(dirname "$SYS_LIB")" "$PG_ROOT$(dirname "$SYS_SHARE")"
-cp -a "$SYS_BIN" "$PG_ROOT$SYS_BIN"
-[ -d "$PG_ROOT$SYS_LIB" ] || cp -a "$SYS_LIB" "$PG_ROOT$SYS_LIB"
-cp -a "$SYS_SHARE" "$PG_ROOT$SYS_SHARE"
-rm -rf "$PG_ROOT$SYS_LIB"/decide.so "$PG_ROOT$SYS_LIB"/bitcode/decide* "$PG_ROOT$SYS_SHARE"/extension/decide[.-]*
-(cd "$TMP/build" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" &&
-    make install PG_CONFIG="$PG_CONFIG" DESTDIR="$PG_ROOT") >"$TMP/build.log" 2>&1 ||
+dc_copy_tree "$TMP/build" "$REV" || die "cannot export ${REV:+git revision }${REV:-the working tree}"
+built_from=$DC_BUILT_FROM
+dc_private_pg "$TMP/pg"
+dc_build "$TMP/build" "$TMP/build.log" DESTDIR="$DC_PG_ROOT" ||
     { cat "$TMP/build.log"; die "build failed"; }
-BIN=$PG_ROOT$SYS_BIN
+BIN=$DC_BIN
 note "built decide from the $built_from"
 
+# valgrind, as postgres, writes its profiles here.
 chown postgres: "$TMP"
-runuser -u postgres -- "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 \
-    --locale=C.UTF-8 --no-instructions >/dev/null
+dc_cluster_init "$TMP/cluster" "$PORT"
+DATA=$DC_DATA
+SOCK=$DC_SOCK
 cat >>"$DATA/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$TMP'
 shared_preload_libraries = 'decide'
 shared_buffers = 256MB
 synchronous_commit = off
 jit = off
 max_parallel_workers_per_gather = 0
 EOF
-runuser -u postgres -- "$BIN/pg_ctl" start -D "$DATA" -l "$TMP/server.log" -w >/dev/null
-SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
-psql_db() { runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" "$@"; }
-runuser -u postgres -- "$BIN/createdb" -h "$TMP" -p "$PORT" bench
+dc_cluster_start
+psql_db() { runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" "$@"; }
+runuser -u postgres -- "$BIN/createdb" -h "$SOCK" -p "$PORT" bench
 psql_db -d bench -c 'CREATE EXTENSION decide'
 psql_db -d bench -v policies="$POLICIES" -v actors=10000 -v roles=50 -v resources=50000 \
     <"$BENCH/generate.sql" >/dev/null
 psql_db -d bench <"$BENCH/setup.sql" >/dev/null
 psql_db -d bench -c 'VACUUM ANALYZE' >/dev/null
 has_cache_guc=$(psql_db -d bench -At -c "SELECT current_setting('decide.cache', true) IS NOT NULL")
-runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w >/dev/null
-SERVER_PID=
+# The profiles run single-user backends on the data directory: the server
+# must be down.
+dc_cluster_stop
 note "data set: $POLICIES policies, 10000 actors in 50 roles, 50000 resources; decide.cache GUC: $has_cache_guc"
 
 # The request of key g, as in bench/micro.sql.

@@ -293,7 +293,7 @@ sub analyse_run {
             $other += $sl->{other_ticks};
             $capacity += $sl->{capacity};
         }
-        # decide_stats over the slice: hit ratio; decision log (issue 4)
+        # decide_stats over the slice: hit ratio; decision log
         my @hb = split ' ', ($sl->{hits_before} // '');
         my @ha = split ' ', ($sl->{hits_after} // '');
         if (@hb >= 2 && @ha >= 2) {
@@ -473,7 +473,7 @@ if ($sweep_by{1000} && $sweep_by{100000} && $sweep_by{100000}{warm_us} > 0) {
 }
 
 # ---------------------------------------------------------------------------
-# Targets (issues 2 and 6)
+# Targets
 
 my $caches = defined $meta{decision_cache_guc} && $meta{decision_cache_guc} ne '';
 my @targets;
@@ -481,7 +481,7 @@ sub target {
     my ($what, $measured, $goal, $ok, $pending_caches) = @_;
     my $verdict = !defined $ok ? 'not measured'
         : $ok ? 'met'
-        : ($pending_caches && !$caches) ? 'missed (pending caches, issue 3)'
+        : ($pending_caches && !$caches) ? 'missed (pending caches)'
         : 'missed';
     push @targets, { target => $what, measured => $measured, goal => $goal, verdict => $verdict };
 }
@@ -747,7 +747,7 @@ set arrow from @{[2 * $third]}, graph 0 to @{[2 * $third]}, graph 1 nohead dt 2
 plot '$file' using 1:2 with steps lw 2 title 'TPS', '' using 1:3 axes x1y2 with steps lw 2 title 'p99 (ms)'
 GP
 }
-# Hit ratio around policy changes: only with decide_stats (issue 3).
+# Hit ratio around policy changes: only with decide_stats.
 if (-s "$out/raw/churn-stats.txt") {
     my (@pts, @changes);
     my ($t0, $prev);

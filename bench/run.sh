@@ -6,18 +6,20 @@
 #   sudo bash bench/run.sh --scale 100k     # 100k policies, 1M actors (adds ~1 min of set-up)
 #
 # What it does, in order:
-#   1. installs the Debian packages (scripts/install-deps.sh; quick when present);
+#   1. installs the Debian packages it needs (`scripts/install-deps.sh
+#      bench`: the build set, perl, gnuplot; quick when present);
 #   2. builds decide from the working tree (or --rev) in a temporary copy with
 #      /usr/lib/postgresql/15/bin/pg_config and installs it into a private
 #      copy of the PostgreSQL 15 installation (the system's is left alone);
-#   3. starts its own throwaway cluster as the postgres user: initdb in a
-#      temporary directory, Unix socket in that directory only, no TCP,
-#      shared_preload_libraries = 'decide' and the settings written below
-#      (fsync stays on; synchronous_commit = off, which only affects the
-#      commits of the data load and the policy-churn writer);
+#   3. starts its own throwaway cluster as the postgres user
+#      (scripts/cluster.sh: initdb in a temporary directory, Unix socket in
+#      that directory only, no TCP), shared_preload_libraries = 'decide' and
+#      the settings written below (fsync stays on; synchronous_commit = off,
+#      which only affects the commits of the data load and the policy-churn
+#      writer);
 #   4. generates the synthetic governance data set (bench/generate.sql) at the
-#      chosen scale, loads the SQL baseline (bench/reference.sql) and the RLS
-#      table (bench/setup.sql);
+#      chosen scale, loads the SQL baseline (sql/include/reference.sql, also
+#      the regression tests' oracle) and the RLS table (bench/setup.sql);
 #   5. scale sweep: the cost of one uncached decision inside the backend
 #      (bench/micro.sql) at 1k, 10k and 100k policies;
 #   6. the pgbench workloads (bench/workloads/*.sql), each beside its
@@ -25,13 +27,13 @@
 #      in slices that alternate with theirs; the CPU that other processes
 #      take meanwhile is measured, and a disturbed slice is run again;
 #   7. writes the results to the output directory and prints the table:
-#        results.md    the Markdown table and the targets of issues 2 and 6,
+#        results.md    the Markdown table and the speed targets,
 #        results.json  every raw figure, settings, machine and commit,
 #        *.png         charts (gnuplot),
 #        raw/          pgbench summaries (and per-transaction logs with --keep-logs);
 #   8. compares the ratios with bench/baseline.json (exit status 3 if any fell
-#      by more than 10%); the cluster is stopped and removed on exit, also on
-#      failure or interruption.
+#      by more than 10%); the cluster is stopped, by its postmaster's PID, and
+#      removed on exit, also on failure or interruption.
 #
 # Options:
 #   --scale 1k|10k|100k   policies in the main data set (default 10k); actors
@@ -183,9 +185,11 @@ if [ "$(id -u)" -ne 0 ]; then
     die "must run as root (it installs packages and the extension); try: sudo bash $0 $*"
 fi
 
-export LANG=C.UTF-8
-unset LC_ALL LANGUAGE
-for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+DC_NAME=run.sh
+DC_PG_CONFIG=$PG_CONFIG
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
+dc_clean_env
 
 [ -n "$OUT" ] || OUT=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -193,46 +197,34 @@ OUT=$(cd "$OUT" && pwd)
 [ -z "$(ls -A "$OUT")" ] || die "output directory $OUT is not empty"
 mkdir -p "$OUT/raw"
 
-TMP=$(mktemp -d /tmp/decide-bench.XXXXXX)
-chmod 755 "$TMP"
-DATA=$TMP/data
-SOCK=$TMP/sock
+# The work directory. On exit, also on failure or Ctrl-C, the traps of
+# scripts/cluster.sh stop the background jobs (stop_jobs), then the cluster
+# by its postmaster's PID; keep_server_log shows and keeps its log; $TMP is
+# removed.
+dc_workdir decide-bench
+TMP=$DC_TMP
 RAW=$TMP/raw          # written by pgbench, as postgres
 RUNS=$OUT/raw/runs.tsv
 SLICES=$OUT/raw/slices.tsv
 SERVER_PID=
 BG_PIDS=()
-BIN=/usr/lib/postgresql/15/bin
-
-cleanup() {
-    local rc=$?
-    set +e
+stop_jobs() {
     local pid
     for pid in "${BG_PIDS[@]}"; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
-    if [ -z "$SERVER_PID" ] && [ -f "$DATA/postmaster.pid" ]; then
-        SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
-    fi
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        note "stopping the benchmark cluster (PID $SERVER_PID)"
-        runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null 2>&1
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            kill -QUIT "$SERVER_PID" 2>/dev/null
-            for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-        fi
-    fi
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ] && [ -s "$TMP/server.log" ]; then
-        echo "----- last lines of the server log -----"
-        tail -n 30 "$TMP/server.log"
-    fi
-    [ -s "$TMP/server.log" ] && cp "$TMP/server.log" "$OUT/raw/server.log" 2>/dev/null
-    rm -rf "$TMP"
-    exit "$rc"
+    return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+keep_server_log() {
+    if [ "$1" -ne 0 ] && [ "$1" -ne 3 ] && [ -s "$DC_LOG" ]; then
+        echo "----- last lines of the server log -----"
+        tail -n 30 "$DC_LOG"
+    fi
+    [ -s "$DC_LOG" ] && cp "$DC_LOG" "$OUT/raw/server.log" 2>/dev/null
+    return 0
+}
+DC_BEFORE_STOP=stop_jobs
+DC_AFTER_STOP=keep_server_log
 
 note "scale $SCALE ($POLICIES policies, $ACTORS actors in $ROLES roles, $RESOURCES resources), mode $MODE, ${DURATION}s per run"
 note "workloads: ${WORKLOADS[*]}"
@@ -240,64 +232,40 @@ note "output: $OUT"
 
 # ---------------------------------------------------------------------------
 section "dependencies"
-bash "$REPO/scripts/install-deps.sh"
-command -v gnuplot >/dev/null || die "gnuplot is missing (scripts/install-deps.sh installs gnuplot-nox)"
+dc_install_deps bench
+command -v gnuplot >/dev/null || die "gnuplot is missing (scripts/install-deps.sh bench installs gnuplot-nox)"
 
 # ---------------------------------------------------------------------------
 section "build and install"
-mkdir "$TMP/build"
-if [ -n "$REV" ]; then
-    git -c safe.directory='*' -C "$REPO" archive --format=tar "$REV" | tar -C "$TMP/build" -xf - ||
-        die "cannot export git revision $REV"
-    BUILT_FROM="git revision $(git -c safe.directory='*' -C "$REPO" rev-parse --short "$REV")"
-else
-    tar -C "$REPO" \
-        --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-        --exclude=./results --exclude=./output_iso --exclude='./tmp_check*' \
-        --exclude=./log --exclude=./bench/results --exclude=./fuzz/build \
-        -cf - . | tar -C "$TMP/build" -xf -
-    BUILT_FROM="working tree at $(git -c safe.directory='*' -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
-fi
+dc_copy_tree "$TMP/build" "$REV" || die "cannot export ${REV:+git revision }${REV:-the working tree}"
+BUILT_FROM=$DC_BUILT_FROM
 # Installed into a private copy of the PostgreSQL installation, not into
 # the system's: other work on this machine (the tests, a colleague's
 # `make install`) may replace the system's decide.so or decide.control at
 # any moment, and this run must neither disturb it nor be disturbed by it.
-# PostgreSQL finds its share and lib directories relative to its binary, so
-# the copied server uses the copied directories.
-PG_ROOT=$TMP/pg
-SYS_BIN=$("$PG_CONFIG" --bindir)
-SYS_LIB=$("$PG_CONFIG" --pkglibdir)
-SYS_SHARE=$("$PG_CONFIG" --sharedir)
-mkdir -p "$PG_ROOT$(dirname "$SYS_BIN")" "$PG_ROOT$(dirname "$SYS_LIB")" "$PG_ROOT$(dirname "$SYS_SHARE")"
-cp -a "$SYS_BIN" "$PG_ROOT$SYS_BIN"
-[ -d "$PG_ROOT$SYS_LIB" ] || cp -a "$SYS_LIB" "$PG_ROOT$SYS_LIB"
-cp -a "$SYS_SHARE" "$PG_ROOT$SYS_SHARE"
-rm -rf "$PG_ROOT$SYS_LIB"/decide.so "$PG_ROOT$SYS_LIB"/bitcode/decide* "$PG_ROOT$SYS_SHARE"/extension/decide[.-]*
-if ! (cd "$TMP/build" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" &&
-      make install PG_CONFIG="$PG_CONFIG" DESTDIR="$PG_ROOT") >"$TMP/build.log" 2>&1; then
+dc_private_pg "$TMP/pg"
+PG_ROOT=$DC_PG_ROOT
+if ! dc_build "$TMP/build" "$TMP/build.log" DESTDIR="$PG_ROOT"; then
     cat "$TMP/build.log"
     die "build failed"
 fi
-BIN=$PG_ROOT$SYS_BIN
+BIN=$DC_BIN
 EXT_VERSION=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$TMP/build/decide.control")
 note "built decide $EXT_VERSION from the $BUILT_FROM; installed into a private copy of PostgreSQL in $PG_ROOT"
 
 # ---------------------------------------------------------------------------
 section "throwaway cluster"
-mkdir "$SOCK" "$RAW"
-chown postgres: "$TMP" "$SOCK" "$RAW"
-runuser -u postgres -- "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 \
-    --locale=C.UTF-8 --no-instructions >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log"; exit 1; }
+dc_cluster_init "$TMP/cluster" "$PORT"
+SOCK=$DC_SOCK
+mkdir "$RAW"
+chown postgres: "$RAW"
 # The settings of every figure this script reports. Durability is as
 # shipped (fsync, full_page_writes on); synchronous_commit = off only
 # shortens the commits of the data load and of the churn writer: decisions
 # write nothing.
-cat >>"$DATA/postgresql.conf" <<EOF
+cat >>"$DC_DATA/postgresql.conf" <<EOF
 
 # decide benchmark cluster (bench/run.sh): private and disposable
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'decide'
 max_connections = 100              # 64 stress clients + the spike's + spare
 shared_buffers = 1GB               # the whole data set stays in memory
@@ -315,8 +283,8 @@ decide.database = 'bench'          # the worker logs this database's decisions a
 decide.log = none                  # the decision log is off but in the logging workload's run
                                    # with it on (decide.log = all, the default): its cost is measured there
 EOF
-runuser -u postgres -- "$BIN/pg_ctl" start -D "$DATA" -l "$TMP/server.log" -w -t 60 >/dev/null
-SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
+dc_cluster_start
+SERVER_PID=$DC_SERVER_PID
 note "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') running as PID $SERVER_PID, socket $SOCK/.s.PGSQL.$PORT (no TCP)"
 
 psql_db() { # psql_db <db> [psql args...]
@@ -354,18 +322,18 @@ generate() {
     printf 'started\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     printf 'soak_duration\t%s\n' "$SOAK_DURATION"
     printf 'workloads\t%s\n' "${WORKLOADS[*]}"
-    printf 'settings\t%s\n' "$(sed -n '/^# decide benchmark cluster/,$p' "$DATA/postgresql.conf" |
+    printf 'settings\t%s\n' "$(sed -n '/^# throwaway cluster/,$p' "$DC_DATA/postgresql.conf" |
         grep -vE '^#|^$|unix_socket_directories' | sed 's/ *#.*//' | paste -sd ';')"
 } >"$OUT/raw/meta.tsv"
 printf 'clock_ticks\t%s\nother_cpu_limit\t%s\nrounds\t%s\n' "$CLK_TCK" "$OTHER_CPU_LIMIT" "$ROUNDS" >>"$OUT/raw/meta.tsv"
 printf 'id\tslice\tprefixes\tstart\tend\tstatus\tcpu_before\tcpu_after\thits_before\thits_after\tattempts\tgroup\n' >"$SLICES"
 GROUP_NO=0    # which measure call a slice belongs to: ratios pair slices of one group
 
-# Hit ratio hook. decide_stats (issue 3) counts decisions and cache hits
+# Hit ratio hook. decide_stats (decide 0.2 on) counts decisions and cache hits
 # (carried-forward decisions count as hits: answered without evaluation)
 # server-wide; its difference over a run is the run's hit ratio. Without the
 # view (decide 0.1) the column reads n/a. Prints "decisions hits enqueued
-# dropped" (the last two: decision log, issue 4; "-" when not counted) or "-".
+# dropped" (the last two: decision log; "-" when not counted) or "-".
 STATS_VIEW=
 stats_snapshot() {
     [ -n "$STATS_VIEW" ] || { echo -; return; }
@@ -605,7 +573,7 @@ write_runs() {
 
 workload_sweep() {
     section "scale sweep: one uncached decision in the backend (bench/micro.sql)"
-    note "data sets of 10000 actors in 50 roles, 50000 resources (issue 2); $SWEEP_CALLS calls per pass, $SWEEP_SESSIONS session(s) per scale"
+    note "data sets of 10000 actors in 50 roles, 50000 resources; $SWEEP_CALLS calls per pass, $SWEEP_SESSIONS session(s) per scale"
     local p db session
     : >"$OUT/raw/sweep.jsonl"
     for p in 1000 10000 100000; do
@@ -840,8 +808,8 @@ for w in "${WORKLOADS[@]}"; do [ "$w" = sweep ] || needs_main=1; done
 if [ "$needs_main" = 1 ]; then
     section "data set"
     generate bench "$POLICIES" "$ACTORS" "$ROLES" "$RESOURCES"
-    psql_db bench <"$BENCH/reference.sql" >/dev/null 2>"$TMP/reference.log" ||
-        { cat "$TMP/reference.log"; die "loading bench/reference.sql failed"; }
+    psql_db bench <"$REPO/sql/include/reference.sql" >/dev/null 2>"$TMP/reference.log" ||
+        { cat "$TMP/reference.log"; die "loading sql/include/reference.sql failed"; }
     psql_db bench <"$BENCH/setup.sql" >/dev/null
     STATS_VIEW=$(sql_value bench "SELECT c.oid::regclass FROM pg_class c
                                    WHERE c.relname = 'decide_stats' AND c.relkind = 'v' LIMIT 1")

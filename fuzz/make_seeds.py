@@ -162,7 +162,7 @@ def fnv1a(data):
 
 
 def cache_value(flags, policy_id, expires, key_hash):
-    """src/cache_value.c's layout: magic, flags, 3 zero bytes, then
+    """src/core/cache_value.c's layout: magic, flags, 3 zero bytes, then
     little-endian policy id, expiry, key hash and the checksum."""
     body = b"DCV1" + bytes([flags, 0, 0, 0]) + struct.pack(
         "<qqQ", policy_id, expires, key_hash)
@@ -196,7 +196,7 @@ for i in range(6):
 # ---- log_record: mode byte, then a raw stream entry or a record to build --
 def log_record(actor, action, resource, policy=b"", risk=b"", context=b"",
                flags=0, source=0, fmt=1, tagged=True, size=None, decided_at=0):
-    """src/log_record.c's layout, host order (little-endian here): a 40-byte
+    """src/core/log_record.c's layout, host order (little-endian here): a 40-byte
     header, the strings, zero padding to 8; tagged: the stream magic first."""
     body_len = 40 + len(actor) + len(action) + len(resource) + len(policy) + len(risk) + len(context)
     padded = (body_len + 7) & ~7

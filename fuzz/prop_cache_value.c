@@ -1,6 +1,6 @@
 /*
  * prop_cache_value.c — the codec of decisions cached in Redis
- * (src/cache_value.c): what Redis hands back is untrusted bytes.
+ * (src/core/cache_value.c): what Redis hands back is untrusted bytes.
  *
  * Input layout (every byte string is valid):
  *   bytes 0-7    key hash h1 (the key the value is read under)

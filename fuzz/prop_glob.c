@@ -1,5 +1,5 @@
 /*
- * prop_glob.c — dec_glob_match() (src/glob.c) against the recursive
+ * prop_glob.c — dec_glob_match() (src/core/glob.c) against the recursive
  * reference matchers of reference.c.
  *
  * Input layout (every byte string is valid):

@@ -1,6 +1,6 @@
 /*
  * prop_log_record.c — the checker of decision log entries read from Redis
- * streams (src/log_record.c): what a stream hands back is untrusted bytes.
+ * streams (src/core/log_record.c): what a stream hands back is untrusted bytes.
  *
  * Input layout (every byte string is valid):
  *   byte 0       which part is raw: 0-127 the whole rest is an entry as

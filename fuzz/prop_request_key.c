@@ -1,5 +1,5 @@
 /*
- * prop_request_key.c — the cache-key encoding (src/request_key.c) is
+ * prop_request_key.c — the cache-key encoding (src/core/request_key.c) is
  * injective: two requests share an encoding only if they are equal.
  *
  * Input layout:
@@ -200,7 +200,7 @@ check_decodes(const Request *q, const char *key, size_t key_len, int *failed)
 }
 
 /*
- * src/request_key.c's decoder on arbitrary bytes (what a corrupted or
+ * src/core/request_key.c's decoder on arbitrary bytes (what a corrupted or
  * hostile cache could hold): it stays within the bytes (the copy has
  * exactly their size), agrees with the test's decoder on whether they are
  * an encoding and on the parts, and what it accepts re-encodes to the same

@@ -1,6 +1,6 @@
 /*
- * props.h — property checks over decide's pure-C modules (src/glob.c,
- * src/request_key.c, src/evaluator.c, src/cache_value.c), shared by the libFuzzer targets
+ * props.h — property checks over decide's pure-C core (src/core/: glob.c,
+ * request_key.c, evaluator.c, cache_value.c, log_record.c), shared by the libFuzzer targets
  * (fuzz_target.c, built with clang) and the deterministic unit tests
  * (unittest.c, built with gcc).
  *
@@ -157,7 +157,7 @@ extern bool ref_request_key_decode(const char *key, size_t key_len, DecStr uids[
 								   const char **context, size_t *context_len);
 
 /*
- * src/request_key.c's own decoder, where the tree has one (weak: the
+ * src/core/request_key.c's own decoder, where the tree has one (weak: the
  * property checks it only when it is linked in).
  */
 extern bool request_key_decode(const char *key, size_t len, DecStr uids[DEC_NDIMS],

@@ -3,7 +3,7 @@
  * property checks: a recursive glob matcher and an evaluator that scans
  * every policy.  Nothing here is clever; it only has to be obviously right.
  *
- * The rules (GUIDE §2, src/evaluator.h):
+ * The rules (docs/reference.md, "Semantics"; src/core/evaluator.h):
  *   - a pattern matches a request entity when it matches the entity or any
  *     of its ancestors; '*' matches any run of characters, '?' exactly one,
  *     anything else itself (so a pattern without '*'/'?' is an exact uid);

@@ -1,12 +1,12 @@
 /*
  * request_key_decode.c — the inverse of request_key_encode()
- * (src/request_key.c), written from the layout its header describes:
+ * (src/core/request_key.c), written from the layout its header describes:
  * for actor, action and resource a 4-byte length in host order and the
  * bytes, then the context bytes to the end.
  *
  * An encoding with a left inverse is injective: if decoding gives back
  * every request exactly, no two requests can share an encoding.  This
- * decoder is the test's own oracle; where src/request_key.c has a decoder
+ * decoder is the test's own oracle; where src/core/request_key.c has a decoder
  * of its own (request_key_decode), prop_request_key.c checks that one
  * against this.
  */

@@ -4,7 +4,8 @@
 #
 #   bash fuzz/run.sh [seconds-per-target]      (default 60; or: make fuzz)
 #
-# Builds fuzz/build/fuzz_<target> with clang-14 and
+# Installs clang-14 and libFuzzer when missing (`scripts/install-deps.sh
+# fuzz`, as root), builds fuzz/build/fuzz_<target> with clang-14 and
 # -fsanitize=fuzzer,address,undefined (fuzz/Makefile), then runs each from
 # a scratch copy of its committed seed corpus, fuzz/corpus/<target>/, so
 # that a run does not change the tree.  Inputs that crash are kept in
@@ -28,6 +29,10 @@ BUILD=fuzz/build
 case $SECONDS_PER_TARGET in
     ''|*[!0-9]*) echo "fuzz/run.sh: seconds must be a number, not '$SECONDS_PER_TARGET'" >&2; exit 2 ;;
 esac
+
+# clang-14 and its runtimes (libFuzzer, ASan, UBSan): nothing to do when
+# they are installed; otherwise installing them needs root.
+bash scripts/install-deps.sh fuzz
 
 echo "fuzz/run.sh: building the fuzz targets"
 make -s -f fuzz/Makefile fuzzers ${FUZZ_CC:+FUZZ_CC="$FUZZ_CC"}

@@ -6,7 +6,8 @@
 #   sudo bash fuzz/sanitize.sh          (or: sudo make sanitize)
 #
 # How (Debian 12, packaged PostgreSQL 15, whose binaries are not
-# instrumented):
+# instrumented; `scripts/install-deps.sh sanitize` installs the packages,
+# scripts/cluster.sh copies, builds and starts and stops servers):
 #  1. a private copy of the PostgreSQL installation in a temporary
 #     directory (binaries find their lib/ and share/ relative to
 #     themselves), so that the sanitized decide.so never reaches the
@@ -58,22 +59,20 @@ if [ "$(id -u)" -ne 0 ]; then
     note "must run as root (the servers run as postgres); try: sudo bash $0" >&2
     exit 1
 fi
-export LANG=C.UTF-8
-unset LC_ALL LC_CTYPE LC_COLLATE LC_MESSAGES LANGUAGE
-for var in $(compgen -e | grep '^PG' | grep -vx 'PG_CONFIG' || true); do unset "$var"; done
+DC_NAME=sanitize.sh
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
+dc_clean_env
+# The build set: gcc's ASan and UBSan runtimes come with gcc.
+dc_install_deps sanitize
 
-WORK=$(mktemp -d /tmp/decide-sanitize.XXXXXX)
-cleanup() {
-    local rc=$?
-    while IFS= read -r pidfile; do
-        pid=$(head -n 1 "$pidfile" 2>/dev/null || true)
-        case $pid in ''|*[!0-9]*) continue ;; esac
-        kill -0 "$pid" 2>/dev/null && kill -QUIT "$pid" 2>/dev/null || true
-    done < <(find "$WORK" -name postmaster.pid -type f 2>/dev/null)
-    if [ "${DECIDE_KEEP_TMP:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
+# The work directory. On exit, also on failure or Ctrl-C, the traps of
+# scripts/cluster.sh stop, by the PID in its postmaster.pid, every server
+# whose data directory is under $WORK (the canary's, pg_regress's), and
+# remove $WORK (kept with DECIDE_KEEP_TMP=1).
+DC_KEEP_TMP=${DECIDE_KEEP_TMP:-0}
+dc_workdir decide-sanitize
+WORK=$DC_TMP
 
 LIBASAN=$(gcc -print-file-name=libasan.so)
 LIBASAN=$(readlink -f "$LIBASAN")
@@ -81,36 +80,17 @@ LIBASAN=$(readlink -f "$LIBASAN")
 
 # ---------------------------------------------------------------------------
 say "private PostgreSQL installation in $WORK/pg"
+DC_PG_CONFIG=$PG_CONFIG
 BINDIR=$("$PG_CONFIG" --bindir)
 PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
 SHAREDIR=$("$PG_CONFIG" --sharedir)
-PGHOME=$(dirname "$BINDIR")             # /usr/lib/postgresql/15: bin/ and lib/
-case $PKGLIBDIR in "$PGHOME"/*) ;; *) note "pkglibdir $PKGLIBDIR is not under $PGHOME"; exit 1 ;; esac
-mkdir -p "$WORK/pg$(dirname "$PGHOME")" "$WORK/pg$(dirname "$SHAREDIR")"
-cp -a "$PGHOME" "$WORK/pg$PGHOME"
-cp -a "$SHAREDIR" "$WORK/pg$SHAREDIR"
-# whatever decide the system has installed must not be picked up
-rm -rf "$WORK/pg$PKGLIBDIR"/decide.so "$WORK/pg$PKGLIBDIR"/bitcode/decide* \
-       "$WORK/pg$SHAREDIR"/extension/decide*
-note "copied $PGHOME and $SHAREDIR ($(du -sh "$WORK/pg" | cut -f1))"
+dc_private_pg "$WORK/pg"
+note "copied $BINDIR, $PKGLIBDIR and $SHAREDIR ($(du -sh "$WORK/pg" | cut -f1))"
 
 # ---------------------------------------------------------------------------
 say "build decide with $SANITIZE_FLAGS"
-mkdir -p "$WORK/src"
-if git -c safe.directory='*' -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -c safe.directory='*' -C "$REPO" ls-files -z --cached --others --exclude-standard |
-        while IFS= read -r -d '' f; do
-            if [ -e "$REPO/$f" ] || [ -L "$REPO/$f" ]; then printf '%s\0' "$f"; fi
-        done |
-        tar -C "$REPO" --null --no-recursion -T - -cf - | tar -C "$WORK/src" -xf -
-else
-    tar -C "$REPO" --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-        --exclude='./tmp_check*' --exclude=./results --exclude=./output_iso -cf - . |
-        tar -C "$WORK/src" -xf -
-fi
-if ! (cd "$WORK/src" &&
-      make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" with_llvm=no COPT="$SANITIZE_FLAGS" &&
-      make install PG_CONFIG="$PG_CONFIG" with_llvm=no DESTDIR="$WORK/pg") >"$WORK/build.log" 2>&1; then
+dc_copy_tree "$WORK/src"
+if ! dc_build "$WORK/src" "$WORK/build.log" with_llvm=no COPT="$SANITIZE_FLAGS" DESTDIR="$WORK/pg"; then
     tail -n 50 "$WORK/build.log"
     note "build failed"
     exit 1
@@ -161,10 +141,11 @@ as_postgres() { runuser -u postgres -- env HOME="$WORK" TMPDIR="$WORK/tmp" "$@";
 # Self-test: in a scratch server, a heap overflow and a too-large shift in
 # the canary module must each leave a report (and kill only that backend).
 say "self-test: the sanitizers catch planted bugs"
-as_postgres "$WORK/pg$BINDIR/initdb" -D "$WORK/canary" -A trust -U postgres --no-sync >"$WORK/canary-initdb.log" 2>&1
-as_postgres "$WORK/pg$BINDIR/pg_ctl" -D "$WORK/canary" -l "$WORK/canary.log" -w \
-    -o "-p $PORT -k $WORK/tmp -c listen_addresses='' -c fsync=off" start >/dev/null
-canary_sql() { as_postgres "$WORK/pg$BINDIR/psql" -X -q -At -h "$WORK/tmp" -p "$PORT" -U postgres -d postgres -c "$1" 2>&1 || true; }
+DC_BIN=$WORK/pg$BINDIR
+dc_cluster_init "$WORK/canary" "$PORT"
+echo "fsync = off" >>"$DC_DATA/postgresql.conf"
+dc_cluster_start
+canary_sql() { as_postgres "$WORK/pg$BINDIR/psql" -X -q -At -h "$DC_SOCK" -p "$PORT" -U postgres -d postgres -c "$1" 2>&1 || true; }
 # After a backend dies the postmaster restarts the others and recovers.
 canary_wait() {
     local i
@@ -190,13 +171,13 @@ fi
 canary_sql 'SELECT ubsan_canary_shift(40)' >/dev/null
 canary_wait || { note "self-test: the scratch server did not recover"; canary_ok=0; }
 # (gcc's UBSan runtime writes to the server's stderr, i.e. its log)
-if ! grep -l 'shift exponent 40 is too large' "$REPORTS"/* "$WORK/canary.log" >/dev/null 2>&1; then
+if ! grep -l 'shift exponent 40 is too large' "$REPORTS"/* "$DC_LOG" >/dev/null 2>&1; then
     note "self-test: no UBSan report for the planted shift"
     canary_ok=0
 fi
-as_postgres "$WORK/pg$BINDIR/pg_ctl" -D "$WORK/canary" -m fast -w stop >/dev/null
+dc_cluster_stop
 if [ "$canary_ok" != 1 ]; then
-    ls -l "$REPORTS"; tail -n 30 "$WORK/canary.log"
+    ls -l "$REPORTS"; tail -n 30 "$DC_LOG"
     note "self-test failed: the sanitizer run would not see bugs"
     exit 1
 fi

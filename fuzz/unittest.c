@@ -369,7 +369,8 @@ test_request_key_cases(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* evaluator: scenarios from GUIDE §2 with the answers written down */
+/* evaluator: scenarios of the combining rules (docs/reference.md, "Semantics"),
+ * with the answers written down */
 
 typedef struct Scenario
 {

@@ -3,15 +3,17 @@
 #
 #   sudo bash scripts/demo.sh
 #
-# It installs the Debian packages (scripts/install-deps.sh), builds and
-# installs the extension, starts a private cluster (initdb into a temporary
-# directory; Unix socket only, in that directory; port 54321 or
-# $DECIDE_DEMO_PORT), loads scripts/sample_policies.sql and shows decisions:
-# an allow, denies by override, by condition (failing closed) and by default,
-# decide_explain(), a decide_many() batch, freshness after a policy change,
-# row-level security driven by decide_allowed(), and a short pgbench of
-# decide() against SELECT 1. The cluster is stopped and the directory removed
-# on exit, also on failure or interruption.
+# It installs the Debian packages it needs (`scripts/install-deps.sh build`:
+# a compiler, PostgreSQL 15 and its server headers, hiredis), builds and
+# installs the extension, starts a private cluster (scripts/cluster.sh:
+# initdb into a temporary directory; Unix socket only, in that directory;
+# port 54321 or $DECIDE_DEMO_PORT), loads scripts/sample_policies.sql and
+# shows decisions: an allow, denies by override, by condition (failing
+# closed) and by default, decide_explain(), a decide_many() batch, freshness
+# after a policy change, row-level security driven by decide_allowed(), and
+# a short pgbench of decide() against SELECT 1. The cluster is stopped, by
+# its postmaster's PID, and the directory removed on exit, also on failure
+# or interruption.
 #
 # Environment:
 #   DECIDE_DEMO_PORT      port number of the cluster's socket (default 54321)
@@ -38,78 +40,49 @@ fi
 section() { printf '\n\n######## %s\n\n' "$*"; }
 note() { printf 'demo.sh: %s\n' "$*"; }
 
-export LANG=C.UTF-8
-unset LC_ALL LANGUAGE
-for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+DC_NAME=demo.sh
+DC_PG_CONFIG=$PG_CONFIG
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
+dc_clean_env
 
-TMP=$(mktemp -d /tmp/decide-demo.XXXXXX)
-chmod 755 "$TMP"
-DATA=$TMP/data
-SOCK=$TMP/sock
-SERVER_PID=
-
-cleanup() {
-    local rc=$?
-    set +e
-    if [ -z "$SERVER_PID" ] && [ -f "$DATA/postmaster.pid" ]; then
-        SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
-    fi
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        note "stopping the demo cluster (PID $SERVER_PID)"
-        runuser -u postgres -- "$BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 30 >/dev/null 2>&1
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            kill -QUIT "$SERVER_PID" 2>/dev/null
-            for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-        fi
-    fi
-    if [ "$rc" -ne 0 ] && [ -s "$TMP/server.log" ]; then
+# The work directory. On exit, also on failure or Ctrl-C, the traps of
+# scripts/cluster.sh stop the cluster by its postmaster's PID, show the end
+# of its log if something failed (show_server_log), and remove $TMP.
+dc_workdir decide-demo
+TMP=$DC_TMP
+show_server_log() {
+    if [ "$1" -ne 0 ] && [ -s "$DC_LOG" ]; then
         echo "----- last lines of the server log -----"
-        tail -n 40 "$TMP/server.log"
+        tail -n 40 "$DC_LOG"
     fi
-    rm -rf "$TMP"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+DC_AFTER_STOP=show_server_log
 
 # ---------------------------------------------------------------------------
 section "1. Dependencies"
-bash "$REPO/scripts/install-deps.sh"
+# The build set only: a compiler, PostgreSQL 15 with its server headers, hiredis.
+dc_install_deps build
 BIN=$("$PG_CONFIG" --bindir)
 
 # ---------------------------------------------------------------------------
 section "2. Build and install the extension"
 # Built in a copy of the working tree, so that the tree gets no artefacts.
-mkdir "$TMP/build"
-tar -C "$REPO" \
-    --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-    --exclude=./results --exclude=./output_iso --exclude='./tmp_check*' \
-    --exclude=./log --exclude=./bench/results --exclude=./fuzz/build \
-    -cf - . | tar -C "$TMP/build" -xf -
-if ! (cd "$TMP/build" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" COPT=-Werror &&
-      make install PG_CONFIG="$PG_CONFIG") >"$TMP/build.log" 2>&1; then
+dc_copy_tree "$TMP/build"
+if ! dc_build "$TMP/build" "$TMP/build.log" COPT=-Werror; then
     cat "$TMP/build.log"
     note "build failed"
     exit 1
 fi
-note "installed decide $(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$REPO/decide.control") into $("$PG_CONFIG" --pkglibdir)"
+note "installed decide $(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$TMP/build/decide.control") into $("$PG_CONFIG" --pkglibdir)"
 
 # ---------------------------------------------------------------------------
 section "3. A throwaway cluster"
-mkdir "$SOCK"
-chown postgres: "$SOCK"
-chown postgres: "$TMP"
-runuser -u postgres -- "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 \
-    --locale=C.UTF-8 --no-instructions >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log"; exit 1; }
-cat >>"$DATA/postgresql.conf" <<EOF
+dc_cluster_init "$TMP/cluster" "$PORT"
+SOCK=$DC_SOCK
+cat >>"$DC_DATA/postgresql.conf" <<EOF
 
 # decide demo: private, disposable
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'decide'
 decide.database = 'demo'          # the worker logs this database's decisions
 max_connections = 20
@@ -120,9 +93,8 @@ full_page_writes = off
 timezone = 'UTC'
 log_min_messages = warning
 EOF
-runuser -u postgres -- "$BIN/pg_ctl" start -D "$DATA" -l "$TMP/server.log" -w -t 60 >/dev/null
-SERVER_PID=$(head -n 1 "$DATA/postmaster.pid")
-note "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') running as PID $SERVER_PID, socket $SOCK/.s.PGSQL.$PORT (no TCP)"
+dc_cluster_start
+note "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') running as PID $DC_SERVER_PID, socket $SOCK/.s.PGSQL.$PORT (no TCP)"
 
 psql_demo() {
     runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -d demo "$@"

@@ -3,9 +3,11 @@
 #
 #   sudo bash scripts/test.sh
 #
-#  1. installs the Debian packages (scripts/install-deps.sh; fast when present);
+#  1. installs the Debian packages of the test set (`scripts/install-deps.sh
+#     test`: what building needs, redis-server, perl and IPC::Run; fast when
+#     present);
 #  2. copies the working tree (tracked and new files, not .git, not build
-#     artefacts) into a fresh temporary directory;
+#     artefacts) into a fresh temporary directory (scripts/cluster.sh);
 #  3. checks the layers of src/ (scripts/check-layers.sh), builds the copy
 #     with -Werror through PGXS and installs it (as root);
 #  4. as the "postgres" OS user, runs in that copy:
@@ -29,6 +31,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 STAGE_TIMEOUT=${DECIDE_TEST_TIMEOUT:-1800}
 START_TIME=$(date +%s)
+DC_NAME=test.sh
+DC_PG_CONFIG=$PG_CONFIG
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
 
 say() { printf '\n=== %s ===\n' "$*"; }
 note() { printf 'test.sh: %s\n' "$*"; }
@@ -38,46 +44,27 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# One locale everywhere, so that outputs do not depend on the caller's.
-export LANG=C.UTF-8
-unset LC_ALL LC_CTYPE LC_COLLATE LC_MESSAGES LC_NUMERIC LC_TIME LC_MONETARY LANGUAGE
-# No connection settings of the caller may leak into the test instances.
-for var in $(compgen -e | grep '^PG' || true); do unset "$var"; done
+# One locale everywhere, so that outputs do not depend on the caller's; no
+# connection settings of the caller may leak into the test instances.
+dc_clean_env
 
-WORK=$(mktemp -d /tmp/decide-test.XXXXXX)
+# The work directory; on exit the traps of scripts/cluster.sh stop the
+# running stage (stop_stage), then, by the PID in its postmaster.pid, every
+# server whose data directory is under $WORK (pg_regress and
+# PostgreSQL::Test::Cluster stop their servers, but after an interruption
+# one may be left), and remove $WORK (kept with DECIDE_KEEP_TMP=1).
+DC_KEEP_TMP=${DECIDE_KEEP_TMP:-0}
+dc_workdir decide-test
+WORK=$DC_TMP
 SRC=$WORK/src
 
-cleanup() {
-    local rc=$?
-    # pg_regress and PostgreSQL::Test::Cluster stop their servers; after an
-    # interruption one may be left: stop every server whose data directory is
-    # under $WORK, by the PID in its postmaster.pid.
-    if [ -d "$WORK" ]; then
-        while IFS= read -r pidfile; do
-            pid=$(head -n 1 "$pidfile" 2>/dev/null || true)
-            case $pid in ''|*[!0-9]*) continue ;; esac
-            if kill -0 "$pid" 2>/dev/null; then
-                note "stopping leftover server $pid ($(dirname "$pidfile"))"
-                kill -QUIT "$pid" 2>/dev/null || true
-            fi
-        done < <(find "$WORK" -name postmaster.pid -type f 2>/dev/null)
-        if [ "${DECIDE_KEEP_TMP:-0}" = 1 ]; then
-            note "kept $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    exit "$rc"
-}
 stop_stage() {
     if [ -n "${STAGE_PID:-}" ]; then
         kill -TERM -- "-$STAGE_PID" 2>/dev/null || kill -TERM "$STAGE_PID" 2>/dev/null || true
         wait "$STAGE_PID" 2>/dev/null || true
     fi
 }
-trap cleanup EXIT
-trap 'stop_stage; exit 130' INT
-trap 'stop_stage; exit 143' TERM
+DC_BEFORE_STOP=stop_stage
 
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -120,37 +107,17 @@ show() {
 
 # ---------------------------------------------------------------------------
 say "dependencies"
-if ! bash "$REPO/scripts/install-deps.sh"; then
+if ! dc_install_deps test; then
     record "dependencies" 0 1
     finish
 fi
 
 # ---------------------------------------------------------------------------
 say "copying the working tree to $SRC"
-mkdir -p "$SRC"
-# Tracked and untracked files, minus what .gitignore names (build artefacts,
-# test output); without git, the same with a fixed list of exclusions.
-git_ok=0
-if command -v git >/dev/null 2>&1 &&
-   git -c safe.directory='*' -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git_ok=1
-fi
-if [ "$git_ok" = 1 ]; then
-    git -c safe.directory='*' -C "$REPO" ls-files -z --cached --others --exclude-standard |
-        while IFS= read -r -d '' f; do
-            # a tracked file deleted in the working tree is not copied
-            if [ -e "$REPO/$f" ] || [ -L "$REPO/$f" ]; then printf '%s\0' "$f"; fi
-        done |
-        tar -C "$REPO" --null --no-recursion -T - -cf - | tar -C "$SRC" -xf -
-else
-    tar -C "$REPO" \
-        --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-        --exclude=./results --exclude=./output_iso --exclude='./tmp_check*' \
-        --exclude=./log --exclude=./regression.diffs --exclude=./regression.out \
-        --exclude=./bench/results --exclude=./fuzz/build \
-        -cf - . | tar -C "$SRC" -xf -
-fi
-note "$(find "$SRC" -type f | wc -l) files copied"
+# Tracked and new files, minus what .gitignore names (build artefacts, test
+# output); without git, the same with a fixed list of exclusions.
+dc_copy_tree "$SRC"
+note "$(find "$SRC" -type f | wc -l) files copied ($DC_BUILT_FROM)"
 
 # ---------------------------------------------------------------------------
 say "layers (scripts/check-layers.sh)"
@@ -163,9 +130,7 @@ fi
 # ---------------------------------------------------------------------------
 say "build (-Werror) and install"
 build_log=$WORK/build.log
-if ! (cd "$SRC" &&
-      make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" COPT=-Werror &&
-      make install PG_CONFIG="$PG_CONFIG") >"$build_log" 2>&1; then
+if ! dc_build "$SRC" "$build_log" COPT=-Werror; then
     cat "$build_log"
     note "build or install failed"
     record "build" 0 1

@@ -1,4 +1,4 @@
--- Hostile input (issue 7): every case below gets a clear error with an
+-- Hostile input: every case below gets a clear error with an
 -- SQLSTATE, or a deny; never a crash, a hang or an allow; and the backend
 -- answers afterwards (alive() after each group). Nothing printed depends
 -- on timing, ids or timestamps: "never a hang" is enforced by generous
@@ -6,7 +6,7 @@
 SET client_min_messages = warning;
 SET decide.log = 'none';                -- this file decides a lot: keep the log quiet
 TRUNCATE decide.policies, decide.entities;
-\i sql/include/try_with_detail.sql
+\i sql/include/try.sql
 -- The first row of decide(), reduced to what does not vary.
 CREATE FUNCTION pg_temp.d(actor text, action text, resource text, context jsonb DEFAULT '{}')
 RETURNS text LANGUAGE sql AS $$

@@ -3,7 +3,7 @@
 -- the SQLSTATE, message, detail and hint.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
-\i sql/include/try_with_detail.sql
+\i sql/include/try.sql
 
 INSERT INTO decide.policies (name, effect, actor, action, resource)
 VALUES ('all', 'allow', '*', '*', '*');

@@ -1,4 +1,4 @@
--- Privilege attacks (issue 7), beyond sql/privileges.sql: what a member of
+-- Privilege attacks, beyond sql/privileges.sql: what a member of
 -- decide_user (and a member of decide_admin) can reach, read from the
 -- catalogs so that new objects are covered; every decide.* setting, every
 -- way of setting it; SECURITY DEFINER misuse; roles; loading code. All

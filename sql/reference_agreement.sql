@@ -1,4 +1,4 @@
--- decide() against the plain-SQL reference implementation (bench/reference.sql).
+-- decide() against the plain-SQL reference implementation (sql/include/reference.sql).
 --
 -- Builds a random but reproducible world (setseed), a few thousand entities
 -- in hierarchies and a few hundred policies mixing exact uids, globs, '*',
@@ -18,7 +18,7 @@ SET client_min_messages = warning;
 SET max_parallel_workers_per_gather = 0;
 \set ECHO none
 \set QUIET on
-\i bench/reference.sql
+\i sql/include/reference.sql
 \set ECHO all
 TRUNCATE decide.policies, decide.entities;
 SELECT setseed(0.42) AS seeded \gset

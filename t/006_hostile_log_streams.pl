@@ -67,7 +67,7 @@ my $store = $node->safe_psql('postgres', q{SELECT replace(store_id::text, '-', '
 my $stream = "decide:log:$store:1.1";
 redis_cli('SADD', "decide:logstreams:$store", $stream);
 
-# A record as src/log_record.c lays it out (little-endian), tagged or not.
+# A record as src/core/log_record.c lays it out (little-endian), tagged or not.
 sub record
 {
     my (%r) = @_;

@@ -1,7 +1,7 @@
 -- cold: every request new. Actor, action, resource and context drawn
 -- independently and uniformly (actors x 10 x resources x 2 combinations:
 -- 2e11 at the default scale), so no request repeats in a run.
--- Each request is answered by the plain-SQL reference (bench/reference.sql), the SQL baseline.
+-- Each request is answered by the plain-SQL reference (sql/include/reference.sql), the SQL baseline.
 -- Variables from the runner: actors, resources.
 \set u random(0, :actors - 1)
 \set r random(0, :resources - 1)

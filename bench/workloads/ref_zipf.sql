@@ -1,5 +1,5 @@
 -- zipf: 1,000,000 distinct requests (keys 1..1,000,000) drawn with Zipf skew 1.1; key 1 most often.
--- Each request is answered by the plain-SQL reference (bench/reference.sql): the SQL baseline.
+-- Each request is answered by the plain-SQL reference (sql/include/reference.sql): the SQL baseline.
 --
 -- Request of key k (the same in every *_hot, *_zipf and batch script, so
 -- decide and its baseline see the same mix): actor user:u with u a

@@ -1,25 +1,28 @@
--- bench/reference.sql — the decision semantics of decide in plain SQL.
+-- sql/include/reference.sql — the decision semantics of decide in plain SQL.
 --
 -- What it is for:
 --   * an oracle: the regression test sql/reference_agreement.sql draws random
 --     requests and checks that decide() and decide_reference.decide() give
 --     the same answer (allowed, effect, policy, risk_level) on every one;
---   * a baseline: the benchmarks run the same workloads through this
---     implementation, to show what decide() saves over the obvious SQL.
+--   * a baseline: the benchmarks (bench/run.sh) run the same workloads
+--     through this implementation, to show what decide() saves over the
+--     obvious SQL.
 --
--- It follows the contract in the guide (section 2, "Semantics") literally and
--- is written the way a competent user would write it without the extension:
+-- It follows the rules of docs/reference.md ("Semantics": entities and their
+-- ancestors, patterns, conditions, combining rules) literally and is written
+-- the way a competent user would write it without the extension:
 -- one readable, set-based SQL function over decide.policies and
 -- decide.entities, no caches, no indexes beyond the tables' own, no tricks.
 -- It reads the tables directly, so it needs SELECT on them (decide_admin).
 --
--- Load it with psql:  \i bench/reference.sql   (re-runnable: it replaces the
--- schema decide_reference).
+-- Load it with psql, from the repository's top directory:
+--   \i sql/include/reference.sql
+-- (re-runnable: it replaces the schema decide_reference).
 
 DROP SCHEMA IF EXISTS decide_reference CASCADE;
 CREATE SCHEMA decide_reference;
 COMMENT ON SCHEMA decide_reference IS
-    'plain-SQL reference implementation of decide() (bench/reference.sql): test oracle and benchmark baseline';
+    'plain-SQL reference implementation of decide() (sql/include/reference.sql): test oracle and benchmark baseline';
 
 -- The entity itself and all its ancestors: the transitive closure of
 -- "parents".  An entity without a row is its own only member.  UNION (not
