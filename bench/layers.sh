@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/layers.sh — the speed targets of the cache, log and Redis layers
-# (issues 3, 4 and 5), each measured beside its baseline in one invocation:
+# bench/layers.sh — the speed targets of the cache, log and Redis layers,
+# each measured beside its baseline in one invocation:
 #
 #   sudo bash bench/layers.sh [--quick] [--out FILE] [--only hot,zipf,...]
 #
@@ -27,16 +27,30 @@
 #              whatever the indexes (last: it drops the indexes of today's partition);
 #              and the best ratio any indexed log could reach here, from the CPU
 #              a sorted build of the indexes costs a row (bench/log_insert.sql)
+#   uncached   decide() with the caches off on a realistic set (10,000 policies,
+#              100,000 actors, 100,000 resources: every request fetches its
+#              entities) vs SELECT 1, 2 clients
+#   connect    a new connection per decide_allowed() (pgbench -C) vs per SELECT 1,
+#              2 clients, at 10,000 and then 100,000 policies (the compiled set
+#              is shared: a new backend attaches to it instead of compiling),
+#              with the number of builds the run took
+#   change     at 100,000 policies, 8 clients on the Zipf mix: a policy change
+#              4 s in; builds of the new set, and p99 latency over the 10 s after
+#              the change
+#   (uncached, connect and change replace the data set: they run last.)
 #
-# It builds and installs decide (as scripts/test.sh does), starts its own
-# cluster (port 54356, Unix socket only) and its own redis-server (127.0.0.1,
-# port 56356), and stops both by PID on exit.  Ratios, not absolute times,
-# are what to compare across machines.
+# It installs the packages it needs (`scripts/install-deps.sh layers`: the
+# build set and redis-server), builds decide from the working tree into a
+# private copy of PostgreSQL 15 (as bench/run.sh does: the system's
+# installation is left alone), starts its own cluster (scripts/cluster.sh:
+# port 54356, Unix socket in a temporary directory only) and its own
+# redis-server (127.0.0.1, port 56356), and stops both by PID on exit, also
+# on failure or Ctrl-C.  Ratios, not absolute times, are what to compare
+# across machines.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGBIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PGBIN/pg_config
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PORT=54356
 REDIS_PORT=56356
 SECONDS_PER_RUN=10
@@ -51,45 +65,52 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor,uncached,connect,change]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 
-bash "$REPO/scripts/install-deps.sh" >/dev/null
-WORK=$(mktemp -d /tmp/decide-layers.XXXXXX)
+DC_NAME=layers.sh
+DC_PG_CONFIG=$PG_CONFIG
+# shellcheck source=scripts/cluster.sh
+. "$REPO/scripts/cluster.sh"
+dc_clean_env
+dc_install_deps layers >/dev/null
+# The work directory. On exit, also on failure or Ctrl-C, the traps of
+# scripts/cluster.sh stop Redis (stop_redis), then the cluster, each by its
+# PID, and remove $WORK.
+dc_workdir decide-layers
+WORK=$DC_TMP
+chown postgres "$WORK"    # pgbench and psql write their logs and output here
 REDIS_PID=""
-cleanup() {
-    [ -n "$REDIS_PID" ] && kill -CONT "$REDIS_PID" 2>/dev/null; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
-    if [ -f "$WORK/data/postmaster.pid" ]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+stop_redis() {
+    if [ -n "$REDIS_PID" ]; then
+        kill -CONT "$REDIS_PID" 2>/dev/null
+        kill "$REDIS_PID" 2>/dev/null
     fi
-    rm -rf "$WORK"
+    return 0
 }
-trap cleanup EXIT
+DC_BEFORE_STOP=stop_redis
 
-echo "== building and installing decide"
-cp -a "$REPO/." "$WORK/src" && rm -rf "$WORK/src/.git"
-make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG clean >/dev/null 2>&1 || true
-make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG >/dev/null
-make -s -C "$WORK/src" PG_CONFIG=$PG_CONFIG install >/dev/null
-chown -R postgres "$WORK"
+echo "== building decide into a private copy of PostgreSQL"
+dc_copy_tree "$WORK/src"
+dc_private_pg "$WORK/pg"
+dc_build "$WORK/src" "$WORK/build.log" DESTDIR="$DC_PG_ROOT" || { cat "$WORK/build.log"; exit 1; }
+PGBIN=$DC_BIN
 
 echo "== starting a cluster and loading 10,000 policies, 10,000 actors, 50,000 resources"
-runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
+dc_cluster_init "$WORK/cluster" "$PORT"
+SOCK=$DC_SOCK
+cat >> "$DC_DATA/postgresql.conf" <<EOF
 max_connections = 100
 shared_buffers = 512MB
 synchronous_commit = off
 shared_preload_libraries = 'decide'
 decide.log = 'none'
 EOF
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
-psql_() { runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 -At "$@" postgres; }
-pgb() { runuser -u postgres -- "$PGBIN/pgbench" -h "$WORK" -p $PORT -n -M prepared "$@" postgres; }
+dc_cluster_start
+psql_() { runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -v ON_ERROR_STOP=1 -At "$@" postgres; }
+pgb() { runuser -u postgres -- "$PGBIN/pgbench" -h "$SOCK" -p $PORT -n -M prepared "$@" postgres; }
 setting() { psql_ -c "ALTER SYSTEM SET $1 = $2" -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3; }
 reset_setting() { psql_ -c "ALTER SYSTEM RESET $1" -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.3; }
 psql_ -c "CREATE EXTENSION decide"
@@ -264,7 +285,7 @@ recovery() {
     ( sleep 4; psql_ -c "UPDATE decide.policies SET priority = priority + 1 WHERE name = 'p7'" \
                     -c "SELECT extract(epoch FROM clock_timestamp())" > "$changed_file" ) &
     local change_pid=$!
-    runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -At postgres 2>"$samples" <<'SQL'
+    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At postgres 2>"$samples" <<'SQL'
 DO $$
 DECLARE
     h bigint;
@@ -297,7 +318,7 @@ SQL
 # $WORK/logcost.txt, one "step | us/row | added" line per step.
 log_costs() {
     [ -s "$WORK/logcost.txt" ] && return 0
-    runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
+    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
         -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
 }
 if want logcost; then
@@ -353,7 +374,7 @@ SELECT now() - g * interval '5 ms', 'user:' || (g % 10000), 'read', 'doc:' || (g
   FROM generate_series(1, $ROWS) g;
 ANALYZE decide.decisions;
 EOF
-KEYSET_LINE=$(runuser -u postgres -- "$PGBIN/psql" -h "$WORK" -p $PORT -X -q -At postgres 2>&1 <<'EOF' | grep -o '1:[0-9.]* 10000:[0-9.]*'
+KEYSET_LINE=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At postgres 2>&1 <<'EOF' | grep -o '1:[0-9.]* 10000:[0-9.]*'
 CREATE TEMP TABLE cursors AS
 SELECT 1 AS page, NULL::text AS after
 UNION ALL
@@ -421,8 +442,67 @@ psql_ -f "$WORK/drop.sql" >/dev/null
 floor "no index"
 fi
 
+# pgbench -C: a connection per transaction; ROUNDS alternating slices of a
+# decision and of SELECT 1; prints "mean TPS of each, median ratio".
+per_connection() {
+    local i d o
+    : > "$WORK/connect"
+    for i in $(seq "$ROUNDS"); do
+        d=$(runuser -u postgres -- "$PGBIN/pgbench" -h "$SOCK" -p $PORT -n -C -c 2 -j 2 -T "$SLICE" \
+                -f "$WORK/hot.sql" postgres | awk '/^tps/ { print $3 }')
+        o=$(runuser -u postgres -- "$PGBIN/pgbench" -h "$SOCK" -p $PORT -n -C -c 2 -j 2 -T "$SLICE" \
+                -f "$WORK/select1.sql" postgres | awk '/^tps/ { print $3 }')
+        echo "$d $o $(ratio "$d" "$o")" >> "$WORK/connect"
+    done
+    echo "$(cut -d' ' -f1 "$WORK/connect" | mean) $(cut -d' ' -f2 "$WORK/connect" | mean) $(cut -d' ' -f3 "$WORK/connect" | median)"
+}
 
-{
+if want uncached; then
+echo "== uncached: decide() with the caches off, every request new, vs SELECT 1 (2 clients)"
+psql_ -v policies=10000 -v actors=100000 -v roles=50 -v resources=100000 -f "$REPO/bench/generate.sql" >/dev/null
+setting decide.cache off
+{ echo '\set actors 100000'; echo '\set resources 100000'; cat "$REPO/bench/workloads/decide_cold.sql"; } > "$WORK/cold.sql"
+chown postgres "$WORK/cold.sql"
+read -r COLD COLD_ONE COLD_RATIO _ <<<"$(paired "$WORK/cold.sql" "$WORK/select1.sql" 2)"
+add "| uncached decide(), 10k policies, 100k actors, 100k resources, caches off, 2 clients | $COLD TPS | SELECT 1 $COLD_ONE TPS | ratio $COLD_RATIO | target >= 0.6 |"
+reset_setting decide.cache
+fi
+
+if want connect; then
+echo "== connect: a connection per decision vs per SELECT 1 (2 clients), 10k then 100k policies"
+psql_ -v policies=10000 -v actors=10000 -v roles=50 -v resources=50000 -f "$REPO/bench/generate.sql" >/dev/null
+BUILDS=$(stat shared_set_builds)
+read -r C10 C10_ONE C10_RATIO <<<"$(per_connection)"
+add "| a connection per decide_allowed(), 10k policies, 2 clients | $C10 TPS | SELECT 1 $C10_ONE TPS | ratio $C10_RATIO | target >= 0.6 (builds: $(( $(stat shared_set_builds) - BUILDS )), fallbacks: $(stat shared_set_fallbacks)) |"
+fi
+if want connect || want change; then
+psql_ -v policies=100000 -v actors=10000 -v roles=50 -v resources=50000 -f "$REPO/bench/generate.sql" >/dev/null
+fi
+if want connect; then
+BUILDS=$(stat shared_set_builds)
+read -r C100 C100_ONE C100_RATIO <<<"$(per_connection)"
+add "| a connection per decide_allowed(), 100k policies, 2 clients | $C100 TPS | SELECT 1 $C100_ONE TPS | ratio $C100_RATIO | target >= 0.5 (builds: $(( $(stat shared_set_builds) - BUILDS )), set of $(stat shared_set_bytes) bytes) |"
+fi
+if want change; then
+echo "== change: a policy change at 100k policies under 8 clients; p99 over the 10 s after it"
+rm -f "$WORK"/change.*
+BUILDS=$(stat shared_set_builds)
+(cd "$WORK" && pgb -c 8 -j 2 -T 14 -l --log-prefix="$WORK/change" -f "$WORK/zipf.sql" >/dev/null) &
+BENCH=$!
+sleep 4
+CHANGED=$(psql_ -c "UPDATE decide.policies SET priority = priority + 1 WHERE name = 'p7'" \
+                -c "SELECT extract(epoch FROM clock_timestamp())" | tail -1)
+wait "$BENCH" || true
+# pgbench's log: client, transaction, latency (us), script, epoch s, us
+read -r CP50 CP99 CN <<<"$(cat "$WORK"/change.* |
+    awk -v c="$CHANGED" '{ t = $5 + $6 / 1e6 } t >= c && t < c + 10 { print $3 }' | sort -n |
+    awk '{ v[NR] = $1 } END { a = int(NR * 0.50); b = int(NR * 0.99); if (a < 1) a = 1; if (b < 1) b = 1
+                             printf "%.3f %.3f %d", v[a] / 1000, v[b] / 1000, NR }')"
+add "| a policy change at 100k policies, 8 clients, zipf: the 10 s after it | p50 $CP50 ms, p99 $CP99 ms ($CN decisions) | builds of the new set: $(( $(stat shared_set_builds) - BUILDS )) | | target: built once, p99 < 5 ms |"
+rm -f "$WORK"/change.*
+fi
+
+report() {
     echo "# bench/layers.sh — $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores"
     echo
     echo "| workload | measured | baseline | ratio | target |"
@@ -436,6 +516,13 @@ fi
         awk '$1 > -1 && $1 < 4' "$WORK/curve.$c" | sed 's/^/    /'
         echo
     done
-} > "${OUT:-/dev/stdout}"
-[ -n "$OUT" ] && echo "== written to $OUT"
+}
+# (Not "> /dev/stdout": when standard output is a file, reopening it
+# truncates what this script wrote there before.)
+if [ -n "$OUT" ]; then
+    report > "$OUT"
+    echo "== written to $OUT"
+else
+    report
+fi
 exit 0

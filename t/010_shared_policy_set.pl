@@ -58,6 +58,8 @@ is(stat_of('shared_set_epoch'), $node->safe_psql('postgres', 'SELECT decide_epoc
    'decide_stats shows the shared set of the current epoch');
 cmp_ok(stat_of('shared_set_bytes'), '>', 1_000_000, 'and its size');
 is(stat_of('shared_set_fallbacks'), '0', 'no backend compiled privately');
+cmp_ok(stat_of('shared_sets_bytes'), '<', 3 * stat_of('shared_set_bytes'),
+       'ten backends did not make ten copies in shared memory');
 
 # A new backend's own memory after its first decision: the set is not copied.
 my $own_memory = $node->safe_psql('postgres', q{SELECT decide_allowed('user:ann', 'read', 'folder:5:x');
