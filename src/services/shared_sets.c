@@ -252,7 +252,9 @@ release_all(int code, Datum arg)
 
 	if (sets == NULL)
 		return;
-	LWLockAcquire(sets->lock, LW_EXCLUSIVE);
+	/* Exiting from an error raised while holding the lock: it is ours already. */
+	if (!LWLockHeldByMe(sets->lock))
+		LWLockAcquire(sets->lock, LW_EXCLUSIVE);
 	for (i = 0; i < MAX_SHARED_SETS; i++)
 	{
 		SetSlot    *slot = &sets->slots[i];
