@@ -67,13 +67,16 @@ BIN=$("$PG_CONFIG" --bindir)
 
 # ---------------------------------------------------------------------------
 section "2. Build and install the extension"
-# Built in a copy of the working tree, so that the tree gets no artefacts.
+# Built in a copy of the working tree, so that the tree gets no artefacts;
+# as a user builds it: warnings are shown, not fatal (the test command makes
+# them fatal).
 dc_copy_tree "$TMP/build"
-if ! dc_build "$TMP/build" "$TMP/build.log" COPT=-Werror; then
+if ! dc_build "$TMP/build" "$TMP/build.log"; then
     cat "$TMP/build.log"
     note "build failed"
     exit 1
 fi
+grep -E ': warning: ' "$TMP/build.log" || true
 note "installed decide $(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$TMP/build/decide.control") into $("$PG_CONFIG" --pkglibdir)"
 
 # ---------------------------------------------------------------------------
