@@ -10,45 +10,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use FindBin;
+use lib $FindBin::RealBin;
+use DecideRedis;
 
-my $redis_dir = PostgreSQL::Test::Utils::tempdir;
-my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
-my $redis_pid;
+my $redis = DecideRedis->new;
+my $redis_port = $redis->port;
+my $redis_dir = $redis->dir;
+END { $redis->stop if $redis; }
+sub redis_cli { return $redis->cli(@_); }
 
-sub start_redis
-{
-    my @extra = @_;
-    system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1', '--save', '',
-           '--appendonly', 'no', '--daemonize', 'yes', '--dir', $redis_dir,
-           '--pidfile', "$redis_dir/redis.pid", '--logfile', "$redis_dir/redis.log", @extra) == 0
-      or die "could not start redis-server";
-    foreach (1 .. 100)
-    {
-        if (-s "$redis_dir/redis.pid" && system("redis-cli -p $redis_port ping >/dev/null 2>&1") == 0)
-        {
-            $redis_pid = slurp_file("$redis_dir/redis.pid");
-            chomp $redis_pid;
-            return;
-        }
-        usleep(50_000);
-    }
-    die "redis-server did not come up";
-}
-
-sub stop_redis
-{
-    return unless $redis_pid;
-    kill 'CONT', $redis_pid;
-    kill 'KILL', $redis_pid;
-    foreach (1 .. 100) { last unless kill 0, $redis_pid; usleep(20_000); }
-    unlink "$redis_dir/redis.pid";
-    $redis_pid = undef;
-}
-END { stop_redis(); }
-
-sub redis_cli { my $out = `redis-cli -p $redis_port @_ 2>&1`; chomp $out; return $out; }
-
-start_redis();
+$redis->start;
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
@@ -118,7 +90,7 @@ is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'a value copied under
 cmp_ok(dstat($node, 'redis_garbage'), '>', $garbage_before, 'and is counted');
 
 # Redis killed: errors are counted, the breaker opens, answers stay right.
-stop_redis();
+$redis->stop;
 my $errors_before = dstat($node, 'redis_errors');
 is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'Redis down: answers unchanged, no error');
 cmp_ok(dstat($node, 'redis_errors'), '>', $errors_before, 'Redis down: failures counted');
@@ -126,10 +98,10 @@ cmp_ok(dstat($node, 'redis_breaker_opens'), '>=', 1, 'Redis down: the breaker op
 
 # Redis paused (SIGSTOP): every wait ends at the command timeout, then the
 # breaker skips Redis; nothing hangs.
-start_redis();
+$redis->start;
 usleep(1_100_000);    # let the breaker's cooldown pass
 answers($node, 'SELECT decide_cache_reset();');
-kill 'STOP', $redis_pid;
+kill 'STOP', $redis->pid;
 my $skipped_before = dstat($node, 'redis_skipped');
 my $t0 = time;
 is(last_line($node->safe_psql('postgres', qq{SELECT decide_cache_reset();
@@ -139,13 +111,13 @@ my $paused_seconds = time - $t0;
 diag(sprintf('200 decisions with Redis paused took %.2f s (command timeout 100 ms, breaker after 3 failures)',
              $paused_seconds));
 cmp_ok(dstat($node, 'redis_skipped'), '>', $skipped_before + 100, 'Redis paused: the breaker skipped it');
-kill 'CONT', $redis_pid;
+kill 'CONT', $redis->pid;
 usleep(1_100_000);
 is(answers($node), $truth, 'Redis resumed: answers right');
 
 # Wrong password: Redis requires one we do not give.
-stop_redis();
-start_redis('--requirepass', 'sesame');
+$redis->stop;
+$redis->start('--requirepass', 'sesame');
 $errors_before = dstat($node, 'redis_errors');
 is(answers($node, 'SELECT decide_cache_reset();'), $truth, 'Redis with an unknown password: answers unchanged');
 cmp_ok(dstat($node, 'redis_errors'), '>', $errors_before, 'the refusals are counted');
@@ -264,5 +236,5 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.decisions WHERE ac
 
 $standby->stop;
 $node->stop;
-stop_redis();
+$redis->stop;
 done_testing();

@@ -9,26 +9,14 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use FindBin;
+use lib $FindBin::RealBin;
+use DecideRedis;
 
-my $redis_dir = PostgreSQL::Test::Utils::tempdir;
-my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
-system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1', '--save', '',
-       '--appendonly', 'no', '--daemonize', 'yes', '--dir', $redis_dir,
-       '--pidfile', "$redis_dir/redis.pid", '--logfile', "$redis_dir/redis.log") == 0
-  or die "could not start redis-server";
-my $redis_pid;
-foreach (1 .. 100)
-{
-    if (-s "$redis_dir/redis.pid" && system("redis-cli -p $redis_port ping >/dev/null 2>&1") == 0)
-    {
-        $redis_pid = slurp_file("$redis_dir/redis.pid");
-        chomp $redis_pid;
-        last;
-    }
-    usleep(50_000);
-}
-die "redis-server did not come up" unless $redis_pid;
-END { kill 'KILL', $redis_pid if $redis_pid; }
+my $redis = DecideRedis->new;
+$redis->start;
+END { $redis->stop if $redis; }
+my $redis_port = $redis->port;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
