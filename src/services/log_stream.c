@@ -13,24 +13,19 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "utils/builtins.h"
 
 #include "audit_log.h"
 #include "log_stream.h"
 #include "redis_client.h"
 
+/* The store id in lowercase hex, as every key of the store names it. */
 static char *
 store_hex(const pg_uuid_t *store_id)
 {
-	static const char hex[] = "0123456789abcdef";
 	char	   *out = palloc(UUID_LEN * 2 + 1);
-	int			i;
 
-	for (i = 0; i < UUID_LEN; i++)
-	{
-		out[2 * i] = hex[store_id->data[i] >> 4];
-		out[2 * i + 1] = hex[store_id->data[i] & 15];
-	}
-	out[UUID_LEN * 2] = '\0';
+	out[hex_encode((const char *) store_id->data, UUID_LEN, out)] = '\0';
 	return out;
 }
 

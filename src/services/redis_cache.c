@@ -16,6 +16,7 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -39,6 +40,15 @@ redis_cache_define_gucs(void)
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+/* Appends bytes as lowercase hex. */
+static void
+append_hex(StringInfo buf, const void *bytes, Size len)
+{
+	enlargeStringInfo(buf, len * 2);
+	buf->len += hex_encode(bytes, len, buf->data + buf->len);
+	buf->data[buf->len] = '\0';
+}
+
 /*
  * The Redis key of a decision key; palloc'd.  Printable, so operators can
  * inspect it with redis-cli; fixed-width hex fields keep it injective.
@@ -46,25 +56,13 @@ redis_cache_define_gucs(void)
 static char *
 redis_key(const DecisionKey *key, size_t *len)
 {
-	static const char hex[] = "0123456789abcdef";
 	StringInfoData buf;
-	uint32		i;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%sv1:", redis_client_prefix());
-	for (i = 0; i < UUID_LEN; i++)
-	{
-		appendStringInfoChar(&buf, hex[key->version.data[i] >> 4]);
-		appendStringInfoChar(&buf, hex[key->version.data[i] & 15]);
-	}
+	append_hex(&buf, key->version.data, UUID_LEN);
 	appendStringInfo(&buf, ":" INT64_FORMAT ":", key->epoch);
-	for (i = 0; i < key->len; i++)
-	{
-		unsigned char c = (unsigned char) key->bytes[i];
-
-		appendStringInfoChar(&buf, hex[c >> 4]);
-		appendStringInfoChar(&buf, hex[c & 15]);
-	}
+	append_hex(&buf, key->bytes, key->len);
 	*len = buf.len;
 	return buf.data;
 }
