@@ -1,5 +1,13 @@
 /*
- * policy_set.c — loads decide.policies into the evaluator, once per epoch.
+ * policy_set.c — compiles decide.policies once per epoch into an image.
+ *
+ * Image.  A set is one block of memory that refers to itself by offsets
+ * only (ImageHeader below): the policies, their order by id, their strings
+ * and conditions, and the evaluator's own image.  It is built once per
+ * server and epoch and shared by every backend (shared_sets.c); a set read
+ * under the transaction's own change, or one that does not fit in shared
+ * memory, is built in the backend instead.  A backend's PolicySet is a
+ * small view of it.
  *
  * Freshness.  Every change to policies or entities runs
  * decide.advance_epoch(), which bumps the epoch row and calls
@@ -199,7 +207,7 @@ typedef struct LabelCache
 } LabelCache;
 
 static char *
-enum_label(LabelCache *cache, Oid value, MemoryContext context)
+enum_label(LabelCache *cache, Oid value)
 {
 	HeapTuple	tuple;
 	char	   *label;
@@ -211,7 +219,7 @@ enum_label(LabelCache *cache, Oid value, MemoryContext context)
 	tuple = SearchSysCache1(ENUMOID, ObjectIdGetDatum(value));
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for enum value %u", value);
-	label = MemoryContextStrdup(context, NameStr(((Form_pg_enum) GETSTRUCT(tuple))->enumlabel));
+	label = pstrdup(NameStr(((Form_pg_enum) GETSTRUCT(tuple))->enumlabel));
 	ReleaseSysCache(tuple);
 	if (cache->n < (int) lengthof(cache->oid))
 	{
@@ -476,11 +484,10 @@ read_policies(Snapshot snapshot, uint32 *count)
 		p = &policies[n++];
 		p->id = DatumGetInt64(values[att_id - 1]);
 		p->name = TextDatumGetCString(values[att_name - 1]);
-		p->effect = strcmp(enum_label(&labels, DatumGetObjectId(values[att_effect - 1]),
-									  CurrentMemoryContext), "deny") == 0 ? DEC_DENY : DEC_ALLOW;
+		p->effect = strcmp(enum_label(&labels, DatumGetObjectId(values[att_effect - 1])),
+						   "deny") == 0 ? DEC_DENY : DEC_ALLOW;
 		p->priority = DatumGetInt32(values[att_priority - 1]);
-		p->risk_level = enum_label(&labels, DatumGetObjectId(values[att_risk - 1]),
-								   CurrentMemoryContext);
+		p->risk_level = enum_label(&labels, DatumGetObjectId(values[att_risk - 1]));
 		for (d = 0; d < DEC_NDIMS; d++)
 			p->pattern[d] = TextDatumGetCString(values[att_pattern[d] - 1]);
 		p->condition = nulls[att_condition - 1] ? NULL :
