@@ -55,7 +55,8 @@ sub traffic_until
     }
 }
 
-# The worker's memory: the grand total of its contexts, from the server log.
+# The worker's memory, from the server log: the grand total of its
+# contexts, and what each context holds, to name the one that grew.
 sub worker_memory
 {
     my $offset = -s $standby->logfile;
@@ -63,20 +64,47 @@ sub worker_memory
     foreach (1 .. 100)
     {
         my $log = substr(slurp_file($standby->logfile), $offset);
-        return $1 if $log =~ /Grand total: (\d+) bytes/;
+        if ($log =~ /Grand total: (\d+) bytes/)
+        {
+            my $total = $1;
+            my %contexts;
+            $contexts{$1} += $2 while $log =~ /level: \d+; ([^:]+): (\d+) total/g;
+            return ($total, \%contexts);
+        }
         usleep(100_000);
     }
     die 'the worker did not log its memory contexts';
 }
 
+# A dump is taken wherever the worker next checks for interrupts, at times
+# in the middle of a turn, with that turn's memory still in use: the
+# smallest of three dumps is the worker between turns.
+sub worker_memory_between_turns
+{
+    my ($total, $contexts) = worker_memory();
+    foreach (1 .. 2)
+    {
+        usleep(300_000);
+        my ($t, $c) = worker_memory();
+        ($total, $contexts) = ($t, $c) if $t < $total;
+    }
+    return ($total, $contexts);
+}
+
 traffic_until(time + 30);
-my $after_warmup = worker_memory();
+my ($after_warmup, $contexts_before) = worker_memory_between_turns();
 my $forwarded_before = $standby->safe_psql('postgres', 'SELECT log_forwarded FROM decide_stats');
 traffic_until(time + 150);
-my $at_end = worker_memory();
+my ($at_end, $contexts_after) = worker_memory_between_turns();
 my $forwarded = $standby->safe_psql('postgres', 'SELECT log_forwarded FROM decide_stats') - $forwarded_before;
 diag("standby worker memory: $after_warmup bytes after 30 s, $at_end bytes after 180 s; "
      . "$forwarded decisions forwarded in between");
+
+foreach my $name (sort keys %$contexts_after)
+{
+    my $grown = $contexts_after->{$name} - ($contexts_before->{$name} // 0);
+    diag("  $name grew by $grown bytes") if $grown != 0;
+}
 
 cmp_ok($forwarded, '>', 20_000, 'the worker forwarded decisions all along');
 cmp_ok($at_end - $after_warmup, '<=', 16 * 1024, 'and its memory stayed flat (within 16 kB)');

@@ -106,13 +106,15 @@ decide_worker_main(Datum arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 warming_pending ? 0 : decide_flush_interval_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		/* Emptied first, so that what the last turn left is gone before
+		 * interrupts (a memory-context dump among them) are serviced. */
+		MemoryContextReset(turn_context);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		MemoryContextReset(turn_context);
 		MemoryContextSwitchTo(turn_context);
 		run_turn(buf, &warming_pending, &last_maintenance, &last_drop_warning);
 		MemoryContextSwitchTo(TopMemoryContext);

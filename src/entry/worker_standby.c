@@ -128,28 +128,26 @@ forward_batch(char *buf, const pg_uuid_t *store_id)
 }
 
 /*
- * Memory for one batch, emptied before the next: a backlog is sent in many
- * batches within one turn of the worker's loop.
+ * Memory for one batch: a child of the caller's context, emptied before the
+ * next batch and deleted after the last, so that nothing a batch allocated
+ * outlives it (a backlog is sent in many batches within one turn).
  */
 static MemoryContext
-batch_context(void)
+batch_context_create(void)
 {
-	static MemoryContext context = NULL;
-
-	if (context == NULL)
-		context = AllocSetContextCreate(TopMemoryContext, "decide log batch",
-										ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(context);
-	return context;
+	return AllocSetContextCreate(CurrentMemoryContext, "decide log batch",
+								 ALLOCSET_DEFAULT_SIZES);
 }
 
 bool
 standby_forward_once(char *buf, const pg_uuid_t *store_id)
 {
-	MemoryContext caller = MemoryContextSwitchTo(batch_context());
+	MemoryContext batch_context = batch_context_create();
+	MemoryContext caller = MemoryContextSwitchTo(batch_context);
 	bool		sent = forward_batch(buf, store_id);
 
 	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(batch_context);
 	return sent;
 }
 
@@ -280,18 +278,22 @@ receive_stream(const char *stream, TimestampTz deadline)
 {
 	StreamBatch batch;
 	const char *position;
+	MemoryContext batch_context;
 
 	memset(&batch, 0, sizeof(batch));
 	batch.keep = CurrentMemoryContext;
 	batch.stream = stream;
 	worker_in_transaction(read_position, &batch);
 	position = batch.position ? batch.position : "0-0";
+	batch_context = batch_context_create();
 	for (;;)
 	{
-		MemoryContext caller = MemoryContextSwitchTo(batch_context());
+		MemoryContext caller;
 		bool		more;
 		int			i;
 
+		MemoryContextReset(batch_context);
+		caller = MemoryContextSwitchTo(batch_context);
 		batch.n = log_stream_read(stream, position, READ_AT_ONCE, &batch.entries);
 		if (batch.n > 0)
 		{
@@ -310,6 +312,7 @@ receive_stream(const char *stream, TimestampTz deadline)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+	MemoryContextDelete(batch_context);
 }
 
 /* A name this server's standbys give their streams (and printable). */
