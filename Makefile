@@ -10,7 +10,7 @@ MODULE_big = decide
 #   src/core      pure C, no PostgreSQL header: testable and fuzzable alone
 #   src/base      backend basics: counters, input rules, conditions, the latch
 #   src/services  state and services: policy set, entities, caches, Redis, log
-#   src/pipeline  one decision, end to end
+#   src/pipeline  one decision, end to end; listings of allowed entities
 #   src/entry     SQL-callable functions, the statistics report, the worker
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
 	src/core/cache_value.o src/core/uid.o src/core/log_record.o
@@ -19,10 +19,10 @@ SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
 	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
 	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o \
 	src/services/shared_sets.o
-PIPELINE_OBJS = src/pipeline/decision.o
+PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
 ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
-	src/entry/worker_warm.o
+	src/entry/worker_warm.o src/entry/listing_functions.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 

@@ -46,6 +46,9 @@ typedef enum DecideCounter
 	STAT_WARM_TIMEOUTS,			/* requests the worker stopped warming at their time limit */
 	STAT_SHARED_SET_BUILDS,		/* policy sets compiled and published in shared memory */
 	STAT_SHARED_SET_FALLBACKS,	/* private compiles: a set did not fit, or no slot was free */
+	STAT_LISTINGS,				/* decide_resources() and decide_actors() calls */
+	STAT_LISTING_CANDIDATES,	/* entities a listing decided */
+	STAT_LISTING_CACHE_HITS,	/* listings answered from the listing cache */
 	STAT_COUNTERS
 } DecideCounter;
 

@@ -166,6 +166,9 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.v.counters[STAT_SHARED_SET_BUILDS]);
 	values[n++] = Int64GetDatum(s.v.counters[STAT_SHARED_SET_FALLBACKS]);
 	values[n++] = Int64GetDatum(shared.bytes_in_use);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTINGS]);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTING_CANDIDATES]);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTING_CACHE_HITS]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -352,6 +355,15 @@ decide_metrics(PG_FUNCTION_ARGS)
 	metric_value(&out, "decide_entity_fetches_total", "counter",
 				 "Entity rows looked up in decide.entities (entity cache misses).",
 				 s.v.counters[STAT_ENTITY_FETCHES]);
+	metric_value(&out, "decide_listings_total", "counter",
+				 "Calls of decide_resources() and decide_actors().",
+				 s.v.counters[STAT_LISTINGS]);
+	metric_value(&out, "decide_listing_candidates_total", "counter",
+				 "Entities that listings decided (candidates their policies reach).",
+				 s.v.counters[STAT_LISTING_CANDIDATES]);
+	metric_value(&out, "decide_listing_cache_hits_total", "counter",
+				 "Listings answered from the listing cache.",
+				 s.v.counters[STAT_LISTING_CACHE_HITS]);
 	metric_value(&out, "decide_carried_forward_total", "counter",
 				 "Cache misses answered by an older epoch's cached decision that no policy "
 				 "change since touches.",

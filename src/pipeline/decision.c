@@ -82,6 +82,29 @@ evaluate_condition(void *arg, uint32_t policy)
 	return result;
 }
 
+/* Sets up the evaluation of a request whose entities are resolved. */
+static void
+fill_evaluation(const PolicySet *set, const DecisionRequest *request,
+				const EntityInfo *entities, EvaluationState *state,
+				DecRequest *evaluator_request)
+{
+	int			d;
+
+	for (d = 0; d < DEC_NDIMS; d++)
+		evaluator_request->dim[d] = entities[d].closure;
+
+	state->set = set;
+	memset(&state->condition, 0, sizeof(state->condition));
+	state->used_now = false;
+	state->condition_failures = 0;
+	state->condition.actor = request->uid[DEC_ACTOR];
+	state->condition.actor_attrs = entities[DEC_ACTOR].attrs;
+	state->condition.action = request->uid[DEC_ACTION];
+	state->condition.resource = request->uid[DEC_RESOURCE];
+	state->condition.resource_attrs = entities[DEC_RESOURCE].attrs;
+	state->condition.context = request->context;
+}
+
 /*
  * Resolves the request's entities under the current policy set, reloading
  * when the epoch moves underneath.  Leaves the evaluator's request and the
@@ -92,13 +115,13 @@ prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
 				   DecRequest *evaluator_request)
 {
 	EntityInfo	entities[DEC_NDIMS];
+	PolicySet  *set;
 	int			attempt;
-	int			d;
 
 	for (attempt = 0;; attempt++)
 	{
-		state->set = policy_set_current();
-		if (entity_store_resolve(state->set, request->uid, DEC_NDIMS, entities))
+		set = policy_set_current();
+		if (entity_store_resolve(set, request->uid, DEC_NDIMS, entities))
 			break;
 		if (attempt == 100)
 			ereport(ERROR,
@@ -106,18 +129,7 @@ prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
 					 errmsg("policies and entities kept changing during the decision"),
 					 errhint("Retry the request.")));
 	}
-	for (d = 0; d < DEC_NDIMS; d++)
-		evaluator_request->dim[d] = entities[d].closure;
-
-	memset(&state->condition, 0, sizeof(state->condition));
-	state->used_now = false;
-	state->condition_failures = 0;
-	state->condition.actor = request->uid[DEC_ACTOR];
-	state->condition.actor_attrs = entities[DEC_ACTOR].attrs;
-	state->condition.action = request->uid[DEC_ACTION];
-	state->condition.resource = request->uid[DEC_RESOURCE];
-	state->condition.resource_attrs = entities[DEC_RESOURCE].attrs;
-	state->condition.context = request->context;
+	fill_evaluation(set, request, entities, state, evaluator_request);
 }
 
 static MemoryContext
@@ -409,6 +421,38 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	stats_record_latency((uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
+}
+
+bool
+decision_evaluate_under(const PolicySet *set, const DecisionRequest *request,
+						Decision *decision, bool *time_dependent)
+{
+	MemoryContext caller_context = begin_decision();
+	EntityInfo	entities[DEC_NDIMS];
+	EvaluationState state;
+	DecRequest	evaluator_request;
+	DecAllocator scratch = decide_allocator(decision_context);
+	DecDecision result;
+
+	if (!entity_store_resolve(set, request->uid, DEC_NDIMS, entities))
+	{
+		MemoryContextSwitchTo(caller_context);
+		return false;
+	}
+	fill_evaluation(set, request, entities, &state, &evaluator_request);
+	dec_evaluate(set->compiled, &evaluator_request, evaluate_condition, &state,
+				 &scratch, &result, check_interrupts);
+	if (state.condition_failures)
+		stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
+	decision->allowed = result.allowed;
+	decision->set = set;
+	decision->policy = result.policy >= 0 ? &set->policies[result.policy] : NULL;
+	decision->condition_unknown = result.condition_unknown;
+	decision->epoch = set->epoch;
+	decision->source = LOG_SOURCE_MISS;
+	*time_dependent = state.used_now;
+	MemoryContextSwitchTo(caller_context);
+	return true;
 }
 
 char *

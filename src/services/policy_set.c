@@ -116,8 +116,8 @@ policy_set_mark_stale(void)
 }
 
 /* Character length in the database encoding, for '?' in globs. */
-static size_t
-server_char_len(const char *s, size_t remaining)
+size_t
+policy_set_char_len(const char *s, size_t remaining)
 {
 	size_t		len = (size_t) pg_mblen(s);	/* reads the lead byte only */
 
@@ -142,6 +142,16 @@ lookup_catalog(void)
 	entities = table_open(catalog.entities, AccessShareLock);
 	catalog.entities_pkey = RelationGetPrimaryKeyIndex(entities);
 	table_close(entities, AccessShareLock);
+	/* Not before 0.7.0: listing says so (listing.c). */
+	catalog.entity_links = get_relname_relid("entity_links", schema);
+	catalog.entity_links_pkey = InvalidOid;
+	if (OidIsValid(catalog.entity_links))
+	{
+		Relation	links = table_open(catalog.entity_links, AccessShareLock);
+
+		catalog.entity_links_pkey = RelationGetPrimaryKeyIndex(links);
+		table_close(links, AccessShareLock);
+	}
 }
 
 const DecideCatalog *
@@ -303,7 +313,7 @@ static DecPolicySet *
 compile(const DecPolicyDef *defs, uint32 n, const DecAllocator *set_allocator,
 		const DecAllocator *scratch_allocator)
 {
-	DecPolicySet *compiled = dec_compile(defs, n, server_char_len, set_allocator,
+	DecPolicySet *compiled = dec_compile(defs, n, policy_set_char_len, set_allocator,
 										 scratch_allocator);
 
 	if (compiled == NULL)
@@ -633,7 +643,7 @@ open_image(PolicySet *set, const char *image)
 	set->n_policies = header->n_policies;
 	set->policies = (const PolicyInfo *) (image + header->policies_off);
 	set->by_id = (const uint32 *) (image + header->by_id_off);
-	set->compiled = dec_policy_set_open(image + header->compiled_off, server_char_len, &allocator);
+	set->compiled = dec_policy_set_open(image + header->compiled_off, policy_set_char_len, &allocator);
 }
 
 /* Builds the set's image in its own context. */

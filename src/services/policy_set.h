@@ -20,6 +20,8 @@ typedef struct DecideCatalog
 	Oid			policies;
 	Oid			entities;
 	Oid			entities_pkey;
+	Oid			entity_links;	/* InvalidOid: a schema before 0.7.0 */
+	Oid			entity_links_pkey;
 	Oid			epoch;
 } DecideCatalog;
 
@@ -147,6 +149,9 @@ extern const DecideCatalog *policy_set_catalog(void);
 extern int64 policy_set_read_epoch(Snapshot snapshot, pg_uuid_t *store_id,
 								   pg_uuid_t *version, pg_uuid_t *entities_version,
 								   bool *includes_own_changes);
+
+/* Character length in the database encoding: how globs count '?'. */
+extern size_t policy_set_char_len(const char *s, size_t remaining);
 
 /* An evaluator allocator drawing from a memory context. */
 extern DecAllocator decide_allocator(MemoryContext context);

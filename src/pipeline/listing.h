@@ -1,0 +1,36 @@
+/*
+ * listing.h — authorized listing: the entities a request with one part
+ * left free allows (decide_resources, decide_actors).
+ */
+#ifndef DECIDE_LISTING_H
+#define DECIDE_LISTING_H
+
+#include "postgres.h"
+
+#include "evaluator.h"
+#include "policy_set.h"
+#include "utils/jsonb.h"
+
+typedef struct ListingRequest
+{
+	DecDim		free_dim;		/* the part listed: DEC_RESOURCE or DEC_ACTOR */
+	DecStr		uid[DEC_NDIMS];	/* the two other parts, validated */
+	Jsonb	   *context;		/* validated */
+	DecStr		prefix;			/* only uids that start with it ("": all) */
+	bool		has_after;
+	DecStr		after;			/* only uids after it (keyset pages) */
+	int64		page_size;		/* at most this many rows; -1: all */
+} ListingRequest;
+
+/* One allowed entity, with the policy that allowed it. */
+typedef void (*ListingEmitFn) (DecStr uid, const char *policy, void *arg);
+
+/*
+ * Emits, in uid order, every uid of decide.entities that starts with the
+ * prefix, comes after the cursor, and for which the request with that uid
+ * in its free part is allowed, as decide_allowed() would decide it, up to
+ * page_size rows.
+ */
+extern void listing_run(const ListingRequest *request, ListingEmitFn emit, void *arg);
+
+#endif							/* DECIDE_LISTING_H */
