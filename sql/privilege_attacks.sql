@@ -51,7 +51,7 @@ SELECT r.rolname, 'sequence ' || c.oid::regclass
   FROM extension_objects o JOIN pg_class c ON o.classid = 'pg_class'::regclass AND c.oid = o.objid
  CROSS JOIN pg_roles r
  WHERE c.relkind = 'S' AND has_sequence_privilege(r.oid, c.oid, 'USAGE, SELECT, UPDATE');
--- decide_user: the four decision functions, nothing else.
+-- decide_user: the four decision functions and the two listing functions, nothing else.
 SELECT object FROM reachable WHERE rolname = 'regress_attacker' ORDER BY 1;
 -- A role with no decide role: nothing at all.
 SELECT count(*) AS reachable_by_bystander FROM reachable WHERE rolname = 'regress_bystander';
