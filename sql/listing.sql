@@ -243,7 +243,7 @@ SELECT resource FROM decide_resources('user:page-reader', 'read', prefix => 'pag
 SELECT (SELECT count(*) FROM first_page) AS first, (SELECT count(*) FROM second_page) AS second,
        (SELECT min(resource) FROM second_page) > (SELECT max(resource) FROM first_page) AS no_overlap,
        ARRAY(SELECT resource FROM second_page ORDER BY 1) =
-       ARRAY(SELECT uid FROM decide.entities
+       ARRAY(SELECT uid::text FROM decide.entities
               WHERE uid LIKE 'page:%' AND uid > (SELECT max(resource) FROM first_page)
                 AND decide_allowed('user:page-reader', 'read', uid) ORDER BY 1) AS second_is_the_rest;
 
