@@ -86,8 +86,9 @@ SELECT * FROM decide_resources('user:alice', 'read', page_size => -1);
 -- three parents, some of them parents without rows, documents, users in
 -- groups in roles) and random policies (uids, globs, stars; allows and
 -- denies; priorities; conditions on the actor, the resource and the
--- context).  For many actors, actions, contexts and prefixes, the listing
--- equals the entities decide_allowed() allows, with decide()'s policy.
+-- context: on attribute keys, on uids, on the attributes whole).  For many
+-- actors, actions, contexts and prefixes, the listing equals the entities
+-- decide_allowed() allows, with decide()'s policy.
 TRUNCATE decide.policies, decide.entities;
 SELECT setseed(0.42);
 INSERT INTO decide.entities (uid, parents, attrs)
@@ -129,11 +130,14 @@ SELECT 'r' || i,
               'folder:' || floor(random() * 40)::int || '/sub', 'area:' || floor(random() * 6)::int,
               'ghost:' || floor(random() * 3)::int, 'doc:1*', 'folder:?', 'folder:*/sub', 'doc:*',
               '*'])[1 + floor(random() * 10)::int],
-       CASE floor(random() * 8)::int
+       CASE floor(random() * 11)::int
             WHEN 0 THEN '$.resource.attrs.level > 3'
             WHEN 1 THEN '$.context.ip starts with "10."'
             WHEN 2 THEN '$.actor.attrs.level >= 2'
             WHEN 3 THEN '$.resource.attrs.secret == true'
+            WHEN 4 THEN '$.resource.uid starts with "doc:1"'
+            WHEN 5 THEN 'exists($.resource.attrs ? (@.level > 4))'
+            WHEN 6 THEN '$.actor.uid starts with "user:1" || $.resource.attrs.level == $.actor.attrs.level'
        END::jsonpath
   FROM generate_series(1, 300) i;
 -- The broad policies (stars) are rare enough that most listings walk.

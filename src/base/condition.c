@@ -27,6 +27,8 @@ typedef struct ConditionScan
 {
 	ConditionTraits traits;
 	char	   *unknown_variable;
+	const char *entity;			/* condition_entity_reads(): the entity asked about */
+	ConditionEntityReads *reads;
 } ConditionScan;
 
 static bool
@@ -51,6 +53,63 @@ is_predicate(JsonPathItemType type)
 		default:
 			return false;
 	}
+}
+
+static bool
+key_is(JsonPathItem *item, const char *name)
+{
+	int32		len;
+	char	   *key;
+
+	if (item->type != jpiKey)
+		return false;
+	key = jspGetString(item, &len);
+	return len == (int32) strlen(name) && memcmp(key, name, len) == 0;
+}
+
+/*
+ * A path from the document's root ($): what it reads of the entity asked
+ * about.  Only $.<entity>.attrs.<key> is narrowed to a key; anything else
+ * that may reach the entity reads it whole.
+ */
+static void
+note_root_path(JsonPathItem *root, ConditionScan *scan)
+{
+	ConditionEntityReads *reads = scan->reads;
+	JsonPathItem member;
+	JsonPathItem attrs;
+	JsonPathItem key;
+	DecStr		name;
+	int32		len;
+	int			i;
+
+	if (reads->use == CONDITION_READS_ENTITY)
+		return;
+	if (!jspGetNext(root, &member) || member.type != jpiKey)
+	{
+		reads->use = CONDITION_READS_ENTITY;
+		return;
+	}
+	if (!key_is(&member, scan->entity))
+		return;
+	if (!jspGetNext(&member, &attrs) || !key_is(&attrs, "attrs") ||
+		!jspGetNext(&attrs, &key) || key.type != jpiKey)
+	{
+		reads->use = CONDITION_READS_ENTITY;
+		return;
+	}
+	name.ptr = jspGetString(&key, &len);
+	name.len = len;
+	for (i = 0; i < reads->n_keys; i++)
+		if (reads->keys[i].len == name.len && memcmp(reads->keys[i].ptr, name.ptr, name.len) == 0)
+			return;
+	if (reads->n_keys == CONDITION_MAX_READ_KEYS)
+	{
+		reads->use = CONDITION_READS_ENTITY;
+		return;
+	}
+	reads->keys[reads->n_keys++] = name;
+	reads->use = CONDITION_READS_ATTR_KEYS;
 }
 
 /* Visits every item of a jsonpath, noting the variables it uses. */
@@ -124,6 +183,10 @@ scan_item(JsonPathItem *item, ConditionScan *scan)
 		case jpiDatetime:
 			scan->traits.may_raise = true;
 			break;
+		case jpiRoot:
+			if (scan->reads)
+				note_root_path(item, scan);
+			break;
 		default:
 			/* literals, accessors and item methods have no sub-expressions */
 			break;
@@ -149,6 +212,20 @@ condition_traits(JsonPath *condition)
 
 	scan_condition(condition, &scan);
 	return scan.traits;
+}
+
+void
+condition_entity_reads(JsonPath *condition, const char *entity, ConditionEntityReads *reads)
+{
+	ConditionScan scan;
+	JsonPathItem root;
+
+	memset(&scan, 0, sizeof(scan));
+	memset(reads, 0, sizeof(*reads));
+	scan.entity = entity;
+	scan.reads = reads;
+	jspInit(&root, condition);
+	scan_item(&root, &scan);
 }
 
 PG_FUNCTION_INFO_V1(decide_check_condition);

@@ -43,6 +43,31 @@ typedef struct ConditionTraits
 
 extern ConditionTraits condition_traits(JsonPath *condition);
 
+#define CONDITION_MAX_READ_KEYS 8
+
+/* How a condition reads one entity of the document ("actor", "resource"). */
+typedef enum ConditionEntityUse
+{
+	CONDITION_IGNORES_ENTITY,	/* not at all */
+	CONDITION_READS_ATTR_KEYS,	/* only through $.<entity>.attrs.<key> */
+	CONDITION_READS_ENTITY		/* its uid, its attrs whole, or the document as a whole */
+} ConditionEntityUse;
+
+typedef struct ConditionEntityReads
+{
+	ConditionEntityUse use;
+	int			n_keys;			/* CONDITION_READS_ATTR_KEYS: the keys, distinct */
+	DecStr		keys[CONDITION_MAX_READ_KEYS];	/* point into the condition */
+} ConditionEntityReads;
+
+/*
+ * What a condition reads of one entity: its result then depends on that
+ * entity only through what is read (listing evaluates such a condition
+ * once per distinct value instead of once per entity).
+ */
+extern void condition_entity_reads(JsonPath *condition, const char *entity,
+								   ConditionEntityReads *reads);
+
 /*
  * True, false, or unknown (an error or null: the caller fails closed).
  * Cancellation, resource and limit errors still reach the caller.

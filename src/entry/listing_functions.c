@@ -36,6 +36,14 @@ emit_row(DecStr uid, const char *policy, void *arg)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+static void
+discard_rows(void *arg)
+{
+	ReturnSetInfo *rsinfo = arg;
+
+	tuplestore_clear(rsinfo->setResult);
+}
+
 /*
  * Arguments: the two bound parts (in the order actor, action, resource,
  * the free one left out), context, prefix, after, page_size.
@@ -104,7 +112,7 @@ list_allowed(FunctionCallInfo fcinfo, DecDim free_dim)
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
-	listing_run(&request, emit_row, fcinfo->resultinfo);
+	listing_run(&request, emit_row, discard_rows, fcinfo->resultinfo);
 	return (Datum) 0;
 }
 

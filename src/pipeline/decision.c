@@ -423,38 +423,6 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	stats_record_latency((uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
 }
 
-bool
-decision_evaluate_under(const PolicySet *set, const DecisionRequest *request,
-						Decision *decision, bool *time_dependent)
-{
-	MemoryContext caller_context = begin_decision();
-	EntityInfo	entities[DEC_NDIMS];
-	EvaluationState state;
-	DecRequest	evaluator_request;
-	DecAllocator scratch = decide_allocator(decision_context);
-	DecDecision result;
-
-	if (!entity_store_resolve(set, request->uid, DEC_NDIMS, entities))
-	{
-		MemoryContextSwitchTo(caller_context);
-		return false;
-	}
-	fill_evaluation(set, request, entities, &state, &evaluator_request);
-	dec_evaluate(set->compiled, &evaluator_request, evaluate_condition, &state,
-				 &scratch, &result, check_interrupts);
-	if (state.condition_failures)
-		stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
-	decision->allowed = result.allowed;
-	decision->set = set;
-	decision->policy = result.policy >= 0 ? &set->policies[result.policy] : NULL;
-	decision->condition_unknown = result.condition_unknown;
-	decision->epoch = set->epoch;
-	decision->source = LOG_SOURCE_MISS;
-	*time_dependent = state.used_now;
-	MemoryContextSwitchTo(caller_context);
-	return true;
-}
-
 char *
 decision_reason(bool allowed, const char *policy, int32 priority, bool condition_unknown)
 {

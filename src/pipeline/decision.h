@@ -43,16 +43,6 @@ extern void decision_set_uid(DecisionRequest *request, int dim, text *value, con
  */
 extern void decision_make(const DecisionRequest *request, Decision *decision, bool warming);
 
-/*
- * Decides a request under the given policy set, past the caches and the
- * log, and not counted as a decision: listing decides each of many
- * candidates under one set.  Returns false if the epoch moved since the set
- * was loaded (nothing was decided: the caller starts again under the new
- * set).  *time_dependent: a condition read $now.
- */
-extern bool decision_evaluate_under(const PolicySet *set, const DecisionRequest *request,
-									Decision *decision, bool *time_dependent);
-
 /* The reason text of a decision (also rebuilt for logged decisions). */
 extern char *decision_reason(bool allowed, const char *policy, int32 priority,
 							 bool condition_unknown);

@@ -3,26 +3,34 @@
  * left free allows (decide_resources: what an actor may act on;
  * decide_actors: who may act on a resource), in uid order, in keyset pages.
  *
- * Exact by construction: every candidate is decided in full, by the same
- * code as decide() (decision_evaluate_under), so a listing never disagrees
- * with a decision.  Fast by choosing few candidates: only an allow policy
- * can make a request allowed, and a policy matches an entity when the
- * entity or one of its ancestors matches its pattern.  So, among the
- * policies whose two other patterns match the request, the allow policies
- * reach, by their pattern in the free part:
- *   - all stars: every entity.  Candidates are read in uid order from the
- *     entities' primary key, starting where the page starts, and reading
- *     stops when the page is full;
- *   - a uid: that entity and its descendants; a glob: the uids it matches
- *     (entities, and parents that have no row) and their descendants.  The
- *     descendants are walked down decide.entity_links, then sorted.
- * A policy ranked below an unconditional deny whose free pattern is all
- * stars can never decide anything, and reaches nothing.
+ * Plan.  With two parts of the request fixed, the policies that can decide
+ * are those whose two other patterns match them; in rank order (priority,
+ * deny first, id) the first whose free pattern matches the candidate (the
+ * entity or an ancestor) and whose condition holds decides, as in the
+ * evaluator (evaluator.h).  The plan keeps them with what is known before
+ * any candidate is seen: a condition that does not read the free entity is
+ * evaluated once (an allow it fails is dropped, a deny it passes becomes
+ * unconditional); one that reads only some of the free entity's attribute
+ * keys is evaluated once per distinct value of those keys; others once per
+ * candidate.  An unconditional deny whose free pattern is all stars ends
+ * the plan: nothing below it can decide.
  *
- * Consistency: one listing reads under one policy set.  Entity rows and
- * links are read with a snapshot under which the epoch is the set's (as
- * entity_store.c does); when the epoch moves during a listing, it starts
- * over under the new set.
+ * Candidates.  Only an allow can make a request allowed, so the candidates
+ * are what the plan's allows reach through their free pattern:
+ *   - all stars: every entity.  Entities are read in uid order from their
+ *     primary key, from the page's start, until the page is full;
+ *   - a uid: that entity and its descendants; a glob: the uids it matches
+ *     (entities, and parents that have no row) and their descendants,
+ *     walked down decide.entity_links.  The walked entities are then read
+ *     one by one when they are few, else by a range read of the entities
+ *     that keeps only them.
+ * Each candidate is decided with the plan; the ancestor matches are worked
+ * out once per distinct parents array.  sql/listing.sql checks, over random
+ * hierarchies and policies, that listings equal what decide() allows.
+ *
+ * Consistency: one listing reads under one policy set, with a snapshot under
+ * which the epoch is the set's (as entity_store.c does); when the epoch
+ * moves during a listing, it starts over under the new set.
  */
 #include "postgres.h"
 
@@ -30,8 +38,11 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -39,71 +50,128 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "decision.h"
+#include "condition.h"
 #include "entity_store.h"
 #include "listing.h"
 #include "stats.h"
 
-/* Where a listing reads: the set, and a snapshot that shows its epoch. */
-typedef struct ListingScope
+/* Columns of decide.entities and decide.entity_links (created in this order). */
+#define ENTITY_UID 1
+#define ENTITY_PARENTS 2
+#define ENTITY_ATTRS 3
+#define LINK_PARENT 1
+#define LINK_CHILD 2
+
+/* Walked candidates beyond this share of all entities: read the range. */
+#define PROBE_SHARE 8
+
+typedef enum FreeMatch
+{
+	FREE_UID,					/* the pattern is a uid */
+	FREE_GLOB,
+	FREE_ANY					/* only stars */
+} FreeMatch;
+
+typedef enum PlanCondition
+{
+	PLAN_ALWAYS,				/* no condition, or one known to hold */
+	PLAN_BY_KEYS,				/* reads only some attribute keys of the free entity */
+	PLAN_EACH					/* reads the free entity otherwise */
+} PlanCondition;
+
+typedef struct PlanPolicy
+{
+	const PolicyInfo *info;
+	FreeMatch	match;
+	DecStr		pattern;		/* in the free part */
+	PlanCondition condition;
+	ConditionEntityReads reads; /* PLAN_BY_KEYS */
+} PlanPolicy;
+
+/* Byte strings as hash keys (uids, parents arrays, condition inputs). */
+typedef struct BytesKey
+{
+	const char *ptr;
+	uint32		len;
+} BytesKey;
+
+typedef struct AncestorEntry
+{
+	BytesKey	key;			/* a parents array, as stored */
+	uint64	   *matched;		/* bit i: some ancestor matches plan policy i */
+} AncestorEntry;
+
+typedef struct MemoEntry
+{
+	BytesKey	key;			/* plan policy, then the values it reads */
+	DecConditionResult result;
+} MemoEntry;
+
+typedef struct Listing
 {
 	const ListingRequest *request;
 	const PolicySet *set;
 	Snapshot	snapshot;
 	Relation	entities;
 	Relation	links;
-} ListingScope;
+	MemoryContext row_context;	/* reset for every candidate */
 
-/* What the allow policies that can decide reach in the free part. */
-typedef struct Reach
-{
-	bool		everything;
-	List	   *uids;			/* const char *: exact patterns */
-	List	   *globs;			/* const char *: glob patterns */
-} Reach;
+	PlanPolicy *plan;
+	int			n_plan;
+	int			plan_words;		/* of the ancestor bit sets */
+	bool		reaches_everything;
+	List	   *reach_uids;		/* const char *: allows' uid patterns */
+	List	   *reach_globs;	/* const char *: allows' glob patterns */
+	ConditionRequest fixed;		/* the bound parts, for conditions */
+	HTAB	   *ancestors;
+	HTAB	   *memo;
 
-/* An allowed entity, kept until the listing is known to be consistent. */
-typedef struct ListedRow
+	ListingEmitFn emit;			/* the allowed, in uid order */
+	void	   *emit_arg;
+	int64		found;
+} Listing;
+
+/* One candidate, as read from decide.entities. */
+typedef struct CandidateRow
 {
 	DecStr		uid;
-	const char *policy;
-} ListedRow;
+	ArrayType  *parents;
+	Jsonb	   *attrs;			/* NULL: {} */
+} CandidateRow;
 
-/* The candidates of a listing by roots: seen uids, and those with rows. */
-typedef struct Walk
-{
-	HTAB	   *seen;
-	DecStr	   *queue;			/* uids whose children are still to be read */
-	int			queued;
-	int			queue_size;
-	DecStr	   *candidates;
-	int			n_candidates;
-	int			candidates_size;
-} Walk;
-
-typedef struct SeenKey
-{
-	const char *ptr;
-	uint32		len;
-} SeenKey;
+static const char *const entity_names[DEC_NDIMS] = {"actor", NULL, "resource"};
 
 static uint32
-seen_key_hash(const void *key, Size keysize)
+bytes_key_hash(const void *key, Size keysize)
 {
-	const SeenKey *k = key;
+	const BytesKey *k = key;
 
 	return hash_bytes((const unsigned char *) k->ptr, (int) k->len);
 }
 
 static int
-seen_key_match(const void *a, const void *b, Size keysize)
+bytes_key_match(const void *a, const void *b, Size keysize)
 {
-	const SeenKey *x = a;
-	const SeenKey *y = b;
+	const BytesKey *x = a;
+	const BytesKey *y = b;
 
 	if (x->len != y->len)
 		return 1;
 	return memcmp(x->ptr, y->ptr, x->len);
+}
+
+static HTAB *
+bytes_table(const char *name, Size entry_size)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(BytesKey);
+	ctl.entrysize = entry_size;
+	ctl.hash = bytes_key_hash;
+	ctl.match = bytes_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 /* uid order: the bytes, as the uid columns' collation "C" orders them. */
@@ -138,12 +206,9 @@ within_bounds(const ListingRequest *request, DecStr uid)
 }
 
 static bool
-pattern_is_all_stars(const char *pattern)
+page_full(const Listing *listing)
 {
-	for (; *pattern; pattern++)
-		if (*pattern != '*')
-			return false;
-	return true;
+	return listing->request->page_size >= 0 && listing->found >= listing->request->page_size;
 }
 
 static DecStr
@@ -159,15 +224,12 @@ copy_str(const char *ptr, uint32 len)
 	return s;
 }
 
-/* A text column of a row, copied. */
 static DecStr
-text_column(HeapTuple tuple, TupleDesc desc, AttrNumber att)
+text_str(text *value)
 {
-	bool		isnull;
-	text	   *value = DatumGetTextPP(heap_getattr(tuple, att, desc, &isnull));
+	DecStr		s = {VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)};
 
-	Assert(!isnull);
-	return copy_str(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	return s;
 }
 
 /*
@@ -185,56 +247,39 @@ begin_key_scan(Relation rel, Oid index, AttrNumber att, Snapshot snapshot, DecSt
 	return systable_beginscan(rel, index, true, snapshot, 1, scankey);
 }
 
-static bool
-open_scope(ListingScope *scope)
-{
-	const DecideCatalog *catalog = policy_set_catalog();
+/* ---- the plan ---- */
 
-	if (!OidIsValid(catalog->entity_links))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("listing needs the decide 0.7.0 schema in this database"),
-				 errhint("Run ALTER EXTENSION decide UPDATE.")));
-	scope->snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (policy_set_read_epoch(scope->snapshot, NULL, NULL, NULL, NULL) != scope->set->epoch)
-	{
-		UnregisterSnapshot(scope->snapshot);
-		policy_set_mark_stale();
-		return false;
-	}
-	scope->entities = table_open(catalog->entities, AccessShareLock);
-	scope->links = table_open(catalog->entity_links, AccessShareLock);
+static bool
+pattern_is_all_stars(const char *pattern)
+{
+	for (; *pattern; pattern++)
+		if (*pattern != '*')
+			return false;
 	return true;
 }
 
-static void
-close_scope(ListingScope *scope)
-{
-	table_close(scope->links, AccessShareLock);
-	table_close(scope->entities, AccessShareLock);
-	UnregisterSnapshot(scope->snapshot);
-}
-
 /*
- * Which allow policies can decide, and what they reach in the free part.
- * False if the epoch moved.
+ * Builds the plan from the policies whose two bound patterns match.  False
+ * if the epoch moved.
  */
 static bool
-find_reach(const ListingScope *scope, Reach *reach)
+build_plan(Listing *listing)
 {
-	const ListingRequest *request = scope->request;
-	const PolicySet *set = scope->set;
+	const ListingRequest *request = listing->request;
+	const PolicySet *set = listing->set;
+	DecDim		free_dim = request->free_dim;
+	const char *free_entity = entity_names[free_dim];
 	DecStr		bound_uids[2];
 	int			bound_dims[2];
 	EntityInfo	bound[2];
 	DecRequest	partial;
-	uint32		n;
+	uint32		n = dec_policy_count(set->compiled);
 	uint32		rank;
-	int			d;
 	int			b = 0;
+	int			d;
 
 	for (d = 0; d < DEC_NDIMS; d++)
-		if (d != (int) request->free_dim)
+		if (d != (int) free_dim)
 		{
 			bound_dims[b] = d;
 			bound_uids[b++] = request->uid[d];
@@ -245,109 +290,389 @@ find_reach(const ListingScope *scope, Reach *reach)
 	for (b = 0; b < 2; b++)
 		partial.dim[bound_dims[b]] = bound[b].closure;
 
-	memset(reach, 0, sizeof(*reach));
-	n = dec_policy_count(set->compiled);
+	/* The bound parts of the condition document (attrs copied: the entity
+	 * cache may be emptied while the listing runs). */
+	memset(&listing->fixed, 0, sizeof(listing->fixed));
+	listing->fixed.actor = request->uid[DEC_ACTOR];
+	listing->fixed.action = request->uid[DEC_ACTION];
+	listing->fixed.resource = request->uid[DEC_RESOURCE];
+	listing->fixed.context = request->context;
+	for (b = 0; b < 2; b++)
+	{
+		Jsonb	   *attrs = bound[b].attrs ? palloc(VARSIZE(bound[b].attrs)) : NULL;
+
+		if (attrs)
+			memcpy(attrs, bound[b].attrs, VARSIZE(bound[b].attrs));
+		if (bound_dims[b] == DEC_ACTOR)
+			listing->fixed.actor_attrs = attrs;
+		else if (bound_dims[b] == DEC_RESOURCE)
+			listing->fixed.resource_attrs = attrs;
+	}
+
+	listing->plan = palloc(sizeof(PlanPolicy) * Max(n, 1));
+	listing->n_plan = 0;
 	for (rank = 0; rank < n; rank++)
 	{
 		uint32		index = dec_policy_at_rank(set->compiled, rank);
-		const PolicyInfo *policy = &set->policies[index];
-		const char *pattern = policy_pattern(set, policy, request->free_dim);
+		const PolicyInfo *info = &set->policies[index];
+		PlanPolicy *policy = &listing->plan[listing->n_plan];
+		const char *pattern = policy_pattern(set, info, free_dim);
 		bool		matched[DEC_NDIMS];
+		JsonPath   *condition = policy_condition(set, info);
 
 		if ((rank & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		dec_match_patterns(set->compiled, index, &partial, matched);
 		if (!matched[bound_dims[0]] || !matched[bound_dims[1]])
 			continue;
-		if (policy->effect == DEC_DENY)
+
+		policy->info = info;
+		policy->pattern.ptr = pattern;
+		policy->pattern.len = strlen(pattern);
+		policy->match = pattern_is_all_stars(pattern) ? FREE_ANY :
+			dec_is_glob(pattern, policy->pattern.len) ? FREE_GLOB : FREE_UID;
+		policy->condition = PLAN_ALWAYS;
+		if (condition)
 		{
-			/* It decides every candidate it outranks: none reaches further. */
-			if (pattern_is_all_stars(pattern) && policy->condition_off == 0)
-				break;
+			condition_entity_reads(condition, free_entity, &policy->reads);
+			if (policy->reads.use == CONDITION_IGNORES_ENTITY)
+			{
+				ConditionRequest document = listing->fixed;
+				DecConditionResult result;
+
+				/* The free entity is not read: any stands in for it. */
+				document.resource_attrs = free_dim == DEC_RESOURCE ? NULL : document.resource_attrs;
+				document.actor_attrs = free_dim == DEC_ACTOR ? NULL : document.actor_attrs;
+				result = condition_evaluate(condition, info->condition_traits, &document);
+				if (result == DEC_COND_UNKNOWN)
+					stats_count(STAT_CONDITION_FAILURES, 1);
+				/* An allow decides only when it holds; a deny unless it is false. */
+				if (info->effect == DEC_ALLOW ? result != DEC_COND_TRUE : result == DEC_COND_FALSE)
+					continue;
+			}
+			else
+				policy->condition = policy->reads.use == CONDITION_READS_ATTR_KEYS ?
+					PLAN_BY_KEYS : PLAN_EACH;
+		}
+		listing->n_plan++;
+
+		if (info->effect == DEC_DENY)
+		{
+			if (policy->match == FREE_ANY && policy->condition == PLAN_ALWAYS)
+				break;			/* it decides every candidate it outranks */
 			continue;
 		}
-		if (pattern_is_all_stars(pattern))
-		{
-			reach->everything = true;
-			break;
-		}
-		if (dec_is_glob(pattern, strlen(pattern)))
-			reach->globs = lappend(reach->globs, (void *) pattern);
+		if (policy->match == FREE_ANY)
+			listing->reaches_everything = true;
+		else if (policy->match == FREE_GLOB)
+			listing->reach_globs = lappend(listing->reach_globs, (void *) pattern);
 		else
-			reach->uids = lappend(reach->uids, (void *) pattern);
+			listing->reach_uids = lappend(listing->reach_uids, (void *) pattern);
 	}
+	listing->plan_words = (listing->n_plan + 63) / 64;
+	listing->ancestors = bytes_table("decide listing ancestors", sizeof(AncestorEntry));
+	listing->memo = bytes_table("decide listing conditions", sizeof(MemoEntry));
 	return true;
 }
 
-/*
- * Decides one candidate; appends it to *rows when allowed.  False if the
- * epoch moved.
- */
 static bool
-decide_candidate(const ListingScope *scope, DecStr uid, List **rows, int64 *found)
+free_pattern_matches(const PlanPolicy *policy, DecStr uid)
 {
-	const ListingRequest *request = scope->request;
-	DecisionRequest decision_request;
-	Decision	decision;
-	bool		time_dependent;
-	int			d;
-
-	for (d = 0; d < DEC_NDIMS; d++)
-		decision_request.uid[d] = request->uid[d];
-	decision_request.uid[request->free_dim] = uid;
-	decision_request.context = request->context;
-	if (!decision_evaluate_under(scope->set, &decision_request, &decision, &time_dependent))
-		return false;
-	stats_count(STAT_LISTING_CANDIDATES, 1);
-	if (decision.allowed)
+	switch (policy->match)
 	{
-		ListedRow  *row = palloc(sizeof(ListedRow));
-
-		row->uid = uid;
-		row->policy = policy_name(scope->set, decision.policy);
-		*rows = lappend(*rows, row);
-		(*found)++;
+		case FREE_ANY:
+			return true;
+		case FREE_UID:
+			return uid.len == policy->pattern.len && memcmp(uid.ptr, policy->pattern.ptr, uid.len) == 0;
+		default:
+			return dec_glob_match(policy->pattern.ptr, policy->pattern.len, uid.ptr, uid.len,
+								  policy_set_char_len);
 	}
-	return true;
-}
-
-static bool
-page_full(const ListingRequest *request, int64 found)
-{
-	return request->page_size >= 0 && found >= request->page_size;
 }
 
 /*
- * Everything is reached: the entities in uid order from the page's start,
- * until the page is full.
+ * Which plan policies some ancestor of an entity with these parents
+ * matches, worked out once per distinct parents array.  NULL if the epoch
+ * moved.
+ */
+static const uint64 *
+ancestor_matches(Listing *listing, DecStr uid, ArrayType *parents)
+{
+	BytesKey	key = {VARDATA(parents), VARSIZE(parents) - VARHDRSZ};
+	AncestorEntry *entry;
+	bool		found;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	DecStr	   *uids;
+	EntityInfo *infos;
+	DecStr	   *closure;
+	int			n_closure = 0;
+	uint64	   *matched;
+	int			i;
+	int			p;
+
+	entry = hash_search(listing->ancestors, &key, HASH_FIND, NULL);
+	if (entry)
+		return entry->matched;
+
+	deconstruct_array(parents, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	uids = palloc(sizeof(DecStr) * Max(n, 1));
+	infos = palloc(sizeof(EntityInfo) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		uids[i] = text_str(DatumGetTextPP(elems[i]));
+	if (n > 0 && !entity_store_resolve(listing->set, uids, n, infos))
+		return NULL;
+
+	/* The union of the parents' closures: the entity's ancestors. */
+	closure = palloc(sizeof(DecStr) * DECIDE_MAX_ANCESTORS);
+	for (p = 0; p < n; p++)
+	{
+		uint32		a;
+
+		for (a = 0; a < infos[p].closure.count; a++)
+		{
+			DecStr		ancestor = infos[p].closure.uids[a];
+			int			seen;
+
+			for (seen = 0; seen < n_closure; seen++)
+				if (closure[seen].len == ancestor.len &&
+					memcmp(closure[seen].ptr, ancestor.ptr, ancestor.len) == 0)
+					break;
+			if (seen < n_closure)
+				continue;
+			if (n_closure == DECIDE_MAX_ANCESTORS - 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("entity \"%.*s\" has more than %d ancestors",
+								(int) uid.len, uid.ptr, DECIDE_MAX_ANCESTORS - 1),
+						 errhint("Flatten the hierarchy in decide.entities.")));
+			closure[n_closure++] = ancestor;
+		}
+	}
+
+	matched = MemoryContextAllocZero(GetMemoryChunkContext(listing->plan),
+									 sizeof(uint64) * Max(listing->plan_words, 1));
+	for (i = 0; i < listing->n_plan; i++)
+	{
+		const PlanPolicy *policy = &listing->plan[i];
+
+		if (policy->match == FREE_ANY)
+			continue;
+		for (p = 0; p < n_closure; p++)
+			if (free_pattern_matches(policy, closure[p]))
+			{
+				matched[i / 64] |= UINT64CONST(1) << (i % 64);
+				break;
+			}
+	}
+	key.ptr = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
+	memcpy((char *) key.ptr, VARDATA(parents), key.len);
+	entry = hash_search(listing->ancestors, &key, HASH_ENTER, &found);
+	entry->key = key;
+	entry->matched = matched;
+	return matched;
+}
+
+/* The bytes of a jsonb value, tagged with its type, onto buf. */
+static void
+append_value_bytes(StringInfo buf, JsonbValue *value)
+{
+	uint32		len;
+
+	if (value == NULL)
+	{
+		appendStringInfoChar(buf, 'm');		/* missing */
+		return;
+	}
+	switch (value->type)
+	{
+		case jbvNull:
+			appendStringInfoChar(buf, 'n');
+			return;
+		case jbvBool:
+			appendStringInfoChar(buf, value->val.boolean ? 't' : 'f');
+			return;
+		case jbvString:
+			appendStringInfoChar(buf, 's');
+			len = value->val.string.len;
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, value->val.string.val, len);
+			return;
+		case jbvNumeric:
+			appendStringInfoChar(buf, 'd');
+			len = VARSIZE_ANY(value->val.numeric);
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, (char *) value->val.numeric, len);
+			return;
+		default:
+			appendStringInfoChar(buf, 'b');
+			len = value->val.binary.len;
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, (char *) value->val.binary.data, len);
+			return;
+	}
+}
+
+/* A plan policy's condition on one candidate, remembered by what it reads. */
+static DecConditionResult
+candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionRequest *document)
+{
+	const PlanPolicy *policy = &listing->plan[i];
+	JsonPath   *condition = policy_condition(listing->set, policy->info);
+	StringInfoData key;
+	MemoEntry  *entry = NULL;
+	DecConditionResult result;
+	bool		found;
+
+	if (policy->condition == PLAN_BY_KEYS)
+	{
+		int			k;
+
+		initStringInfo(&key);
+		appendBinaryStringInfo(&key, (char *) &i, sizeof(i));
+		for (k = 0; k < policy->reads.n_keys; k++)
+		{
+			JsonbValue	name;
+			JsonbValue *value = NULL;
+
+			name.type = jbvString;
+			name.val.string.val = (char *) policy->reads.keys[k].ptr;
+			name.val.string.len = policy->reads.keys[k].len;
+			if (row->attrs)
+				value = findJsonbValueFromContainer(&row->attrs->root, JB_FOBJECT, &name);
+			append_value_bytes(&key, value);
+		}
+		entry = hash_search(listing->memo, &(BytesKey) {key.data, key.len}, HASH_FIND, NULL);
+		if (entry)
+			return entry->result;
+	}
+	result = condition_evaluate(condition, policy->info->condition_traits, document);
+	if (result == DEC_COND_UNKNOWN)
+		stats_count(STAT_CONDITION_FAILURES, 1);
+	if (policy->condition == PLAN_BY_KEYS)
+	{
+		BytesKey	owned;
+
+		owned.ptr = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
+		owned.len = key.len;
+		memcpy((char *) owned.ptr, key.data, key.len);
+		entry = hash_search(listing->memo, &owned, HASH_ENTER, &found);
+		entry->key = owned;
+		entry->result = result;
+	}
+	return result;
+}
+
+/*
+ * Decides one candidate with the plan and keeps it if allowed.  False if
+ * the epoch moved.
  */
 static bool
-list_everything(const ListingScope *scope, List **rows)
+decide_candidate(Listing *listing, const CandidateRow *row)
 {
-	const ListingRequest *request = scope->request;
-	const DecideCatalog *catalog = policy_set_catalog();
-	TupleDesc	desc = RelationGetDescr(scope->entities);
+	const uint64 *ancestors;
+	ConditionRequest document;
+	MemoryContext caller = MemoryContextSwitchTo(listing->row_context);
+	const PolicyInfo *decided = NULL;
+	int			i;
+
+	stats_count(STAT_LISTING_CANDIDATES, 1);
+	ancestors = ancestor_matches(listing, row->uid, row->parents);
+	if (ancestors == NULL)
+	{
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(listing->row_context);
+		return false;
+	}
+	document = listing->fixed;
+	if (listing->request->free_dim == DEC_RESOURCE)
+	{
+		document.resource = row->uid;
+		document.resource_attrs = row->attrs;
+	}
+	else
+	{
+		document.actor = row->uid;
+		document.actor_attrs = row->attrs;
+	}
+	for (i = 0; i < listing->n_plan && decided == NULL; i++)
+	{
+		const PlanPolicy *policy = &listing->plan[i];
+		DecConditionResult result = DEC_COND_TRUE;
+
+		if (!(ancestors[i / 64] & (UINT64CONST(1) << (i % 64))) &&
+			!free_pattern_matches(policy, row->uid))
+			continue;
+		if (policy->condition != PLAN_ALWAYS)
+			result = candidate_condition(listing, i, row, &document);
+		if (result == DEC_COND_TRUE ||
+			(result == DEC_COND_UNKNOWN && policy->info->effect == DEC_DENY))
+			decided = policy->info;
+	}
+	if (decided && decided->effect == DEC_ALLOW)
+	{
+		listing->emit(row->uid, policy_name(listing->set, decided), listing->emit_arg);
+		listing->found++;
+	}
+	MemoryContextSwitchTo(caller);
+	/* the row itself may live here (detoasted): only now is it done with */
+	MemoryContextReset(listing->row_context);
+	return true;
+}
+
+/* Decides the candidate in an entity row.  False if the epoch moved. */
+static bool
+decide_row(Listing *listing, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(listing->entities);
+	CandidateRow row;
+	bool		isnull;
+	Datum		value;
+	bool		ok;
+	MemoryContext caller = MemoryContextSwitchTo(listing->row_context);
+
+	row.uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
+	row.parents = DatumGetArrayTypeP(heap_getattr(tuple, ENTITY_PARENTS, desc, &isnull));
+	value = heap_getattr(tuple, ENTITY_ATTRS, desc, &isnull);
+	row.attrs = isnull ? NULL : DatumGetJsonbP(value);
+	if (row.attrs && JsonContainerSize(&row.attrs->root) == 0)
+		row.attrs = NULL;
+	MemoryContextSwitchTo(caller);
+	ok = decide_candidate(listing, &row);
+	return ok;
+}
+
+/* ---- candidates ---- */
+
+/* The entities in uid order from the page's start, until the page is full. */
+static bool
+list_range(Listing *listing)
+{
+	const ListingRequest *request = listing->request;
 	DecStr		start = request->prefix;
 	ScanKeyData scankey;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-	int64		found = 0;
 	bool		ok = true;
 
 	if (request->has_after && uid_compare(request->after, start) > 0)
 		start = request->after;
-	scan = begin_key_scan(scope->entities, catalog->entities_pkey, 1, scope->snapshot, start,
-						  false, &scankey);
-	while (!page_full(request, found) && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey, ENTITY_UID,
+						  listing->snapshot, start, false, &scankey);
+	while (!page_full(listing) && HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		DecStr		uid = text_column(tuple, desc, 1);
+		bool		isnull;
+		DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID,
+																RelationGetDescr(listing->entities),
+																&isnull)));
 
 		CHECK_FOR_INTERRUPTS();
 		if (!starts_with(uid, request->prefix))
 			break;
 		if (!within_bounds(request, uid))
 			continue;
-		if (!decide_candidate(scope, uid, rows, &found))
+		if (!decide_row(listing, tuple))
 		{
 			ok = false;
 			break;
@@ -357,11 +682,22 @@ list_everything(const ListingScope *scope, List **rows)
 	return ok;
 }
 
-/* Notes a uid reached; a row is a candidate, and every uid is walked down. */
+/* The uids reached from the plan's allows: roots, then what is under them. */
+typedef struct Walk
+{
+	HTAB	   *seen;			/* every uid reached */
+	DecStr	   *queue;			/* uids whose children are still to be read */
+	int			queued;
+	int			queue_size;
+	DecStr	   *rows;			/* those that are entities */
+	int			n_rows;
+	int			rows_size;
+} Walk;
+
 static void
 walk_add(Walk *walk, DecStr uid, bool is_row)
 {
-	SeenKey		key = {uid.ptr, uid.len};
+	BytesKey	key = {uid.ptr, uid.len};
 	bool		found;
 
 	(void) hash_search(walk->seen, &key, HASH_ENTER, &found);
@@ -375,37 +711,38 @@ walk_add(Walk *walk, DecStr uid, bool is_row)
 	walk->queue[walk->queued++] = uid;
 	if (!is_row)
 		return;
-	if (walk->n_candidates == walk->candidates_size)
+	if (walk->n_rows == walk->rows_size)
 	{
-		walk->candidates_size *= 2;
-		walk->candidates = repalloc_huge(walk->candidates, sizeof(DecStr) * walk->candidates_size);
+		walk->rows_size *= 2;
+		walk->rows = repalloc_huge(walk->rows, sizeof(DecStr) * walk->rows_size);
 	}
-	walk->candidates[walk->n_candidates++] = uid;
+	walk->rows[walk->n_rows++] = uid;
 }
 
 /* The roots a glob reaches: entities it matches, then parents with no row. */
 static void
-walk_glob_roots(const ListingScope *scope, Walk *walk, const char *glob)
+walk_glob_roots(const Listing *listing, Walk *walk, const char *glob)
 {
 	const DecideCatalog *catalog = policy_set_catalog();
 	size_t		glob_len = strlen(glob);
 	DecStr		literal = {glob, (uint32) dec_glob_literal_prefix(glob, glob_len)};
-	ScanKeyData scankey;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 	int			pass;
 
 	for (pass = 0; pass < 2; pass++)
 	{
-		Relation	rel = pass == 0 ? scope->entities : scope->links;
+		Relation	rel = pass == 0 ? listing->entities : listing->links;
 		TupleDesc	desc = RelationGetDescr(rel);
 		DecStr		last = {NULL, 0};
+		ScanKeyData scankey;
+		SysScanDesc scan;
+		HeapTuple	tuple;
 
 		scan = begin_key_scan(rel, pass == 0 ? catalog->entities_pkey : catalog->entity_links_pkey,
-							  1, scope->snapshot, literal, false, &scankey);
+							  1, listing->snapshot, literal, false, &scankey);
 		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 		{
-			DecStr		uid = text_column(tuple, desc, 1);
+			bool		isnull;
+			DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull)));
 
 			CHECK_FOR_INTERRUPTS();
 			if (!starts_with(uid, literal))
@@ -413,6 +750,7 @@ walk_glob_roots(const ListingScope *scope, Walk *walk, const char *glob)
 			/* links come by parent: one look at each */
 			if (last.ptr && uid_compare(uid, last) == 0)
 				continue;
+			uid = copy_str(uid.ptr, uid.len);
 			last = uid;
 			if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
 				walk_add(walk, uid, pass == 0);
@@ -421,127 +759,191 @@ walk_glob_roots(const ListingScope *scope, Walk *walk, const char *glob)
 	}
 }
 
-/* Does decide.entities have a row with this uid? */
 static bool
-entity_exists(const ListingScope *scope, DecStr uid)
+entity_exists(const Listing *listing, DecStr uid)
 {
 	ScanKeyData scankey;
-	SysScanDesc scan = begin_key_scan(scope->entities, policy_set_catalog()->entities_pkey, 1,
-									  scope->snapshot, uid, true, &scankey);
+	SysScanDesc scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey,
+									  ENTITY_UID, listing->snapshot, uid, true, &scankey);
 	bool		exists = HeapTupleIsValid(systable_getnext(scan));
 
 	systable_endscan(scan);
 	return exists;
 }
 
-/* Walks down from every root to collect the candidates. */
-static void
-walk_down(const ListingScope *scope, Walk *walk)
+/*
+ * Walks down from the roots, until more than limit entities are reached:
+ * false then (the caller reads the range instead).
+ */
+static bool
+walk_down(const Listing *listing, Walk *walk, double limit)
 {
-	const DecideCatalog *catalog = policy_set_catalog();
-	TupleDesc	desc = RelationGetDescr(scope->links);
+	TupleDesc	desc = RelationGetDescr(listing->links);
 	int			next;
 
 	for (next = 0; next < walk->queued; next++)
 	{
 		ScanKeyData scankey;
-		SysScanDesc scan = begin_key_scan(scope->links, catalog->entity_links_pkey, 1,
-										  scope->snapshot, walk->queue[next], true, &scankey);
+		SysScanDesc scan = begin_key_scan(listing->links, policy_set_catalog()->entity_links_pkey,
+										  LINK_PARENT, listing->snapshot, walk->queue[next],
+										  true, &scankey);
 		HeapTuple	tuple;
 
 		CHECK_FOR_INTERRUPTS();
-		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
-			walk_add(walk, text_column(tuple, desc, 2), true);
+		while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			bool		isnull;
+			text	   *child = DatumGetTextPP(heap_getattr(tuple, LINK_CHILD, desc, &isnull));
+
+			walk_add(walk, copy_str(VARDATA_ANY(child), VARSIZE_ANY_EXHDR(child)), true);
+		}
 		systable_endscan(scan);
-	}
-}
-
-/*
- * The entities some policy reaches through its uid or glob: the roots and
- * their descendants, decided in uid order until the page is full.
- */
-static bool
-list_reached(const ListingScope *scope, const Reach *reach, List **rows)
-{
-	const ListingRequest *request = scope->request;
-	Walk		walk;
-	HASHCTL		ctl;
-	ListCell   *cell;
-	int64		found = 0;
-	int			i;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(SeenKey);
-	ctl.entrysize = sizeof(SeenKey);
-	ctl.hash = seen_key_hash;
-	ctl.match = seen_key_match;
-	ctl.hcxt = CurrentMemoryContext;
-	memset(&walk, 0, sizeof(walk));
-	walk.seen = hash_create("decide listing", 1024, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	walk.queue_size = walk.candidates_size = 256;
-	walk.queue = palloc(sizeof(DecStr) * walk.queue_size);
-	walk.candidates = palloc(sizeof(DecStr) * walk.candidates_size);
-
-	foreach(cell, reach->uids)
-	{
-		const char *uid = lfirst(cell);
-		DecStr		root = {uid, (uint32) strlen(uid)};
-
-		walk_add(&walk, root, entity_exists(scope, root));
-	}
-	foreach(cell, reach->globs)
-		walk_glob_roots(scope, &walk, lfirst(cell));
-	walk_down(scope, &walk);
-
-	qsort(walk.candidates, walk.n_candidates, sizeof(DecStr), uid_qsort_compare);
-	for (i = 0; i < walk.n_candidates && !page_full(request, found); i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (!within_bounds(request, walk.candidates[i]))
-			continue;
-		if (!decide_candidate(scope, walk.candidates[i], rows, &found))
+		if (walk->n_rows > limit)
 			return false;
 	}
 	return true;
 }
 
+/* Reads the entity rows of sorted uids one by one, deciding each. */
+static bool
+list_walked_rows(Listing *listing, const Walk *walk)
+{
+	int			i;
+
+	for (i = 0; i < walk->n_rows && !page_full(listing); i++)
+	{
+		ScanKeyData scankey;
+		SysScanDesc scan;
+		HeapTuple	tuple;
+		bool		ok = true;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!within_bounds(listing->request, walk->rows[i]))
+			continue;
+		scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey, ENTITY_UID,
+							  listing->snapshot, walk->rows[i], true, &scankey);
+		if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+			ok = decide_row(listing, tuple);
+		systable_endscan(scan);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The entities the plan's uids and globs reach, and their descendants: when
+ * they are few, read one by one; when they are many (a share of all
+ * entities), by reading the range instead, where the plan leaves those it
+ * does not reach denied.
+ */
+static bool
+list_reached(Listing *listing)
+{
+	Walk		walk;
+	ListCell   *cell;
+	double		entities = listing->entities->rd_rel->reltuples;
+
+	/* Never analyzed: about 50 entity rows a page. */
+	if (entities < 0)
+		entities = 50.0 * RelationGetNumberOfBlocks(listing->entities);
+	memset(&walk, 0, sizeof(walk));
+	walk.seen = bytes_table("decide listing walk", sizeof(BytesKey));
+	walk.queue_size = walk.rows_size = 256;
+	walk.queue = palloc(sizeof(DecStr) * walk.queue_size);
+	walk.rows = palloc(sizeof(DecStr) * walk.rows_size);
+	foreach(cell, listing->reach_uids)
+	{
+		const char *uid = lfirst(cell);
+		DecStr		root = {uid, (uint32) strlen(uid)};
+
+		walk_add(&walk, root, entity_exists(listing, root));
+	}
+	foreach(cell, listing->reach_globs)
+		walk_glob_roots(listing, &walk, lfirst(cell));
+	if (!walk_down(listing, &walk, entities / PROBE_SHARE))
+	{
+		hash_destroy(walk.seen);
+		return list_range(listing);
+	}
+	qsort(walk.rows, walk.n_rows, sizeof(DecStr), uid_qsort_compare);
+	return list_walked_rows(listing, &walk);
+}
+
+/* ---- a listing ---- */
+
+static bool
+open_listing(Listing *listing)
+{
+	const DecideCatalog *catalog = policy_set_catalog();
+
+	if (!OidIsValid(catalog->entity_links))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("listing needs the decide 0.7.0 schema in this database"),
+				 errhint("Run ALTER EXTENSION decide UPDATE.")));
+	listing->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (policy_set_read_epoch(listing->snapshot, NULL, NULL, NULL, NULL) != listing->set->epoch)
+	{
+		UnregisterSnapshot(listing->snapshot);
+		policy_set_mark_stale();
+		return false;
+	}
+	listing->entities = table_open(catalog->entities, AccessShareLock);
+	listing->links = table_open(catalog->entity_links, AccessShareLock);
+	return true;
+}
+
+static void
+close_listing(Listing *listing)
+{
+	table_close(listing->links, AccessShareLock);
+	table_close(listing->entities, AccessShareLock);
+	UnregisterSnapshot(listing->snapshot);
+}
+
 /* One attempt under the current set; false if the epoch moved. */
 static bool
-list_once(const ListingRequest *request, List **rows)
+list_once(Listing *listing)
 {
-	ListingScope scope;
-	Reach		reach;
 	bool		ok;
 
-	scope.request = request;
-	scope.set = policy_set_current();
-	*rows = NIL;
-	if (!open_scope(&scope))
+	listing->set = policy_set_current();
+	listing->row_context = AllocSetContextCreate(CurrentMemoryContext, "decide listing row",
+												 ALLOCSET_DEFAULT_SIZES);
+	if (!open_listing(listing))
 		return false;
-	ok = find_reach(&scope, &reach);
-	if (ok && reach.everything)
-		ok = list_everything(&scope, rows);
-	else if (ok && (reach.uids != NIL || reach.globs != NIL))
-		ok = list_reached(&scope, &reach, rows);
-	close_scope(&scope);
+	ok = build_plan(listing);
+	if (ok && listing->reaches_everything)
+		ok = list_range(listing);
+	else if (ok && (listing->reach_uids != NIL || listing->reach_globs != NIL))
+		ok = list_reached(listing);
+	close_listing(listing);
 	return ok;
 }
 
 void
-listing_run(const ListingRequest *request, ListingEmitFn emit, void *arg)
+listing_run(const ListingRequest *request, ListingEmitFn emit, ListingDiscardFn discard,
+			void *arg)
 {
 	MemoryContext listing_context = AllocSetContextCreate(CurrentMemoryContext,
 														  "decide listing",
 														  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext caller = MemoryContextSwitchTo(listing_context);
-	List	   *rows;
-	ListCell   *cell;
+	Listing		listing;
 	int			attempt;
 
 	stats_count(STAT_LISTINGS, 1);
-	for (attempt = 0; !list_once(request, &rows); attempt++)
+	for (attempt = 0;; attempt++)
 	{
+		memset(&listing, 0, sizeof(listing));
+		listing.request = request;
+		listing.emit = emit;
+		listing.emit_arg = arg;
+		if (list_once(&listing))
+			break;
+		/* The epoch moved: what was listed under the old one goes. */
+		discard(arg);
 		MemoryContextReset(listing_context);
 		if (attempt == 100)
 			ereport(ERROR,
@@ -550,11 +952,5 @@ listing_run(const ListingRequest *request, ListingEmitFn emit, void *arg)
 					 errhint("Retry the request.")));
 	}
 	MemoryContextSwitchTo(caller);
-	foreach(cell, rows)
-	{
-		ListedRow  *row = lfirst(cell);
-
-		emit(row->uid, row->policy, arg);
-	}
 	MemoryContextDelete(listing_context);
 }

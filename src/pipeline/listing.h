@@ -22,15 +22,20 @@ typedef struct ListingRequest
 	int64		page_size;		/* at most this many rows; -1: all */
 } ListingRequest;
 
-/* One allowed entity, with the policy that allowed it. */
+/* One allowed entity, with the policy that allowed it (both transient). */
 typedef void (*ListingEmitFn) (DecStr uid, const char *policy, void *arg);
+
+/* Forgets every row emitted so far: the listing starts over. */
+typedef void (*ListingDiscardFn) (void *arg);
 
 /*
  * Emits, in uid order, every uid of decide.entities that starts with the
  * prefix, comes after the cursor, and for which the request with that uid
  * in its free part is allowed, as decide_allowed() would decide it, up to
- * page_size rows.
+ * page_size rows.  If policies or entities change during the listing, it
+ * discards what it emitted and starts over under the new state.
  */
-extern void listing_run(const ListingRequest *request, ListingEmitFn emit, void *arg);
+extern void listing_run(const ListingRequest *request, ListingEmitFn emit,
+						ListingDiscardFn discard, void *arg);
 
 #endif							/* DECIDE_LISTING_H */
