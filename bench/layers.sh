@@ -37,6 +37,10 @@
 #   change     at 100,000 policies, 8 clients on the Zipf mix: a policy change
 #              4 s in; builds of the new set, and p99 latency over the 10 s after
 #              the change
+#   listing    decide_resources() as a row-level security policy reads 100,000 rows
+#              (10,000 policies, a new actor every read) vs the same read without
+#              RLS, 1 client; listing 1,001 allowed entities among 1,000,000 vs
+#              among 100,000; the first page of 100 vs a deep one (own databases)
 #   (uncached, connect and change replace the data set: they run last.)
 #
 # It installs the packages it needs (`scripts/install-deps.sh layers`: the
@@ -65,7 +69,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor,uncached,connect,change]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor,uncached,connect,change,listing]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -501,6 +505,74 @@ read -r CP50 CP99 CN <<<"$(cat "$WORK"/change.* |
                              printf "%.3f %.3f %d", v[a] / 1000, v[b] / 1000, NR }')"
 add "| a policy change at 100k policies, 8 clients, zipf: the 10 s after it | p50 $CP50 ms, p99 $CP99 ms ($CN decisions) | builds of the new set: $(( $(stat shared_set_builds) - BUILDS )) | | target: built once, p99 < 5 ms |"
 rm -f "$WORK"/change.*
+fi
+
+if want listing; then
+echo "== listing: decide_resources() in an RLS policy, as decide.entities grows, page by page"
+psql_in() { local db=$1; shift; runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -v ON_ERROR_STOP=1 -At "$@" "$db"; }
+pgb_in() { local db=$1; shift; runuser -u postgres -- "$PGBIN/pgbench" -h "$SOCK" -p $PORT -n -M prepared "$@" "$db"; }
+# paired_in <db a> "<pgbench args a>" <db b> "<pgbench args b>": ROUNDS
+# alternating slices; prints the mean TPS of a, of b, and the median of
+# the rounds' ratios a/b.
+paired_in() {
+    local i a b
+    : > "$WORK/pairs_in"
+    for i in $(seq "$ROUNDS"); do
+        # shellcheck disable=SC2086
+        a=$(pgb_in "$1" $2 -T "$SLICE" | awk '/^tps/ { print $3 }')
+        # shellcheck disable=SC2086
+        b=$(pgb_in "$3" $4 -T "$SLICE" | awk '/^tps/ { print $3 }')
+        echo "$a $b $(ratio "$a" "$b")" >> "$WORK/pairs_in"
+    done
+    echo "$(cut -d' ' -f1 "$WORK/pairs_in" | mean) $(cut -d' ' -f2 "$WORK/pairs_in" | mean) $(cut -d' ' -f3 "$WORK/pairs_in" | median)"
+}
+cost() { awk -v r="$1" 'BEGIN { printf "%.2f", (r > 0 ? 1 / r : 0) }'; }
+for db in listing_rls listing_100k listing_1m; do
+    psql_ -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+    psql_in "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION decide" >/dev/null
+done
+# The realistic set with 100,000 documents; bench.docs read under a policy
+# that lists what the reader may read once per statement.
+psql_in listing_rls -v policies=10000 -v actors=10000 -v roles=50 -v resources=100000 \
+    -f "$REPO/bench/generate.sql" >/dev/null
+psql_in listing_rls -f "$REPO/bench/setup.sql" >/dev/null
+psql_in listing_rls -c "DROP POLICY docs_read ON bench.docs" -c "
+    CREATE POLICY docs_read ON bench.docs FOR SELECT
+        USING (('doc:' || id) IN (SELECT resource FROM decide_resources(current_setting('app.user'),
+                                                                       'read', prefix => 'doc:')))"
+{ echo '\set actors 10000'; cat "$REPO/bench/workloads/rls_read.sql"; } > "$WORK/rls.sql"
+# 100,000 and 1,000,000 documents, 1,000 in each folder; user:lister may
+# read one folder (1,001 entities), user:reader every folder.
+for n in 100k 1m; do
+    folders=$([ $n = 100k ] && echo 100 || echo 1000)
+    psql_in "listing_$n" -c "SET client_min_messages = warning" \
+        -c "INSERT INTO decide.entities (uid) SELECT 'folder:' || f FROM generate_series(0, $folders - 1) f" \
+        -c "INSERT INTO decide.entities (uid, parents)
+            SELECT 'doc:' || d, ARRAY['folder:' || (d % $folders)] FROM generate_series(0, $folders * 1000 - 1) d" \
+        -c "INSERT INTO decide.policies (name, effect, actor, action, resource) VALUES
+            ('one-folder', 'allow', 'user:lister', 'read', 'folder:7'),
+            ('every-folder', 'allow', 'user:reader', 'read', 'folder:*')" \
+        -c "ANALYZE decide.entities" >/dev/null
+done
+cat > "$WORK/list1000.sql" <<'EOF'
+SELECT count(*) FROM decide_resources('user:lister', 'read');
+EOF
+cat > "$WORK/page_first.sql" <<'EOF'
+SELECT count(*) FROM decide_resources('user:reader', 'read', prefix => 'doc:', page_size => 100);
+EOF
+cat > "$WORK/page_deep.sql" <<'EOF'
+SELECT count(*) FROM decide_resources('user:reader', 'read', prefix => 'doc:', after => 'doc:90000', page_size => 100);
+EOF
+chown postgres "$WORK"/*.sql
+read -r RLS RLS_PLAIN RLS_RATIO <<<"$(paired_in listing_rls "-U bench_reader -c 1 -f $WORK/rls.sql" \
+                                               listing_rls "-U bench_plain -c 1 -f $WORK/rls.sql")"
+add "| RLS read of 100,000 rows through decide_resources(), a random actor of 10,000 each time, 10k policies, 1 client | $RLS TPS | the same read without RLS $RLS_PLAIN TPS | ratio $RLS_RATIO: cost $(cost "$RLS_RATIO")x | target: cost <= 5x |"
+read -r L1M L100K L_RATIO <<<"$(paired_in listing_1m "-c 1 -f $WORK/list1000.sql" \
+                                          listing_100k "-c 1 -f $WORK/list1000.sql")"
+add "| listing 1,001 allowed entities among 1,000,000 | $L1M TPS | among 100,000: $L100K TPS | ratio $L_RATIO: cost $(cost "$L_RATIO")x | target: cost <= 2x |"
+read -r PFIRST PDEEP P_RATIO <<<"$(paired_in listing_100k "-c 1 -f $WORK/page_first.sql" \
+                                             listing_100k "-c 1 -f $WORK/page_deep.sql")"
+add "| the first page (100 rows) of a listing of 100,000 allowed entities | $PFIRST TPS | a page after doc:90000: $PDEEP TPS | ratio $P_RATIO: cost $(cost "$P_RATIO")x | target: cost <= 2x |"
 fi
 
 report() {

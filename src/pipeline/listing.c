@@ -719,9 +719,12 @@ walk_add(Walk *walk, DecStr uid, bool is_row)
 	walk->rows[walk->n_rows++] = uid;
 }
 
-/* The roots a glob reaches: entities it matches, then parents with no row. */
-static void
-walk_glob_roots(const Listing *listing, Walk *walk, const char *glob)
+/*
+ * The roots a glob reaches: entities it matches, then parents with no row.
+ * False when they are more than limit entities.
+ */
+static bool
+walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double limit)
 {
 	const DecideCatalog *catalog = policy_set_catalog();
 	size_t		glob_len = strlen(glob);
@@ -754,9 +757,14 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob)
 			last = uid;
 			if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
 				walk_add(walk, uid, pass == 0);
+			if (walk->n_rows > limit)
+				break;
 		}
 		systable_endscan(scan);
+		if (walk->n_rows > limit)
+			return false;
 	}
+	return true;
 }
 
 static bool
@@ -843,10 +851,12 @@ list_reached(Listing *listing)
 	Walk		walk;
 	ListCell   *cell;
 	double		entities = listing->entities->rd_rel->reltuples;
+	double		limit;
 
 	/* Never analyzed: about 50 entity rows a page. */
 	if (entities < 0)
 		entities = 50.0 * RelationGetNumberOfBlocks(listing->entities);
+	limit = entities / PROBE_SHARE;
 	memset(&walk, 0, sizeof(walk));
 	walk.seen = bytes_table("decide listing walk", sizeof(BytesKey));
 	walk.queue_size = walk.rows_size = 256;
@@ -860,8 +870,9 @@ list_reached(Listing *listing)
 		walk_add(&walk, root, entity_exists(listing, root));
 	}
 	foreach(cell, listing->reach_globs)
-		walk_glob_roots(listing, &walk, lfirst(cell));
-	if (!walk_down(listing, &walk, entities / PROBE_SHARE))
+		if (!walk_glob_roots(listing, &walk, lfirst(cell), limit))
+			break;
+	if (walk.n_rows > limit || !walk_down(listing, &walk, limit))
 	{
 		hash_destroy(walk.seen);
 		return list_range(listing);
