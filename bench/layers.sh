@@ -541,8 +541,9 @@ psql_in listing_rls -c "DROP POLICY docs_read ON bench.docs" -c "
         USING (('doc:' || id) IN (SELECT resource FROM decide_resources(current_setting('app.user'),
                                                                        'read', prefix => 'doc:')))"
 { echo '\set actors 10000'; cat "$REPO/bench/workloads/rls_read.sql"; } > "$WORK/rls.sql"
-# 100,000 and 1,000,000 documents, 1,000 in each folder; user:lister may
-# read one folder (1,001 entities), user:reader every folder.
+# 100,000 and 1,000,000 documents, 1,000 in each folder; user:1001 may
+# read one folder (1,001 entities), user:1002 every folder (uids with no
+# letter after a colon: pgbench reads :name as a variable).
 for n in 100k 1m; do
     folders=$([ $n = 100k ] && echo 100 || echo 1000)
     psql_in "listing_$n" -c "SET client_min_messages = warning" \
@@ -550,18 +551,18 @@ for n in 100k 1m; do
         -c "INSERT INTO decide.entities (uid, parents)
             SELECT 'doc:' || d, ARRAY['folder:' || (d % $folders)] FROM generate_series(0, $folders * 1000 - 1) d" \
         -c "INSERT INTO decide.policies (name, effect, actor, action, resource) VALUES
-            ('one-folder', 'allow', 'user:lister', 'read', 'folder:7'),
-            ('every-folder', 'allow', 'user:reader', 'read', 'folder:*')" \
+            ('one-folder', 'allow', 'user:1001', 'read', 'folder:7'),
+            ('every-folder', 'allow', 'user:1002', 'read', 'folder:*')" \
         -c "ANALYZE decide.entities" >/dev/null
 done
 cat > "$WORK/list1000.sql" <<'EOF'
-SELECT count(*) FROM decide_resources('user:lister', 'read');
+SELECT count(*) FROM decide_resources('user:1001', 'read');
 EOF
 cat > "$WORK/page_first.sql" <<'EOF'
-SELECT count(*) FROM decide_resources('user:reader', 'read', prefix => 'doc:', page_size => 100);
+SELECT count(*) FROM decide_resources('user:1002', 'read', prefix => 'doc:', page_size => 100);
 EOF
 cat > "$WORK/page_deep.sql" <<'EOF'
-SELECT count(*) FROM decide_resources('user:reader', 'read', prefix => 'doc:', after => 'doc:90000', page_size => 100);
+SELECT count(*) FROM decide_resources('user:1002', 'read', prefix => 'doc:', after => 'doc:90000', page_size => 100);
 EOF
 chown postgres "$WORK"/*.sql
 read -r RLS RLS_PLAIN RLS_RATIO <<<"$(paired_in listing_rls "-U bench_reader -c 1 -f $WORK/rls.sql" \

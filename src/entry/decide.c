@@ -25,6 +25,7 @@
 #include "entity_store.h"
 #include "hot_keys.h"
 #include "input.h"
+#include "listing_cache.h"
 #include "redis_cache.h"
 #include "redis_client.h"
 #include "shared_sets.h"
@@ -70,6 +71,7 @@ _PG_init(void)
 {
 	stats_init_local();
 	entity_store_define_gucs();
+	listing_cache_define_gucs();
 	decision_cache_define_gucs();
 	audit_log_define_gucs();
 	redis_client_define_gucs();
@@ -216,6 +218,17 @@ decide_allowed(PG_FUNCTION_ARGS)
 	request_from_args(fcinfo, &request);
 	decision_make(&request, &decision, false);
 	PG_RETURN_BOOL(decision.allowed);
+}
+
+/* Empties the caller's caches and the shared one (not Redis). */
+PG_FUNCTION_INFO_V1(decide_cache_reset);
+Datum
+decide_cache_reset(PG_FUNCTION_ARGS)
+{
+	decision_cache_reset(CACHE_L1);
+	decision_cache_reset(CACHE_L2);
+	listing_cache_reset();
+	PG_RETURN_VOID();
 }
 
 PG_FUNCTION_INFO_V1(decide_epoch);

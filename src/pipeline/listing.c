@@ -53,6 +53,7 @@
 #include "condition.h"
 #include "entity_store.h"
 #include "listing.h"
+#include "listing_cache.h"
 #include "stats.h"
 
 /* Columns of decide.entities and decide.entity_links (created in this order). */
@@ -129,6 +130,8 @@ typedef struct Listing
 	ListingEmitFn emit;			/* the allowed, in uid order */
 	void	   *emit_arg;
 	int64		found;
+	StringInfoData cached_rows; /* the same, for the listing cache */
+	bool		time_dependent; /* a condition read $now: not cached */
 } Listing;
 
 /* One candidate, as read from decide.entities. */
@@ -344,6 +347,8 @@ build_plan(Listing *listing)
 				document.resource_attrs = free_dim == DEC_RESOURCE ? NULL : document.resource_attrs;
 				document.actor_attrs = free_dim == DEC_ACTOR ? NULL : document.actor_attrs;
 				result = condition_evaluate(condition, info->condition_traits, &document);
+				if (info->condition_traits.uses_now)
+					listing->time_dependent = true;
 				if (result == DEC_COND_UNKNOWN)
 					stats_count(STAT_CONDITION_FAILURES, 1);
 				/* An allow decides only when it holds; a deny unless it is false. */
@@ -548,6 +553,8 @@ candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionR
 			return entry->result;
 	}
 	result = condition_evaluate(condition, policy->info->condition_traits, document);
+	if (policy->info->condition_traits.uses_now)
+		listing->time_dependent = true;
 	if (result == DEC_COND_UNKNOWN)
 		stats_count(STAT_CONDITION_FAILURES, 1);
 	if (policy->condition == PLAN_BY_KEYS)
@@ -613,6 +620,7 @@ decide_candidate(Listing *listing, const CandidateRow *row)
 	if (decided && decided->effect == DEC_ALLOW)
 	{
 		listing->emit(row->uid, policy_name(listing->set, decided), listing->emit_arg);
+		listing_cache_append_row(&listing->cached_rows, row->uid, decided->id);
 		listing->found++;
 	}
 	MemoryContextSwitchTo(caller);
@@ -933,6 +941,52 @@ list_once(Listing *listing)
 	return ok;
 }
 
+/* The listing cache's key of a request: every part of it. */
+static void
+request_key(const ListingRequest *request, StringInfo key)
+{
+	int32		free_dim = request->free_dim;
+	int			d;
+
+	initStringInfo(key);
+	appendBinaryStringInfo(key, (char *) &free_dim, sizeof(free_dim));
+	for (d = 0; d < DEC_NDIMS; d++)
+		if (d != free_dim)
+		{
+			appendBinaryStringInfo(key, (char *) &request->uid[d].len, sizeof(uint32));
+			appendBinaryStringInfo(key, request->uid[d].ptr, request->uid[d].len);
+		}
+	appendBinaryStringInfo(key, (char *) &request->prefix.len, sizeof(uint32));
+	appendBinaryStringInfo(key, request->prefix.ptr, request->prefix.len);
+	appendBinaryStringInfo(key, (char *) &request->page_size, sizeof(request->page_size));
+	appendStringInfoChar(key, request->has_after ? 'a' : '-');
+	if (request->has_after)
+	{
+		appendBinaryStringInfo(key, (char *) &request->after.len, sizeof(uint32));
+		appendBinaryStringInfo(key, request->after.ptr, request->after.len);
+	}
+	appendBinaryStringInfo(key, (char *) request->context, VARSIZE(request->context));
+}
+
+/* Emits a cached listing; false if a policy it names is gone (a bug). */
+static bool
+emit_cached(const PolicySet *set, const StringInfoData *rows, ListingEmitFn emit, void *arg)
+{
+	int			offset = 0;
+	DecStr		uid;
+	int64		policy_id;
+
+	while (listing_cache_next_row(rows, &offset, &uid, &policy_id))
+	{
+		const PolicyInfo *policy = policy_set_find(set, policy_id);
+
+		if (policy == NULL)
+			return false;
+		emit(uid, policy_name(set, policy), arg);
+	}
+	return true;
+}
+
 void
 listing_run(const ListingRequest *request, ListingEmitFn emit, ListingDiscardFn discard,
 			void *arg)
@@ -941,27 +995,48 @@ listing_run(const ListingRequest *request, ListingEmitFn emit, ListingDiscardFn 
 														  "decide listing",
 														  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext caller = MemoryContextSwitchTo(listing_context);
+	StringInfoData key;
+	const StringInfoData *cached;
+	const PolicySet *set = policy_set_current();
 	Listing		listing;
 	int			attempt;
 
 	stats_count(STAT_LISTINGS, 1);
+	request_key(request, &key);
+	cached = listing_cache_lookup(set, &key);
+	if (cached)
+	{
+		if (emit_cached(set, cached, emit, arg))
+		{
+			stats_count(STAT_LISTING_CACHE_HITS, 1);
+			MemoryContextSwitchTo(caller);
+			MemoryContextDelete(listing_context);
+			return;
+		}
+		discard(arg);
+		listing_cache_reset();
+	}
 	for (attempt = 0;; attempt++)
 	{
 		memset(&listing, 0, sizeof(listing));
 		listing.request = request;
 		listing.emit = emit;
 		listing.emit_arg = arg;
+		initStringInfo(&listing.cached_rows);
 		if (list_once(&listing))
 			break;
 		/* The epoch moved: what was listed under the old one goes. */
 		discard(arg);
 		MemoryContextReset(listing_context);
+		request_key(request, &key);
 		if (attempt == 100)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("policies and entities kept changing during the listing"),
 					 errhint("Retry the request.")));
 	}
+	if (!listing.time_dependent)
+		listing_cache_store(listing.set, &key, &listing.cached_rows);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(listing_context);
 }

@@ -518,15 +518,6 @@ decision_cache_capacity(CacheLayer layer, uint64 *entries, uint64 *bytes, uint64
 	*slot_bytes = CACHE_SLOT_BYTES;
 }
 
-PG_FUNCTION_INFO_V1(decide_cache_reset);
-Datum
-decide_cache_reset(PG_FUNCTION_ARGS)
-{
-	decision_cache_reset(CACHE_L1);
-	decision_cache_reset(CACHE_L2);
-	PG_RETURN_VOID();
-}
-
 /* An L2 entry of an older epoch of current's store, used since the last sweep. */
 static bool
 slot_is_recent(CacheSlot *slot, const DecisionKey *current)
