@@ -34,12 +34,16 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/array.h"
@@ -248,6 +252,56 @@ begin_key_scan(Relation rel, Oid index, AttrNumber att, Snapshot snapshot, DecSt
 				exact ? F_TEXTEQ : F_TEXT_GE,
 				PointerGetDatum(cstring_to_text_with_len(key.ptr, key.len)));
 	return systable_beginscan(rel, index, true, snapshot, 1, scankey);
+}
+
+/*
+ * One index scan on a text key, started again for each key it is given
+ * (index_rescan): the probes of a listing, one per entity or parent, do
+ * not each set up a scan of their own.
+ */
+typedef struct KeyScan
+{
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+} KeyScan;
+
+static void
+key_scan_open(KeyScan *ks, Relation heap, Oid index, Snapshot snapshot)
+{
+	ks->index = index_open(index, AccessShareLock);
+	ks->slot = table_slot_create(heap, NULL);
+	ks->scan = index_beginscan(heap, ks->index, snapshot, 1, 0);
+}
+
+/* Rows whose first index column equals the key (exact), or is at least it. */
+static void
+key_scan_start(KeyScan *ks, DecStr key, bool exact)
+{
+	ScanKeyInit(&ks->key, 1, exact ? BTEqualStrategyNumber : BTGreaterEqualStrategyNumber,
+				exact ? F_TEXTEQ : F_TEXT_GE,
+				PointerGetDatum(cstring_to_text_with_len(key.ptr, key.len)));
+	index_rescan(ks->scan, &ks->key, 1, NULL, 0);
+}
+
+/* The next row, valid until the next call; NULL at the end. */
+static HeapTuple
+key_scan_next(KeyScan *ks)
+{
+	bool		should_free;
+
+	if (!index_getnext_slot(ks->scan, ForwardScanDirection, ks->slot))
+		return NULL;
+	return ExecFetchSlotHeapTuple(ks->slot, false, &should_free);
+}
+
+static void
+key_scan_close(KeyScan *ks)
+{
+	index_endscan(ks->scan);
+	ExecDropSingleTupleTableSlot(ks->slot);
+	index_close(ks->index, AccessShareLock);
 }
 
 /* ---- the plan ---- */
@@ -728,8 +782,10 @@ walk_add(Walk *walk, DecStr uid, bool is_row)
 }
 
 /*
- * The roots a glob reaches: entities it matches, then parents with no row.
- * False when they are more than limit entities.
+ * The roots a glob reaches: the entities it matches, then the parents that
+ * have no row (one probe per distinct parent: the links of a parent are
+ * skipped by starting again after it).  False when they are more than
+ * limit entities.
  */
 static bool
 walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double limit)
@@ -737,41 +793,58 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 	const DecideCatalog *catalog = policy_set_catalog();
 	size_t		glob_len = strlen(glob);
 	DecStr		literal = {glob, (uint32) dec_glob_literal_prefix(glob, glob_len)};
-	int			pass;
+	TupleDesc	desc = RelationGetDescr(listing->entities);
+	ScanKeyData scankey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	KeyScan		links;
+	DecStr		from = literal;
 
-	for (pass = 0; pass < 2; pass++)
+	scan = begin_key_scan(listing->entities, catalog->entities_pkey, ENTITY_UID,
+						  listing->snapshot, literal, false, &scankey);
+	while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		Relation	rel = pass == 0 ? listing->entities : listing->links;
-		TupleDesc	desc = RelationGetDescr(rel);
-		DecStr		last = {NULL, 0};
-		ScanKeyData scankey;
-		SysScanDesc scan;
-		HeapTuple	tuple;
+		bool		isnull;
+		DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
 
-		scan = begin_key_scan(rel, pass == 0 ? catalog->entities_pkey : catalog->entity_links_pkey,
-							  1, listing->snapshot, literal, false, &scankey);
-		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
-		{
-			bool		isnull;
-			DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull)));
-
-			CHECK_FOR_INTERRUPTS();
-			if (!starts_with(uid, literal))
-				break;
-			/* links come by parent: one look at each */
-			if (last.ptr && uid_compare(uid, last) == 0)
-				continue;
-			uid = copy_str(uid.ptr, uid.len);
-			last = uid;
-			if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
-				walk_add(walk, uid, pass == 0);
-			if (walk->n_rows > limit)
-				break;
-		}
-		systable_endscan(scan);
-		if (walk->n_rows > limit)
-			return false;
+		CHECK_FOR_INTERRUPTS();
+		if (!starts_with(uid, literal))
+			break;
+		if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
+			walk_add(walk, copy_str(uid.ptr, uid.len), true);
 	}
+	systable_endscan(scan);
+	if (walk->n_rows > limit)
+		return false;
+
+	key_scan_open(&links, listing->links, catalog->entity_links_pkey, listing->snapshot);
+	for (;;)
+	{
+		bool		isnull;
+		DecStr		parent;
+		char	   *after_parent;
+
+		CHECK_FOR_INTERRUPTS();
+		key_scan_start(&links, from, false);
+		tuple = key_scan_next(&links);
+		if (tuple == NULL)
+			break;
+		parent = text_str(DatumGetTextPP(heap_getattr(tuple, LINK_PARENT,
+													  RelationGetDescr(listing->links), &isnull)));
+		if (!starts_with(parent, literal))
+			break;
+		parent = copy_str(parent.ptr, parent.len);
+		if (dec_glob_match(glob, glob_len, parent.ptr, parent.len, policy_set_char_len))
+			walk_add(walk, parent, false);
+		/* The least key after every link of this parent: uids have no control characters. */
+		after_parent = palloc(parent.len + 2);
+		memcpy(after_parent, parent.ptr, parent.len);
+		after_parent[parent.len] = '\x01';
+		after_parent[parent.len + 1] = '\0';
+		from.ptr = after_parent;
+		from.len = parent.len + 1;
+	}
+	key_scan_close(&links);
 	return true;
 }
 
@@ -795,63 +868,59 @@ static bool
 walk_down(const Listing *listing, Walk *walk, double limit)
 {
 	TupleDesc	desc = RelationGetDescr(listing->links);
+	KeyScan		links;
 	int			next;
 
-	for (next = 0; next < walk->queued; next++)
+	key_scan_open(&links, listing->links, policy_set_catalog()->entity_links_pkey,
+				  listing->snapshot);
+	for (next = 0; next < walk->queued && walk->n_rows <= limit; next++)
 	{
-		ScanKeyData scankey;
-		SysScanDesc scan = begin_key_scan(listing->links, policy_set_catalog()->entity_links_pkey,
-										  LINK_PARENT, listing->snapshot, walk->queue[next],
-										  true, &scankey);
 		HeapTuple	tuple;
 
 		CHECK_FOR_INTERRUPTS();
-		while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		key_scan_start(&links, walk->queue[next], true);
+		while (walk->n_rows <= limit && (tuple = key_scan_next(&links)) != NULL)
 		{
 			bool		isnull;
 			text	   *child = DatumGetTextPP(heap_getattr(tuple, LINK_CHILD, desc, &isnull));
 
 			walk_add(walk, copy_str(VARDATA_ANY(child), VARSIZE_ANY_EXHDR(child)), true);
 		}
-		systable_endscan(scan);
-		if (walk->n_rows > limit)
-			return false;
 	}
-	return true;
+	key_scan_close(&links);
+	return walk->n_rows <= limit;
 }
 
 /* Reads the entity rows of sorted uids one by one, deciding each. */
 static bool
 list_walked_rows(Listing *listing, const Walk *walk)
 {
+	KeyScan		entities;
+	bool		ok = true;
 	int			i;
 
-	for (i = 0; i < walk->n_rows && !page_full(listing); i++)
+	key_scan_open(&entities, listing->entities, policy_set_catalog()->entities_pkey,
+				  listing->snapshot);
+	for (i = 0; i < walk->n_rows && ok && !page_full(listing); i++)
 	{
-		ScanKeyData scankey;
-		SysScanDesc scan;
 		HeapTuple	tuple;
-		bool		ok = true;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!within_bounds(listing->request, walk->rows[i]))
 			continue;
-		scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey, ENTITY_UID,
-							  listing->snapshot, walk->rows[i], true, &scankey);
-		if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		key_scan_start(&entities, walk->rows[i], true);
+		if ((tuple = key_scan_next(&entities)) != NULL)
 			ok = decide_row(listing, tuple);
-		systable_endscan(scan);
-		if (!ok)
-			return false;
 	}
-	return true;
+	key_scan_close(&entities);
+	return ok;
 }
 
 /*
  * The entities the plan's uids and globs reach, and their descendants: when
- * they are few, read one by one; when they are many (a share of all
- * entities), by reading the range instead, where the plan leaves those it
- * does not reach denied.
+ * they are few, read one by one; when they are many (an eighth of all
+ * entities, or fewer for a page), by reading the range instead, where the
+ * plan leaves those it does not reach denied.
  */
 static bool
 list_reached(Listing *listing)
@@ -865,6 +934,14 @@ list_reached(Listing *listing)
 	if (entities < 0)
 		entities = 50.0 * RelationGetNumberOfBlocks(listing->entities);
 	limit = entities / PROBE_SHARE;
+
+	/*
+	 * A page of p rows read from a range where the reached are R of N
+	 * entities takes about p * N / R rows; the walk takes R.  Past
+	 * sqrt(p * N) walked, the range is the cheaper.
+	 */
+	if (listing->request->page_size >= 0)
+		limit = Min(limit, sqrt((double) Max(listing->request->page_size, 1) * entities));
 	memset(&walk, 0, sizeof(walk));
 	walk.seen = bytes_table("decide listing walk", sizeof(BytesKey));
 	walk.queue_size = walk.rows_size = 256;
