@@ -9,11 +9,11 @@
 # initdb into a temporary directory; Unix socket only, in that directory;
 # port 54321 or $DECIDE_DEMO_PORT), loads scripts/sample_policies.sql and
 # shows decisions: an allow, denies by override, by condition (failing
-# closed) and by default, decide_explain(), a decide_many() batch, freshness
-# after a policy change, row-level security driven by decide_allowed(), and
-# a short pgbench of decide() against SELECT 1. The cluster is stopped, by
-# its postmaster's PID, and the directory removed on exit, also on failure
-# or interruption.
+# closed) and by default, decide_explain(), a decide_many() batch, listings
+# (decide_resources(), decide_actors()), freshness after a policy change,
+# row-level security driven by decide_allowed(), and a short pgbench of
+# decide() against SELECT 1. The cluster is stopped, by its postmaster's
+# PID, and the directory removed on exit, also on failure or interruption.
 #
 # Environment:
 #   DECIDE_DEMO_PORT      port number of the cluster's socket (default 54321)
@@ -174,7 +174,7 @@ SELECT rank, policy, effect, priority, condition, decisive, note
 SQL
 
 # ---------------------------------------------------------------------------
-section "6. A batch: decide_many()"
+section "6. A batch, and listings: decide_many(), decide_resources(), decide_actors()"
 psql_demo <<'SQL'
 \pset footer off
 \echo 'SELECT * FROM decide_many(actors, actions, resources, contexts);'
@@ -186,6 +186,11 @@ SELECT * FROM decide_many(
           '{"ip":"10.0.0.9","mfa":true,"risk_score":5}',
           '{"ip":"10.0.0.9","mfa":true}',
           '{}', '{}', '{}']::jsonb[]);
+\echo '-- Every document alice may read from the office network, and who may delete doc:10:'
+\echo 'SELECT * FROM decide_resources(''user:alice'', ''read'', ''{"ip":"10.1.2.3","mfa":true}'', prefix => ''doc:'');'
+SELECT * FROM decide_resources('user:alice', 'read', '{"ip":"10.1.2.3","mfa":true}', prefix => 'doc:');
+\echo 'SELECT * FROM decide_actors(''delete'', ''doc:10'', ''{"ip":"10.1.2.3","mfa":true}'');'
+SELECT * FROM decide_actors('delete', 'doc:10', '{"ip":"10.1.2.3","mfa":true}');
 SQL
 
 # ---------------------------------------------------------------------------

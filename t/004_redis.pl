@@ -184,13 +184,17 @@ is($standby->safe_psql('postgres', q{SELECT allowed::text || ' ' || (epoch = dec
 # A time-dependent answer is shared only while it holds: decided by a
 # statement that ran past its deadline, it is not written to Redis, and
 # the standby decides for itself instead of reading a stale allow.
+# The deadline leaves the policy's replay time to spare on a loaded
+# machine; the statement then sleeps until half a second past it.
 my $deadline = $node->safe_psql('postgres', q{SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC'
-    + interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US')});
+    + interval '5 seconds', 'YYYY-MM-DD"T"HH24:MI:SS.US')});
 $node->safe_psql('postgres', qq{INSERT INTO decide.policies (name, effect, priority, actor, action, resource, condition)
     VALUES ('until-deadline', 'allow', 9, 'user:temp', 'read', 'doc:t', '\$now < "$deadline"')});
 $node->wait_for_catchup($standby);
-is($node->safe_psql('postgres', q{SELECT (r).allowed FROM (SELECT decide('user:temp', 'read', 'doc:t') AS r
-                                     FROM (SELECT pg_sleep(2)) slept OFFSET 0) decided}),
+is($node->safe_psql('postgres', qq{SELECT (r).allowed FROM (SELECT decide('user:temp', 'read', 'doc:t') AS r
+                                     FROM (SELECT pg_sleep(0.5 + greatest(0, extract(epoch FROM
+                                               '${deadline}Z'::timestamptz - clock_timestamp())))) slept
+                                    OFFSET 0) decided}),
    't', 'a statement that started before the deadline is allowed');
 is($standby->safe_psql('postgres', q{SELECT allowed::text || ' ' || source FROM decide('user:temp', 'read', 'doc:t')}),
    'false miss', 'right after it, the standby does not get that allow from Redis');
