@@ -21,9 +21,12 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "utils/array.h"
@@ -57,16 +60,35 @@ typedef struct EntityEntry
 	uint32		n_closure;
 } EntityEntry;
 
-/* Relations and snapshot for fetching rows, opened on the first miss. */
+/*
+ * Relations, snapshot and one index scan for fetching rows, opened on the
+ * first miss of a resolve and closed at its end: each further miss of the
+ * same resolve only rescans (a new scan would open the index, lock it and
+ * allocate the ~27 kB of btree scan state again).
+ */
 typedef struct FetchScope
 {
 	bool		open;
 	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
 	Snapshot	snapshot;
-	AttrNumber	att_uid;
-	AttrNumber	att_parents;
-	AttrNumber	att_attrs;
+	ScanKeyData key;			/* uid = probe, on the index's first column */
 } FetchScope;
+
+/*
+ * Column numbers of parents and attrs in decide.entities, looked up once
+ * per relation and checked against its descriptor on each use (an ALTER
+ * could move them).
+ */
+static Oid	attnums_relid = InvalidOid;
+static AttrNumber att_parents;
+static AttrNumber att_attrs;
+
+/* The probe's uid as text, reused (grown when too small) across probes. */
+static text *probe = NULL;
+static Size probe_capacity = 0;
 
 static MemoryContext entity_context = NULL;
 static HTAB *entity_cache = NULL;
@@ -157,6 +179,19 @@ prepare_cache(const PolicySet *set)
 static uint64 checked_generation = 0;
 static uint64 checked_completion_count = 0;
 
+/* Whether attnum is still the live column called name of rel. */
+static bool
+attnum_is(Relation rel, AttrNumber attnum, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Form_pg_attribute att;
+
+	if (attnums_relid != RelationGetRelid(rel) || attnum < 1 || attnum > desc->natts)
+		return false;
+	att = TupleDescAttr(desc, attnum - 1);
+	return !att->attisdropped && strcmp(NameStr(att->attname), name) == 0;
+}
+
 static bool
 open_scope(FetchScope *scope, const PolicySet *set)
 {
@@ -177,9 +212,22 @@ open_scope(FetchScope *scope, const PolicySet *set)
 		checked_completion_count = scope->snapshot->snapXactCompletionCount;
 	}
 	scope->rel = table_open(catalog->entities, AccessShareLock);
-	scope->att_uid = get_attnum(catalog->entities, "uid");
-	scope->att_parents = get_attnum(catalog->entities, "parents");
-	scope->att_attrs = get_attnum(catalog->entities, "attrs");
+	scope->index = index_open(catalog->entities_pkey, AccessShareLock);
+	if (!attnum_is(scope->rel, att_parents, "parents") ||
+		!attnum_is(scope->rel, att_attrs, "attrs"))
+	{
+		attnums_relid = InvalidOid;
+		att_parents = get_attnum(catalog->entities, "parents");
+		att_attrs = get_attnum(catalog->entities, "attrs");
+		if (att_parents == InvalidAttrNumber || att_attrs == InvalidAttrNumber)
+			elog(ERROR, "decide.entities has no column parents or attrs");
+		attnums_relid = catalog->entities;
+	}
+	scope->slot = table_slot_create(scope->rel, NULL);
+	scope->scan = index_beginscan(scope->rel, scope->index, scope->snapshot, 1, 0);
+	/* as systable_beginscan does: the key is on the index's column 1 */
+	ScanKeyInit(&scope->key, 1, BTEqualStrategyNumber, F_TEXTEQ, (Datum) 0);
+	scope->key.sk_collation = scope->index->rd_indcollation[0];
 	scope->open = true;
 	return true;
 }
@@ -189,6 +237,9 @@ close_scope(FetchScope *scope)
 {
 	if (!scope->open)
 		return;
+	index_endscan(scope->scan);
+	ExecDropSingleTupleTableSlot(scope->slot);
+	index_close(scope->index, AccessShareLock);
 	table_close(scope->rel, AccessShareLock);
 	UnregisterSnapshot(scope->snapshot);
 	scope->open = false;
@@ -207,6 +258,25 @@ copy_to_cache(const char *ptr, uint32 len)
 	return s;
 }
 
+/* Makes the probe text hold uid. */
+static void
+set_probe(DecStr uid)
+{
+	Size		need = VARHDRSZ + uid.len;
+
+	if (need > probe_capacity)
+	{
+		Size		capacity = Max(need, 256);
+
+		if (probe != NULL)
+			pfree(probe);
+		probe = MemoryContextAlloc(TopMemoryContext, capacity);
+		probe_capacity = capacity;
+	}
+	SET_VARSIZE(probe, need);
+	memcpy(VARDATA(probe), uid.ptr, uid.len);
+}
+
 /*
  * Finds an entity, fetching its row on a miss.  Returns NULL only when the
  * epoch moved (the scope could not be opened).
@@ -216,9 +286,6 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 {
 	EntityKey	key = {uid.ptr, uid.len};
 	EntityEntry *entry;
-	ScanKeyData scankey;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 	uint32		n_parents = 0;
 	DecStr	   *parents = NULL;
 	Jsonb	   *attrs = NULL;
@@ -231,19 +298,16 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	if (!scope->open && !open_scope(scope, set))
 		return NULL;
 
-	ScanKeyInit(&scankey, scope->att_uid, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(cstring_to_text_with_len(uid.ptr, uid.len)));
+	set_probe(uid);
+	scope->key.sk_argument = PointerGetDatum(probe);
 	stats_count(STAT_ENTITY_FETCHES, 1);
-	scan = systable_beginscan(scope->rel, policy_set_catalog()->entities_pkey, true,
-							  scope->snapshot, 1, &scankey);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+	index_rescan(scope->scan, &scope->key, 1, NULL, 0);
+	if (index_getnext_slot(scope->scan, ForwardScanDirection, scope->slot))
 	{
-		TupleDesc	desc = RelationGetDescr(scope->rel);
 		bool		isnull;
 		Datum		value;
 
-		value = heap_getattr(tuple, scope->att_parents, desc, &isnull);
+		value = slot_getattr(scope->slot, att_parents, &isnull);
 		if (!isnull)
 		{
 			Datum	   *elems;
@@ -265,7 +329,7 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 													 VARSIZE_ANY_EXHDR(parent));
 			}
 		}
-		value = heap_getattr(tuple, scope->att_attrs, desc, &isnull);
+		value = slot_getattr(scope->slot, att_attrs, &isnull);
 		if (!isnull)
 		{
 			Jsonb	   *j = DatumGetJsonbP(value);
@@ -276,8 +340,8 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 				memcpy(attrs, j, VARSIZE(j));
 			}
 		}
+		ExecClearTuple(scope->slot);
 	}
-	systable_endscan(scan);
 
 	owned_uid = copy_to_cache(uid.ptr, uid.len);
 	key.uid = owned_uid.ptr;
