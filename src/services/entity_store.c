@@ -50,12 +50,17 @@ typedef struct EntityKey
 	uint32		len;
 } EntityKey;
 
+/*
+ * An entity and what its row holds, in one allocation in entity_context:
+ * the struct, then parents, then attrs, then the characters of uid and of
+ * each parent (each NUL-terminated).
+ */
 typedef struct EntityEntry
 {
-	EntityKey	key;			/* uid points into entity_context */
+	EntityKey	key;			/* uid points into this allocation */
 	uint32		n_parents;
 	DecStr	   *parents;
-	Jsonb	   *attrs;
+	Jsonb	   *attrs;			/* NULL: {} (no row, or empty) */
 	DecStr	   *closure;		/* NULL until first needed */
 	uint32		n_closure;
 } EntityEntry;
@@ -245,19 +250,6 @@ close_scope(FetchScope *scope)
 	scope->open = false;
 }
 
-static DecStr
-copy_to_cache(const char *ptr, uint32 len)
-{
-	char	   *copy = MemoryContextAlloc(entity_context, len + 1);
-	DecStr		s;
-
-	memcpy(copy, ptr, len);
-	copy[len] = '\0';
-	s.ptr = copy;
-	s.len = len;
-	return s;
-}
-
 /* Makes the probe text hold uid. */
 static void
 set_probe(DecStr uid)
@@ -277,6 +269,20 @@ set_probe(DecStr uid)
 	memcpy(VARDATA(probe), uid.ptr, uid.len);
 }
 
+/* Copies len bytes and a NUL to *cursor, and moves it on. */
+static DecStr
+place_string(char **cursor, const char *ptr, uint32 len)
+{
+	DecStr		s;
+
+	memcpy(*cursor, ptr, len);
+	(*cursor)[len] = '\0';
+	s.ptr = *cursor;
+	s.len = len;
+	*cursor += len + 1;
+	return s;
+}
+
 /*
  * Finds an entity, fetching its row on a miss.  Returns NULL only when the
  * epoch moved (the scope could not be opened).
@@ -286,10 +292,16 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 {
 	EntityKey	key = {uid.ptr, uid.len};
 	EntityEntry *entry;
+	EntityEntry *cached;
+	Datum	   *elems = NULL;
+	bool	   *elem_nulls = NULL;
+	int			n_elems = 0;
 	uint32		n_parents = 0;
-	DecStr	   *parents = NULL;
 	Jsonb	   *attrs = NULL;
-	DecStr		owned_uid;
+	Size		chars = uid.len + 1;
+	Size		size;
+	char	   *cursor;
+	int			i;
 
 	entry = hash_search(entity_cache, &key, HASH_FIND, NULL);
 	if (entry)
@@ -310,59 +322,81 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 		value = slot_getattr(scope->slot, att_parents, &isnull);
 		if (!isnull)
 		{
-			Datum	   *elems;
-			bool	   *elem_nulls;
-			int			n;
-			int			i;
-
 			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &elem_nulls, &n);
-			parents = MemoryContextAlloc(entity_context, sizeof(DecStr) * Max(n, 1));
-			for (i = 0; i < n; i++)
-			{
-				text	   *parent;
-
-				if (elem_nulls[i])
-					continue;
-				parent = DatumGetTextPP(elems[i]);
-				parents[n_parents++] = copy_to_cache(VARDATA_ANY(parent),
-													 VARSIZE_ANY_EXHDR(parent));
-			}
+							  &elems, &elem_nulls, &n_elems);
+			for (i = 0; i < n_elems; i++)
+				if (!elem_nulls[i])
+				{
+					n_parents++;
+					chars += VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) + 1;
+				}
 		}
 		value = slot_getattr(scope->slot, att_attrs, &isnull);
 		if (!isnull)
 		{
-			Jsonb	   *j = DatumGetJsonbP(value);
-
-			if (JsonContainerSize(&j->root) > 0)
-			{
-				attrs = MemoryContextAlloc(entity_context, VARSIZE(j));
-				memcpy(attrs, j, VARSIZE(j));
-			}
+			attrs = DatumGetJsonbP(value);
+			if (JsonContainerSize(&attrs->root) == 0)
+				attrs = NULL;
 		}
-		ExecClearTuple(scope->slot);
 	}
 
-	owned_uid = copy_to_cache(uid.ptr, uid.len);
-	key.uid = owned_uid.ptr;
-	entry = hash_search(entity_cache, &key, HASH_ENTER, NULL);
-	entry->key = key;
-	entry->n_parents = n_parents;
-	entry->parents = parents;
-	entry->attrs = attrs;
+	/* everything the cache keeps of this entity, in one allocation */
+	size = MAXALIGN(sizeof(EntityEntry)) + MAXALIGN(sizeof(DecStr) * n_parents) +
+		(attrs ? MAXALIGN(VARSIZE(attrs)) : 0) + chars;
+	cursor = MemoryContextAlloc(entity_context, size);
+	entry = (EntityEntry *) cursor;
+	cursor += MAXALIGN(sizeof(EntityEntry));
+	entry->parents = n_parents > 0 ? (DecStr *) cursor : NULL;
+	cursor += MAXALIGN(sizeof(DecStr) * n_parents);
+	if (attrs)
+	{
+		memcpy(cursor, attrs, VARSIZE(attrs));
+		entry->attrs = (Jsonb *) cursor;
+		cursor += MAXALIGN(VARSIZE(attrs));
+	}
+	else
+		entry->attrs = NULL;
+	entry->n_parents = 0;
+	for (i = 0; i < n_elems; i++)
+	{
+		const char *parent;
+
+		if (elem_nulls[i])
+			continue;
+		parent = DatumGetPointer(elems[i]);
+		entry->parents[entry->n_parents++] =
+			place_string(&cursor, VARDATA_ANY(parent), VARSIZE_ANY_EXHDR(parent));
+	}
+	uid = place_string(&cursor, uid.ptr, uid.len);
+	Assert(cursor == (char *) entry + size);
+	if (!TTS_EMPTY(scope->slot))
+		ExecClearTuple(scope->slot);
+	entry->key.uid = uid.ptr;
+	entry->key.len = uid.len;
 	entry->closure = NULL;
 	entry->n_closure = 0;
-	return entry;
+
+	cached = hash_search(entity_cache, &entry->key, HASH_ENTER, NULL);
+	*cached = *entry;
+	return cached;
 }
+
+/* Room for an ancestor set being computed (compute_closure). */
+static DecStr *closure_scratch = NULL;
 
 /* Breadth-first ancestor set of an entity, cached on its entry. */
 static bool
 compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
 {
-	DecStr	   *closure = palloc(sizeof(DecStr) * DECIDE_MAX_ANCESTORS);
+	DecStr	   *closure;
 	uint32		n = 1;
 	uint32		i;
 
+	/* kept per backend: 16 kB, which palloc would malloc and free each time */
+	if (closure_scratch == NULL)
+		closure_scratch = MemoryContextAlloc(TopMemoryContext,
+											 sizeof(DecStr) * DECIDE_MAX_ANCESTORS);
+	closure = closure_scratch;
 	closure[0].ptr = entry->key.uid;
 	closure[0].len = entry->key.len;
 	for (i = 0; i < n; i++)
@@ -395,7 +429,6 @@ compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
 	entry->closure = MemoryContextAlloc(entity_context, sizeof(DecStr) * n);
 	memcpy(entry->closure, closure, sizeof(DecStr) * n);
 	entry->n_closure = n;
-	pfree(closure);
 	return true;
 }
 
