@@ -33,7 +33,6 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -44,26 +43,43 @@
 
 int			decide_entity_cache_size = 100000;
 
-typedef struct EntityKey
-{
-	const char *uid;
-	uint32		len;
-} EntityKey;
-
 /*
  * An entity and what its row holds, in one allocation in entity_context:
  * the struct, then parents, then attrs, then the characters of uid and of
- * each parent (each NUL-terminated).
+ * each parent (each NUL-terminated).  It stays where it is while cached
+ * (the hash table below moves its slots, never the entries).
  */
 typedef struct EntityEntry
 {
-	EntityKey	key;			/* uid points into this allocation */
+	DecStr		uid;			/* points into this allocation */
 	uint32		n_parents;
 	DecStr	   *parents;
 	Jsonb	   *attrs;			/* NULL: {} (no row, or empty) */
 	DecStr	   *closure;		/* NULL until first needed */
 	uint32		n_closure;
 } EntityEntry;
+
+/* A slot of the entity cache (simplehash: open addressing, in one array). */
+typedef struct EntitySlot
+{
+	DecStr		key;			/* the entry's uid */
+	uint32		hash;
+	char		status;
+	EntityEntry *entry;
+} EntitySlot;
+
+#define SH_PREFIX entity_tab
+#define SH_ELEMENT_TYPE EntitySlot
+#define SH_KEY_TYPE DecStr
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).ptr, (int) (k).len)
+#define SH_EQUAL(tb, a, b) ((a).len == (b).len && memcmp((a).ptr, (b).ptr, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /*
  * Relations, snapshot and one index scan for fetching rows, opened on the
@@ -96,7 +112,7 @@ static text *probe = NULL;
 static Size probe_capacity = 0;
 
 static MemoryContext entity_context = NULL;
-static HTAB *entity_cache = NULL;
+static entity_tab_hash *entity_cache = NULL;
 static uint64 entity_cache_generation = 0;
 
 /*
@@ -118,34 +134,14 @@ entity_store_define_gucs(void)
 							NULL, NULL, NULL);
 }
 
-static uint32
-entity_key_hash(const void *key, Size keysize)
-{
-	const EntityKey *k = key;
-
-	return hash_bytes((const unsigned char *) k->uid, (int) k->len);
-}
-
-static int
-entity_key_match(const void *a, const void *b, Size keysize)
-{
-	const EntityKey *x = a;
-	const EntityKey *y = b;
-
-	if (x->len != y->len)
-		return 1;
-	return memcmp(x->uid, y->uid, x->len);
-}
-
 /* Makes sure the cache belongs to this policy set and has room. */
 static void
 prepare_cache(const PolicySet *set)
 {
-	HASHCTL		ctl;
 	bool		reusable = policy_set_entities_shareable(set);
 
 	if (entity_cache != NULL &&
-		hash_get_num_entries(entity_cache) < decide_entity_cache_size &&
+		entity_cache->members < (uint32) decide_entity_cache_size &&
 		(entity_cache_generation == set->generation ||
 		 (reusable &&
 		  memcmp(&entity_cache_version, &set->entities_version, sizeof(pg_uuid_t)) == 0)))
@@ -160,14 +156,7 @@ prepare_cache(const PolicySet *set)
 	entity_cache = NULL;
 	MemoryContextReset(entity_context);
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(EntityKey);
-	ctl.entrysize = sizeof(EntityEntry);
-	ctl.hash = entity_key_hash;
-	ctl.match = entity_key_match;
-	ctl.hcxt = entity_context;
-	entity_cache = hash_create("decide entity cache", 1024, &ctl,
-							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	entity_cache = entity_tab_create(entity_context, 1024, NULL);
 	entity_cache_generation = set->generation;
 	if (reusable)
 		entity_cache_version = set->entities_version;
@@ -290,9 +279,10 @@ place_string(char **cursor, const char *ptr, uint32 len)
 static EntityEntry *
 lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 {
-	EntityKey	key = {uid.ptr, uid.len};
+	uint32		hash = hash_bytes((const unsigned char *) uid.ptr, (int) uid.len);
+	EntitySlot *slot;
 	EntityEntry *entry;
-	EntityEntry *cached;
+	bool		found;
 	Datum	   *elems = NULL;
 	bool	   *elem_nulls = NULL;
 	int			n_elems = 0;
@@ -303,9 +293,9 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	char	   *cursor;
 	int			i;
 
-	entry = hash_search(entity_cache, &key, HASH_FIND, NULL);
-	if (entry)
-		return entry;
+	slot = entity_tab_lookup_hash(entity_cache, uid, hash);
+	if (slot)
+		return slot->entry;
 
 	if (!scope->open && !open_scope(scope, set))
 		return NULL;
@@ -371,14 +361,14 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	Assert(cursor == (char *) entry + size);
 	if (!TTS_EMPTY(scope->slot))
 		ExecClearTuple(scope->slot);
-	entry->key.uid = uid.ptr;
-	entry->key.len = uid.len;
+	entry->uid = uid;
 	entry->closure = NULL;
 	entry->n_closure = 0;
 
-	cached = hash_search(entity_cache, &entry->key, HASH_ENTER, NULL);
-	*cached = *entry;
-	return cached;
+	slot = entity_tab_insert_hash(entity_cache, entry->uid, hash, &found);
+	Assert(!found);
+	slot->entry = entry;
+	return entry;
 }
 
 /* Room for an ancestor set being computed (compute_closure). */
@@ -397,8 +387,7 @@ compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
 		closure_scratch = MemoryContextAlloc(TopMemoryContext,
 											 sizeof(DecStr) * DECIDE_MAX_ANCESTORS);
 	closure = closure_scratch;
-	closure[0].ptr = entry->key.uid;
-	closure[0].len = entry->key.len;
+	closure[0] = entry->uid;
 	for (i = 0; i < n; i++)
 	{
 		EntityEntry *node = i == 0 ? entry : lookup_entity(scope, set, closure[i]);
@@ -421,7 +410,7 @@ compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
 				ereport(ERROR,
 						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						 errmsg("entity \"%.*s\" has more than %d ancestors",
-								(int) entry->key.len, entry->key.uid, DECIDE_MAX_ANCESTORS - 1),
+								(int) entry->uid.len, entry->uid.ptr, DECIDE_MAX_ANCESTORS - 1),
 						 errhint("Flatten the hierarchy in decide.entities.")));
 			closure[n++] = *parent;
 		}
