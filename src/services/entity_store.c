@@ -59,21 +59,24 @@ typedef struct EntityEntry
 	uint32		n_closure;
 } EntityEntry;
 
-/* A slot of the entity cache (simplehash: open addressing, in one array). */
+/*
+ * A slot of the entity cache (simplehash: open addressing, in one array):
+ * 16 bytes, the entry and its uid's hash.
+ */
 typedef struct EntitySlot
 {
-	DecStr		key;			/* the entry's uid */
+	EntityEntry *entry;
 	uint32		hash;
 	char		status;
-	EntityEntry *entry;
 } EntitySlot;
 
 #define SH_PREFIX entity_tab
 #define SH_ELEMENT_TYPE EntitySlot
-#define SH_KEY_TYPE DecStr
-#define SH_KEY key
-#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).ptr, (int) (k).len)
-#define SH_EQUAL(tb, a, b) ((a).len == (b).len && memcmp((a).ptr, (b).ptr, (a).len) == 0)
+#define SH_KEY_TYPE EntityEntry *
+#define SH_KEY entry
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k)->uid.ptr, (int) (k)->uid.len)
+#define SH_EQUAL(tb, a, b) \
+	((a)->uid.len == (b)->uid.len && memcmp((a)->uid.ptr, (b)->uid.ptr, (a)->uid.len) == 0)
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) ((a)->hash)
 #define SH_SCOPE static inline
@@ -122,6 +125,34 @@ static uint64 entity_cache_generation = 0;
  */
 static pg_uuid_t entity_cache_version;
 
+/*
+ * Entries and ancestor sets are carved out of blocks of entity_context in
+ * turn (they are only ever freed all together, by a reset), without the
+ * chunk header and the rounding up to a power of two of each palloc: a new
+ * backend fills the cache from fresh memory, a page fault every 4 kB.
+ */
+#define ENTITY_BLOCK_SIZE (64 * 1024)
+static char *block_free = NULL;
+static char *block_end = NULL;
+
+static void *
+entity_alloc(Size size)
+{
+	char	   *p;
+
+	size = MAXALIGN(size);
+	if ((Size) (block_end - block_free) < size)
+	{
+		Size		block = Max(size, ENTITY_BLOCK_SIZE);
+
+		block_free = MemoryContextAlloc(entity_context, block);
+		block_end = block_free + block;
+	}
+	p = block_free;
+	block_free += size;
+	return p;
+}
+
 void
 entity_store_define_gucs(void)
 {
@@ -155,6 +186,7 @@ prepare_cache(const PolicySet *set)
 											   ALLOCSET_DEFAULT_SIZES);
 	entity_cache = NULL;
 	MemoryContextReset(entity_context);
+	block_free = block_end = NULL;
 
 	entity_cache = entity_tab_create(entity_context, 1024, NULL);
 	entity_cache_generation = set->generation;
@@ -281,6 +313,7 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 {
 	uint32		hash = hash_bytes((const unsigned char *) uid.ptr, (int) uid.len);
 	EntitySlot *slot;
+	EntityEntry probe_entry;
 	EntityEntry *entry;
 	bool		found;
 	Datum	   *elems = NULL;
@@ -293,7 +326,8 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	char	   *cursor;
 	int			i;
 
-	slot = entity_tab_lookup_hash(entity_cache, uid, hash);
+	probe_entry.uid = uid;
+	slot = entity_tab_lookup_hash(entity_cache, &probe_entry, hash);
 	if (slot)
 		return slot->entry;
 
@@ -333,7 +367,7 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	/* everything the cache keeps of this entity, in one allocation */
 	size = MAXALIGN(sizeof(EntityEntry)) + MAXALIGN(sizeof(DecStr) * n_parents) +
 		(attrs ? MAXALIGN(VARSIZE(attrs)) : 0) + chars;
-	cursor = MemoryContextAlloc(entity_context, size);
+	cursor = entity_alloc(size);
 	entry = (EntityEntry *) cursor;
 	cursor += MAXALIGN(sizeof(EntityEntry));
 	entry->parents = n_parents > 0 ? (DecStr *) cursor : NULL;
@@ -365,9 +399,8 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	entry->closure = NULL;
 	entry->n_closure = 0;
 
-	slot = entity_tab_insert_hash(entity_cache, entry->uid, hash, &found);
+	slot = entity_tab_insert_hash(entity_cache, entry, hash, &found);
 	Assert(!found);
-	slot->entry = entry;
 	return entry;
 }
 
@@ -415,7 +448,7 @@ compute_closure(FetchScope *scope, const PolicySet *set, EntityEntry *entry)
 			closure[n++] = *parent;
 		}
 	}
-	entry->closure = MemoryContextAlloc(entity_context, sizeof(DecStr) * n);
+	entry->closure = entity_alloc(sizeof(DecStr) * n);
 	memcpy(entry->closure, closure, sizeof(DecStr) * n);
 	entry->n_closure = n;
 	return true;
