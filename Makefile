@@ -13,12 +13,12 @@ MODULE_big = decide
 #   src/pipeline  one decision, end to end; listings of allowed entities
 #   src/entry     SQL-callable functions, the statistics report, the worker
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
-	src/core/cache_value.o src/core/uid.o src/core/log_record.o
+	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/entity_image.o
 BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_latch.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
 	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
 	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o \
-	src/services/shared_sets.o src/services/listing_cache.o
+	src/services/shared_sets.o src/services/listing_cache.o src/services/entity_images.o
 PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
 ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \

@@ -49,6 +49,7 @@ typedef enum DecideCounter
 	STAT_LISTINGS,				/* decide_resources() and decide_actors() calls */
 	STAT_LISTING_CANDIDATES,	/* entities a listing decided */
 	STAT_LISTING_CACHE_HITS,	/* listings answered from the listing cache */
+	STAT_ENTITY_IMAGE_BUILDS,	/* images of decide.entities built and published in shared memory */
 	STAT_COUNTERS
 } DecideCounter;
 

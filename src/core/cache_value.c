@@ -13,6 +13,7 @@
  * server sharing the Redis, whatever their byte order.
  */
 #include "cache_value.h"
+#include "hash.h"
 
 #include <string.h>
 
@@ -23,24 +24,10 @@
 
 static const char magic[4] = {'D', 'C', 'V', '1'};
 
-static uint64_t
-fnv1a(const unsigned char *p, size_t len)
-{
-	uint64_t	h = 0xcbf29ce484222325ULL;
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 uint64_t
 cache_value_key_hash(const char *key, size_t key_len)
 {
-	return fnv1a((const unsigned char *) key, key_len);
+	return dec_fnv1a((const unsigned char *) key, key_len);
 }
 
 static void
@@ -76,7 +63,7 @@ cache_value_encode(const CacheValue *value, uint64_t key_hash, char *out)
 	put64(p + 8, (uint64_t) value->policy_id);
 	put64(p + 16, (uint64_t) value->expires);
 	put64(p + 24, key_hash);
-	put64(p + 32, fnv1a(p, 32));
+	put64(p + 32, dec_fnv1a(p, 32));
 }
 
 bool
@@ -88,7 +75,7 @@ cache_value_decode(const char *bytes, size_t len, uint64_t key_hash, CacheValue 
 		return false;
 	if ((p[4] & ~KNOWN_FLAGS) != 0 || p[5] != 0 || p[6] != 0 || p[7] != 0)
 		return false;
-	if (get64(p + 24) != key_hash || get64(p + 32) != fnv1a(p, 32))
+	if (get64(p + 24) != key_hash || get64(p + 32) != dec_fnv1a(p, 32))
 		return false;
 	/* A denial names no policy only when none matched; an allow always does. */
 	if ((p[4] & FLAG_ALLOWED) && !(p[4] & FLAG_HAS_POLICY))

@@ -24,6 +24,7 @@
  * Everything is pure C over caller-provided memory; see evaluator.h.
  */
 #include "evaluator.h"
+#include "hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -153,14 +154,8 @@ alloc_zero(const DecAllocator *a, size_t size)
 static uint64_t
 hash_bytes(const char *ptr, uint32_t len)
 {
-	uint64_t	h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-	uint32_t	i;
+	uint64_t	h = dec_fnv1a(ptr, len);
 
-	for (i = 0; i < len; i++)
-	{
-		h ^= (unsigned char) ptr[i];
-		h *= 0x100000001b3ULL;
-	}
 	return h ^ (h >> 29);
 }
 

@@ -92,7 +92,7 @@ decide_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "decide_stats() must return a composite type");
 	set = policy_set_current();
 	take_snapshot(&s);
-	shared_sets_report(&set->version, &shared);
+	shared_sets_report(SHARED_POLICY_SET, &set->version, &shared);
 	/* Answered without evaluating policies: a hit in any layer, or carried forward. */
 	hits = s.v.counters[STAT_L1_HITS] + s.v.counters[STAT_L2_HITS] + s.v.counters[STAT_L3_HITS] +
 		s.v.counters[STAT_CARRIED_FORWARD];
@@ -343,7 +343,7 @@ decide_metrics(PG_FUNCTION_ARGS)
 		{
 			SharedSetReport shared;
 
-			shared_sets_report(&set->version, &shared);
+			shared_sets_report(SHARED_POLICY_SET, &set->version, &shared);
 			metric_value(&out, "decide_shared_sets_bytes", "gauge",
 						 "Shared memory held by the compiled policy sets of the server.",
 						 shared.bytes_in_use);

@@ -38,6 +38,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "entity_image.h"
+#include "entity_images.h"
 #include "entity_store.h"
 #include "stats.h"
 
@@ -116,6 +118,9 @@ static Size probe_capacity = 0;
 
 static MemoryContext entity_context = NULL;
 static entity_tab_hash *entity_cache = NULL;
+
+/* The shared image of this resolve's entities version, or NULL (entity_images.c). */
+static const void *entity_image = NULL;
 static uint64 entity_cache_generation = 0;
 
 /*
@@ -316,27 +321,43 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	EntityEntry probe_entry;
 	EntityEntry *entry;
 	bool		found;
-	Datum	   *elems = NULL;
-	bool	   *elem_nulls = NULL;
-	int			n_elems = 0;
+	DecStr	   *parents = NULL;
 	uint32		n_parents = 0;
 	Jsonb	   *attrs = NULL;
 	Size		chars = uid.len + 1;
 	Size		size;
 	char	   *cursor;
-	int			i;
+	uint32		i;
 
 	probe_entry.uid = uid;
 	slot = entity_tab_lookup_hash(entity_cache, &probe_entry, hash);
 	if (slot)
 		return slot->entry;
 
+	stats_count(STAT_ENTITY_FETCHES, 1);
+	if (entity_image != NULL)
+	{
+		/* Every row of this entities version is there: not found, no row. */
+		DecEntityView view;
+
+		if (dec_entity_image_find(entity_image, uid.ptr, uid.len, &view))
+		{
+			parents = palloc(sizeof(DecStr) * Max(view.n_parents, 1));
+			for (i = 0; i < view.n_parents; i++)
+			{
+				parents[n_parents] = dec_entity_image_parent(entity_image, &view, i);
+				chars += parents[n_parents++].len + 1;
+			}
+			attrs = (Jsonb *) view.attrs;
+		}
+		goto keep;
+	}
+
 	if (!scope->open && !open_scope(scope, set))
 		return NULL;
 
 	set_probe(uid);
 	scope->key.sk_argument = PointerGetDatum(probe);
-	stats_count(STAT_ENTITY_FETCHES, 1);
 	index_rescan(scope->scan, &scope->key, 1, NULL, 0);
 	if (index_getnext_slot(scope->scan, ForwardScanDirection, scope->slot))
 	{
@@ -346,13 +367,22 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 		value = slot_getattr(scope->slot, att_parents, &isnull);
 		if (!isnull)
 		{
+			Datum	   *elems;
+			bool	   *elem_nulls;
+			int			n_elems;
+			int			e;
+
 			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &elem_nulls, &n_elems);
-			for (i = 0; i < n_elems; i++)
-				if (!elem_nulls[i])
+			parents = palloc(sizeof(DecStr) * Max(n_elems, 1));
+			for (e = 0; e < n_elems; e++)
+				if (!elem_nulls[e])
 				{
-					n_parents++;
-					chars += VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) + 1;
+					const char *parent = DatumGetPointer(elems[e]);
+
+					parents[n_parents].ptr = VARDATA_ANY(parent);
+					parents[n_parents].len = VARSIZE_ANY_EXHDR(parent);
+					chars += parents[n_parents++].len + 1;
 				}
 		}
 		value = slot_getattr(scope->slot, att_attrs, &isnull);
@@ -364,6 +394,7 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 		}
 	}
 
+keep:
 	/* everything the cache keeps of this entity, in one allocation */
 	size = MAXALIGN(sizeof(EntityEntry)) + MAXALIGN(sizeof(DecStr) * n_parents) +
 		(attrs ? MAXALIGN(VARSIZE(attrs)) : 0) + chars;
@@ -380,20 +411,12 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 	}
 	else
 		entry->attrs = NULL;
-	entry->n_parents = 0;
-	for (i = 0; i < n_elems; i++)
-	{
-		const char *parent;
-
-		if (elem_nulls[i])
-			continue;
-		parent = DatumGetPointer(elems[i]);
-		entry->parents[entry->n_parents++] =
-			place_string(&cursor, VARDATA_ANY(parent), VARSIZE_ANY_EXHDR(parent));
-	}
+	entry->n_parents = n_parents;
+	for (i = 0; i < n_parents; i++)
+		entry->parents[i] = place_string(&cursor, parents[i].ptr, parents[i].len);
 	uid = place_string(&cursor, uid.ptr, uid.len);
 	Assert(cursor == (char *) entry + size);
-	if (!TTS_EMPTY(scope->slot))
+	if (scope->open && !TTS_EMPTY(scope->slot))
 		ExecClearTuple(scope->slot);
 	entry->uid = uid;
 	entry->closure = NULL;
@@ -462,6 +485,7 @@ entity_store_resolve(const PolicySet *set, const DecStr *uids, int n, EntityInfo
 	int			i;
 
 	prepare_cache(set);
+	entity_image = entity_images_get(set);
 	for (i = 0; i < n && ok; i++)
 	{
 		EntityEntry *entry = lookup_entity(&scope, set, uids[i]);

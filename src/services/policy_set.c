@@ -667,7 +667,7 @@ attach_shared(PolicySet *set, Snapshot snapshot, instr_time start)
 	const char *image;
 	int			slot;
 
-	switch (shared_sets_acquire(&set->version, set->epoch, &image, &slot))
+	switch (shared_sets_acquire(SHARED_POLICY_SET, &set->version, set->epoch, &image, &slot))
 	{
 		case SHARED_SET_FOUND:
 			break;

@@ -60,6 +60,7 @@ typedef enum SlotState
 typedef struct SetSlot
 {
 	SlotState	state;
+	SharedSetKind kind;
 	Oid			database;
 	pg_uuid_t	version;
 	int64		epoch;
@@ -178,7 +179,7 @@ superseded(const SetSlot *slot)
 		const SetSlot *other = &sets->slots[i];
 
 		if (other->state == SLOT_READY && other->database == slot->database &&
-			other->epoch > slot->epoch)
+			other->kind == slot->kind && other->epoch > slot->epoch)
 			return true;
 	}
 	return false;
@@ -223,7 +224,7 @@ take_slot(void)
 }
 
 static int
-find_slot(Oid database, const pg_uuid_t *version)
+find_slot(Oid database, SharedSetKind kind, const pg_uuid_t *version)
 {
 	int			i;
 
@@ -231,11 +232,33 @@ find_slot(Oid database, const pg_uuid_t *version)
 	{
 		SetSlot    *slot = &sets->slots[i];
 
-		if (slot->state != SLOT_EMPTY && slot->database == database &&
+		if (slot->state != SLOT_EMPTY && slot->database == database && slot->kind == kind &&
 			memcmp(&slot->version, version, sizeof(pg_uuid_t)) == 0)
 			return i;
 	}
 	return -1;
+}
+
+/*
+ * Was an entity image of this database built so recently that building
+ * another now would spend more than a tenth of the time building?
+ */
+static bool
+built_recently(Oid database)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	for (i = 0; i < MAX_SHARED_SETS; i++)
+	{
+		SetSlot    *slot = &sets->slots[i];
+
+		if ((slot->state == SLOT_READY || slot->state == SLOT_TOO_LARGE) &&
+			slot->kind == SHARED_ENTITY_IMAGE && slot->database == database &&
+			!TimestampDifferenceExceeds(slot->built_at, now, (int) (slot->build_ms * 9)))
+			return true;
+	}
+	return false;
 }
 
 static bool
@@ -273,7 +296,8 @@ release_all(int code, Datum arg)
 }
 
 SharedSetLookup
-shared_sets_acquire(const pg_uuid_t *version, int64 epoch, const char **image, int *slot_out)
+shared_sets_acquire(SharedSetKind kind, const pg_uuid_t *version, int64 epoch,
+					const char **image, int *slot_out)
 {
 	SharedSetLookup result;
 
@@ -293,19 +317,27 @@ shared_sets_acquire(const pg_uuid_t *version, int64 epoch, const char **image, i
 
 		LWLockAcquire(sets->lock, LW_EXCLUSIVE);
 		attach_area();
-		i = find_slot(MyDatabaseId, version);
+		i = find_slot(MyDatabaseId, kind, version);
 		if (i < 0)
 		{
+			if (kind == SHARED_ENTITY_IMAGE && built_recently(MyDatabaseId))
+			{
+				LWLockRelease(sets->lock);
+				result = SHARED_SET_UNAVAILABLE;
+				break;
+			}
 			i = take_slot();
 			if (i < 0)
 			{
 				LWLockRelease(sets->lock);
-				stats_count(STAT_SHARED_SET_FALLBACKS, 1);
+				if (kind == SHARED_POLICY_SET)
+					stats_count(STAT_SHARED_SET_FALLBACKS, 1);
 				result = SHARED_SET_UNAVAILABLE;
 				break;
 			}
 			slot = &sets->slots[i];
 			slot->state = SLOT_BUILDING;
+			slot->kind = kind;
 			slot->database = MyDatabaseId;
 			slot->version = *version;
 			slot->epoch = epoch;
@@ -329,7 +361,8 @@ shared_sets_acquire(const pg_uuid_t *version, int64 epoch, const char **image, i
 		if (slot->state == SLOT_TOO_LARGE)
 		{
 			LWLockRelease(sets->lock);
-			stats_count(STAT_SHARED_SET_FALLBACKS, 1);
+			if (kind == SHARED_POLICY_SET)
+				stats_count(STAT_SHARED_SET_FALLBACKS, 1);
 			result = SHARED_SET_UNAVAILABLE;
 			break;
 		}
@@ -343,6 +376,12 @@ shared_sets_acquire(const pg_uuid_t *version, int64 epoch, const char **image, i
 			break;
 		}
 		LWLockRelease(sets->lock);
+		if (kind == SHARED_ENTITY_IMAGE)
+		{
+			/* Decisions go on with index probes meanwhile. */
+			result = SHARED_SET_UNAVAILABLE;
+			break;
+		}
 		(void) ConditionVariableTimedSleep(&sets->changed, WAIT_POLL_MS, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
@@ -375,9 +414,12 @@ shared_sets_publish(int i, const char *image, Size size, double build_ms,
 	{
 		slot->state = SLOT_TOO_LARGE;
 		slot->published = ++sets->next_publication;
+		slot->built_at = GetCurrentTimestamp();
+		slot->build_ms = build_ms;
 		LWLockRelease(sets->lock);
 		ConditionVariableBroadcast(&sets->changed);
-		stats_count(STAT_SHARED_SET_FALLBACKS, 1);
+		if (slot->kind == SHARED_POLICY_SET)
+			stats_count(STAT_SHARED_SET_FALLBACKS, 1);
 		return false;
 	}
 	slot->state = SLOT_READY;
@@ -393,7 +435,7 @@ shared_sets_publish(int i, const char *image, Size size, double build_ms,
 	*shared_image = dsa_get_address(area, copy);
 	LWLockRelease(sets->lock);
 	ConditionVariableBroadcast(&sets->changed);
-	stats_count(STAT_SHARED_SET_BUILDS, 1);
+	stats_count(slot->kind == SHARED_POLICY_SET ? STAT_SHARED_SET_BUILDS : STAT_ENTITY_IMAGE_BUILDS, 1);
 	return true;
 }
 
@@ -405,6 +447,29 @@ shared_sets_abandon(int i)
 	LWLockAcquire(sets->lock, LW_EXCLUSIVE);
 	if (slot->state == SLOT_BUILDING && slot->builder == MyProcPid)
 		slot->state = SLOT_EMPTY;
+	my_building = -1;
+	LWLockRelease(sets->lock);
+	ConditionVariableBroadcast(&sets->changed);
+}
+
+Size
+shared_sets_memory_limit(void)
+{
+	return sets == NULL ? 0 : (Size) memory_limit_mb * 1024 * 1024;
+}
+
+void
+shared_sets_give_up(int i)
+{
+	SetSlot    *slot = &sets->slots[i];
+
+	LWLockAcquire(sets->lock, LW_EXCLUSIVE);
+	if (slot->state == SLOT_BUILDING && slot->builder == MyProcPid)
+	{
+		slot->state = SLOT_TOO_LARGE;
+		slot->published = ++sets->next_publication;
+		slot->built_at = GetCurrentTimestamp();
+	}
 	my_building = -1;
 	LWLockRelease(sets->lock);
 	ConditionVariableBroadcast(&sets->changed);
@@ -427,7 +492,7 @@ shared_sets_release(int i)
 }
 
 void
-shared_sets_report(const pg_uuid_t *version, SharedSetReport *report)
+shared_sets_report(SharedSetKind kind, const pg_uuid_t *version, SharedSetReport *report)
 {
 	int			i;
 
@@ -435,7 +500,7 @@ shared_sets_report(const pg_uuid_t *version, SharedSetReport *report)
 	if (sets == NULL)
 		return;
 	LWLockAcquire(sets->lock, LW_SHARED);
-	i = find_slot(MyDatabaseId, version);
+	i = find_slot(MyDatabaseId, kind, version);
 	if (i >= 0 && sets->slots[i].state == SLOT_READY)
 	{
 		const SetSlot *slot = &sets->slots[i];

@@ -14,6 +14,13 @@ extern void shared_sets_define_gucs(void);
 extern void shared_sets_shmem_request(void);
 extern void shared_sets_shmem_startup(void);
 
+/* What a slot holds: both are images built once per version of a database. */
+typedef enum SharedSetKind
+{
+	SHARED_POLICY_SET,			/* policy_set.c, per policy-set version */
+	SHARED_ENTITY_IMAGE			/* entity_images.c, per entities version */
+} SharedSetKind;
+
 typedef enum SharedSetLookup
 {
 	SHARED_SET_FOUND,			/* *image is the published set, pinned */
@@ -22,12 +29,15 @@ typedef enum SharedSetLookup
 } SharedSetLookup;
 
 /*
- * The set of this database at this version: pinned if published; else the
- * right to build it, unless another process is building it, in which case
- * this waits for it (or takes over if that process died).
+ * The image of this kind of this database at this version: pinned if
+ * published; else the right to build it, unless another process is
+ * building it, in which case a policy set waits for it (or takes over if
+ * that process died) and an entity image is unavailable for now.  An entity
+ * image is not built again within nine times the last build's duration of
+ * its end (building takes at most a tenth of the time).
  */
-extern SharedSetLookup shared_sets_acquire(const pg_uuid_t *version, int64 epoch,
-										   const char **image, int *slot);
+extern SharedSetLookup shared_sets_acquire(SharedSetKind kind, const pg_uuid_t *version,
+										   int64 epoch, const char **image, int *slot);
 
 /*
  * Copies a built image into shared memory and pins it for the caller; false
@@ -39,6 +49,12 @@ extern bool shared_sets_publish(int slot, const char *image, Size size, double b
 
 /* The builder failed: others waiting build it themselves. */
 extern void shared_sets_abandon(int slot);
+
+/* The builder found it too large: nobody builds this version. */
+extern void shared_sets_give_up(int slot);
+
+/* Bytes the images may take (decide.shared_policy_memory); 0: none. */
+extern Size shared_sets_memory_limit(void);
 
 /* Unpins a set; the last process to leave a superseded set frees it. */
 extern void shared_sets_release(int slot);
@@ -54,6 +70,7 @@ typedef struct SharedSetReport
 	uint64		bytes_in_use;	/* every shared set of the server */
 } SharedSetReport;
 
-extern void shared_sets_report(const pg_uuid_t *version, SharedSetReport *report);
+extern void shared_sets_report(SharedSetKind kind, const pg_uuid_t *version,
+							   SharedSetReport *report);
 
 #endif							/* DECIDE_SHARED_SETS_H */

@@ -1,0 +1,52 @@
+/*
+ * entity_image.h — every row of decide.entities in one block of memory:
+ * uid, parents and attributes, found by uid through a hash table.  The
+ * block refers to itself by offsets only, so it can be copied into shared
+ * memory and read there by every backend (entity_images.c).  Pure C.
+ */
+#ifndef DECIDE_ENTITY_IMAGE_H
+#define DECIDE_ENTITY_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evaluator.h"
+
+/* One entity as the builder takes it. */
+typedef struct DecEntityRow
+{
+	DecStr		uid;
+	const DecStr *parents;
+	uint32_t	n_parents;
+	const char *attrs;			/* the attributes' bytes (a jsonb, header included); NULL: none */
+	uint32_t	attrs_len;
+} DecEntityRow;
+
+/* One entity as a lookup finds it; pointers into the image. */
+typedef struct DecEntityView
+{
+	DecStr		uid;
+	uint32_t	n_parents;
+	const char *attrs;			/* 8-byte aligned; NULL: none */
+	uint32_t	attrs_len;
+	uint32_t	index;			/* for dec_entity_image_parent() */
+} DecEntityView;
+
+/*
+ * Builds the image of n rows with distinct uids into memory from the
+ * allocator (8-byte aligned).  NULL if it would exceed 4 GB.
+ */
+extern void *dec_entity_image_build(const DecEntityRow *rows, uint32_t n,
+									const DecAllocator *allocator, size_t *size);
+
+/* Finds an entity by uid; false: the image has no row for it. */
+extern bool dec_entity_image_find(const void *image, const char *uid, uint32_t len,
+								  DecEntityView *view);
+
+/* Parent i (0 <= i < view->n_parents) of a found entity. */
+extern DecStr dec_entity_image_parent(const void *image, const DecEntityView *view, uint32_t i);
+
+extern uint32_t dec_entity_image_count(const void *image);
+
+#endif							/* DECIDE_ENTITY_IMAGE_H */

@@ -1,0 +1,247 @@
+/*
+ * entity_images.c — decide.entities once per entities version in shared
+ * memory, so that a backend finds an entity it has not seen yet without an
+ * index probe.
+ *
+ * An image (src/core/entity_image.c) holds every row of decide.entities as
+ * committed under one entities version (decide.epoch.entities_version, drawn
+ * anew by every statement that changes entities), in a slot of
+ * shared_sets.c.  The first backend that needs entities under a version
+ * builds it from one sequential read of the table, under a snapshot whose
+ * entities version is that one, and publishes it; others go on with index
+ * probes meanwhile (they never wait for it) and attach once it is there.
+ * An image is not built again within nine times the last build's duration
+ * (building takes at most a tenth of the time while entities keep
+ * changing), nor for a table larger than a quarter of
+ * decide.shared_policy_memory.  Under the transaction's own uncommitted
+ * changes, entities come from the table, as without preloading.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "storage/bufmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "entity_image.h"
+#include "entity_images.h"
+#include "shared_sets.h"
+
+#define RETRY_MS 1000
+
+/* The image this backend has pinned, and the version it is of. */
+static const char *pinned_image = NULL;
+static int	pinned_slot = -1;
+static pg_uuid_t pinned_version;
+
+/* A version with no image for now, and when to ask again. */
+static pg_uuid_t unavailable_version;
+static TimestampTz retry_at = 0;
+
+static DecStr
+copy_text(text *value)
+{
+	DecStr		s;
+	uint32		len = VARSIZE_ANY_EXHDR(value);
+	char	   *copy = palloc(len + 1);
+
+	memcpy(copy, VARDATA_ANY(value), len);
+	copy[len] = '\0';
+	s.ptr = copy;
+	s.len = len;
+	return s;
+}
+
+/*
+ * Reads every entity row under a snapshot of the set's entities version and
+ * builds the image in the current memory context.  NULL when the entities
+ * changed since the set was read, or the image would be too large.
+ */
+static char *
+build_image(const PolicySet *set, Size *size)
+{
+	const DecideCatalog *catalog = policy_set_catalog();
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	pg_uuid_t	entities_version;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	DecEntityRow *rows;
+	uint32		n = 0;
+	uint32		capacity = 1024;
+	DecAllocator allocator;
+	char	   *image = NULL;
+
+	(void) policy_set_read_epoch(snapshot, NULL, NULL, &entities_version, NULL);
+	if (memcmp(&entities_version, &set->entities_version, sizeof(pg_uuid_t)) != 0)
+	{
+		UnregisterSnapshot(snapshot);
+		return NULL;
+	}
+	rel = table_open(catalog->entities, AccessShareLock);
+	if ((double) RelationGetNumberOfBlocks(rel) * BLCKSZ > shared_sets_memory_limit() / 4.0)
+	{
+		table_close(rel, AccessShareLock);
+		UnregisterSnapshot(snapshot);
+		return NULL;
+	}
+	desc = RelationGetDescr(rel);
+	rows = palloc(sizeof(DecEntityRow) * capacity);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		DecEntityRow *row;
+		bool		isnull;
+		Datum		value;
+
+		if ((n & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (n == capacity)
+		{
+			capacity *= 2;
+			rows = repalloc_huge(rows, sizeof(DecEntityRow) * capacity);
+		}
+		row = &rows[n++];
+		memset(row, 0, sizeof(*row));
+		row->uid = copy_text(DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull)));
+		value = heap_getattr(tuple, 2, desc, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			count;
+			int			i;
+			DecStr	   *parents;
+
+			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &count);
+			parents = palloc(sizeof(DecStr) * Max(count, 1));
+			for (i = 0; i < count; i++)
+				if (!nulls[i])
+					parents[row->n_parents++] = copy_text(DatumGetTextPP(elems[i]));
+			row->parents = parents;
+		}
+		value = heap_getattr(tuple, 3, desc, &isnull);
+		if (!isnull)
+		{
+			Jsonb	   *attrs = DatumGetJsonbP(value);
+
+			if (JsonContainerSize(&attrs->root) > 0)
+			{
+				char	   *copy = palloc(VARSIZE(attrs));
+
+				memcpy(copy, attrs, VARSIZE(attrs));
+				row->attrs = copy;
+				row->attrs_len = VARSIZE(attrs);
+			}
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
+
+	allocator = decide_allocator(CurrentMemoryContext);
+	image = dec_entity_image_build(rows, n, &allocator, size);
+	if (image != NULL && *size > shared_sets_memory_limit() / 4)
+		image = NULL;
+	return image;
+}
+
+static void
+release_pinned(void)
+{
+	if (pinned_slot >= 0)
+		shared_sets_release(pinned_slot);
+	pinned_slot = -1;
+	pinned_image = NULL;
+}
+
+/* Builds and publishes the image of the set's entities version; NULL: none. */
+static const char *
+build_and_publish(const PolicySet *set, int slot)
+{
+	MemoryContext build_context = AllocSetContextCreate(CurrentMemoryContext,
+														"decide entity image build",
+														ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(build_context);
+	const char *shared = NULL;
+	char	   *built = NULL;
+	Size		size = 0;
+	instr_time	start;
+	instr_time	duration;
+
+	INSTR_TIME_SET_CURRENT(start);
+	PG_TRY();
+	{
+		built = build_image(set, &size);
+	}
+	PG_CATCH();
+	{
+		shared_sets_abandon(slot);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	if (built == NULL)
+		shared_sets_give_up(slot);
+	else
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		if (!shared_sets_publish(slot, built, size, INSTR_TIME_GET_MILLISEC(duration), &shared))
+			shared = NULL;
+	}
+	MemoryContextDelete(build_context);
+	return shared;
+}
+
+const void *
+entity_images_get(const PolicySet *set)
+{
+	const char *image = NULL;
+	int			slot = -1;
+
+	if (!policy_set_entities_shareable(set))
+		return NULL;
+	if (pinned_image && memcmp(&pinned_version, &set->entities_version, sizeof(pg_uuid_t)) == 0)
+		return pinned_image;
+	if (memcmp(&unavailable_version, &set->entities_version, sizeof(pg_uuid_t)) == 0 &&
+		GetCurrentTimestamp() < retry_at)
+		return NULL;
+
+	release_pinned();
+	switch (shared_sets_acquire(SHARED_ENTITY_IMAGE, &set->entities_version, set->epoch,
+								&image, &slot))
+	{
+		case SHARED_SET_FOUND:
+			break;
+		case SHARED_SET_BUILD:
+			image = build_and_publish(set, slot);
+			break;
+		case SHARED_SET_UNAVAILABLE:
+			image = NULL;
+			break;
+	}
+	if (image == NULL)
+	{
+		unavailable_version = set->entities_version;
+		retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_MS);
+		return NULL;
+	}
+	pinned_image = image;
+	pinned_slot = slot;
+	pinned_version = set->entities_version;
+	return pinned_image;
+}
