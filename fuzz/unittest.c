@@ -14,6 +14,7 @@
  */
 #include "props.h"
 #include "cache_value.h"
+#include "entity_image.h"
 #include "log_record.h"
 #include "request_key.h"
 
@@ -568,6 +569,85 @@ test_cache_value_cases(void)
 	report(ok, "cache_value: extreme values round-trip under their key only; allow-without-policy, short and zero replies refused");
 }
 
+/* ------------------------------------------------------------------ */
+/* entity images */
+
+static void
+test_entity_image(void)
+{
+	enum
+	{
+		N = 5000
+	};
+	static char uids[N][24];
+	static char parent_bytes[N][3][24];
+	static DecStr parents[N][3];
+	static char attrs[N][16];
+	DecEntityRow *rows = calloc(N, sizeof(DecEntityRow));
+	Arena		arena;
+	DecAllocator allocator;
+	size_t		size = 0;
+	void	   *image;
+	DecEntityView view;
+	bool		ok = true;
+	int			i,
+				p;
+
+	arena_init(&arena);
+	allocator = arena_allocator(&arena);
+	for (i = 0; i < N; i++)
+	{
+		rows[i].uid.len = (uint32_t) snprintf(uids[i], sizeof(uids[i]), "doc:%d", i * 7919);
+		rows[i].uid.ptr = uids[i];
+		rows[i].n_parents = (uint32_t) (i % 4 == 3 ? 0 : i % 4);
+		for (p = 0; p < (int) rows[i].n_parents; p++)
+		{
+			parents[i][p].len = (uint32_t) snprintf(parent_bytes[i][p], sizeof(parent_bytes[i][p]),
+													"folder:%d", (i + p) % 97);
+			parents[i][p].ptr = parent_bytes[i][p];
+		}
+		rows[i].parents = parents[i];
+		if (i % 5 != 0)
+		{
+			memset(attrs[i], 'a' + i % 26, sizeof(attrs[i]));
+			rows[i].attrs = attrs[i];
+			rows[i].attrs_len = 1 + i % 16;
+		}
+	}
+	image = dec_entity_image_build(rows, N, &allocator, &size);
+	ok &= image != NULL && dec_entity_image_count(image) == N && size > 0;
+	for (i = 0; ok && i < N; i++)
+	{
+		ok &= dec_entity_image_find(image, uids[i], rows[i].uid.len, &view) &&
+			view.uid.len == rows[i].uid.len && memcmp(view.uid.ptr, uids[i], view.uid.len) == 0 &&
+			view.n_parents == rows[i].n_parents;
+		for (p = 0; ok && p < (int) view.n_parents; p++)
+		{
+			DecStr		parent = dec_entity_image_parent(image, &view, (uint32_t) p);
+
+			ok &= parent.len == parents[i][p].len &&
+				memcmp(parent.ptr, parents[i][p].ptr, parent.len) == 0;
+		}
+		if (rows[i].attrs)
+			ok &= view.attrs != NULL && view.attrs_len == rows[i].attrs_len &&
+				((uintptr_t) view.attrs % 8) == 0 &&
+				memcmp(view.attrs, rows[i].attrs, view.attrs_len) == 0;
+		else
+			ok &= view.attrs == NULL;
+	}
+	/* uids with no row, a prefix and an extension of one that has */
+	ok &= !dec_entity_image_find(image, "doc:1", 5, &view) &&
+		!dec_entity_image_find(image, "doc:79191", 9, &view) &&
+		!dec_entity_image_find(image, "doc:", 4, &view) && !dec_entity_image_find(image, "", 0, &view);
+	/* an empty table */
+	image = dec_entity_image_build(rows, 0, &allocator, &size);
+	ok &= image != NULL && dec_entity_image_count(image) == 0 &&
+		!dec_entity_image_find(image, "doc:0", 5, &view);
+	arena_reset(&arena);
+	free(rows);
+	report(ok, "entity_image: 5,000 entities found with their parents and aligned attributes; absent uids not found; an empty image");
+}
+
 static void
 test_log_record_json_subset(void)
 {
@@ -721,6 +801,7 @@ main(int argc, char **argv)
 	test_request_key_cases();
 	test_evaluator_scenarios();
 	test_cache_value_cases();
+	test_entity_image();
 	test_log_record_json_subset();
 	test_log_record_cases();
 
