@@ -71,7 +71,8 @@ CREATE FUNCTION decide_stats(
     OUT shared_sets_bytes bigint,    -- shared memory held by every shared set of the server
     OUT listings bigint,             -- decide_resources() and decide_actors() calls
     OUT listing_candidates bigint,   -- entities those calls decided
-    OUT listing_cache_hits bigint)   -- calls answered from the listing cache
+    OUT listing_cache_hits bigint,   -- calls answered from the listing cache
+    OUT entity_image_builds bigint)  -- images of decide.entities built in shared memory
     AS 'MODULE_PATHNAME', 'decide_stats'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW decide_stats AS SELECT * FROM decide_stats();

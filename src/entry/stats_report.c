@@ -169,6 +169,7 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTINGS]);
 	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTING_CANDIDATES]);
 	values[n++] = Int64GetDatum(s.v.counters[STAT_LISTING_CACHE_HITS]);
+	values[n++] = Int64GetDatum(s.v.counters[STAT_ENTITY_IMAGE_BUILDS]);
 
 	/*
 	 * Columns are only ever appended: an older SQL definition of the
@@ -364,6 +365,9 @@ decide_metrics(PG_FUNCTION_ARGS)
 	metric_value(&out, "decide_listing_cache_hits_total", "counter",
 				 "Listings answered from the listing cache.",
 				 s.v.counters[STAT_LISTING_CACHE_HITS]);
+	metric_value(&out, "decide_entity_image_builds_total", "counter",
+				 "Images of decide.entities built and published in shared memory.",
+				 s.v.counters[STAT_ENTITY_IMAGE_BUILDS]);
 	metric_value(&out, "decide_carried_forward_total", "counter",
 				 "Cache misses answered by an older epoch's cached decision that no policy "
 				 "change since touches.",

@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "entity_images.h"
 #include "policy_set.h"
 #include "redis_client.h"
 #include "stats.h"
@@ -95,6 +96,7 @@ decide_worker_main(Datum arg)
 	before_shmem_exit(on_worker_exit, (Datum) 0);
 	stats_gauge_set(GAUGE_WORKER_PID, MyProcPid);
 	warm_init();
+	entity_images_may_build = false;
 	buf = MemoryContextAlloc(TopMemoryContext, FLUSH_BUFFER_BYTES);
 	turn_context = AllocSetContextCreate(TopMemoryContext, "decide worker turn",
 										 ALLOCSET_DEFAULT_SIZES);

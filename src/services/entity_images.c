@@ -40,6 +40,8 @@
 
 #define RETRY_MS 1000
 
+bool		entity_images_may_build = true;
+
 /* The image this backend has pinned, and the version it is of. */
 static const char *pinned_image = NULL;
 static int	pinned_slot = -1;
@@ -228,7 +230,10 @@ entity_images_get(const PolicySet *set)
 		case SHARED_SET_FOUND:
 			break;
 		case SHARED_SET_BUILD:
-			image = build_and_publish(set, slot);
+			if (entity_images_may_build)
+				image = build_and_publish(set, slot);
+			else
+				shared_sets_abandon(slot);
 			break;
 		case SHARED_SET_UNAVAILABLE:
 			image = NULL;

@@ -10,6 +10,12 @@
 #include "policy_set.h"
 
 /*
+ * Whether this process may build images (the worker does not: a build
+ * would stall its log flushing and count against its warming budget).
+ */
+extern bool entity_images_may_build;
+
+/*
  * The image of the entities under this set (src/core/entity_image.h),
  * pinned until the set's entities version changes, or NULL: read the table.
  */

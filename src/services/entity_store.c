@@ -1,8 +1,9 @@
 /*
  * entity_store.c — per-backend cache of entities and their ancestor sets.
  *
- * Entities are fetched one at a time through the primary key index, never
- * loaded whole: a deployment may have millions.  Rows (parents, attrs) and
+ * An entity not cached yet is found in the shared image of its entities
+ * version when there is one (entity_images.c), else fetched through the
+ * primary key index, one at a time.  Rows (parents, attrs) and
  * the ancestor sets computed from them are cached in a hash table that lives
  * for one policy-set generation (any entity change moves the epoch, which
  * reloads the set) and is emptied when it outgrows decide.entity_cache_size
@@ -11,7 +12,8 @@
  * Consistency: rows are read with the latest snapshot, after checking that
  * the epoch under that same snapshot is still the policy set's.  If it is
  * not, the resolver reports it and the caller reloads, so a decision never
- * mixes entities of one epoch with policies of another.
+ * mixes entities of one epoch with policies of another.  An image holds the
+ * rows of exactly the set's entities version.
  *
  * Ancestor sets are computed breadth-first with a visited list, so a cycle
  * (which the write-time checks refuse) still terminates, and their size is

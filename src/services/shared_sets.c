@@ -1,7 +1,9 @@
 /*
  * shared_sets.c — compiled policy sets kept once per server, in shared
  * memory, so that every backend reads the same copy instead of compiling
- * its own.
+ * its own; and, in the same slots, images of decide.entities
+ * (entity_images.c), which follow the same rules except that nobody waits
+ * for one being built.
  *
  * A set is the image policy_set.c builds (it refers to itself by offsets
  * only), stored in a DSA area and named by its database and policy-set
