@@ -635,6 +635,44 @@ test_entity_image(void)
 		else
 			ok &= view.attrs == NULL;
 	}
+	/* uid order, and equal parent lists named alike */
+	{
+		DecEntityView prev,
+					cur;
+		uint32_t	k;
+
+		dec_entity_image_at(image, 0, &prev);
+		for (k = 1; ok && k < N; k++, prev = cur)
+		{
+			dec_entity_image_at(image, k, &cur);
+			ok &= memcmp(prev.uid.ptr, cur.uid.ptr, prev.uid.len < cur.uid.len ? prev.uid.len : cur.uid.len) < 0 ||
+				(memcmp(prev.uid.ptr, cur.uid.ptr, prev.uid.len < cur.uid.len ? prev.uid.len : cur.uid.len) == 0 &&
+				 prev.uid.len < cur.uid.len);
+		}
+		ok &= dec_entity_image_lower_bound(image, "", 0) == 0 &&
+			dec_entity_image_lower_bound(image, "zzz", 3) == N &&
+			dec_entity_image_find(image, "doc:7919", 8, &cur) &&
+			dec_entity_image_lower_bound(image, "doc:7919", 8) == cur.index &&
+			dec_entity_image_lower_bound(image, "doc:7918", 8) == cur.index;
+		/* rows 1 and 389 have the parent list (folder:1), row 5 (folder:5); rows 3 and 7 none; row 2 two */
+		{
+			DecEntityView a,
+						b,
+						c,
+						d,
+						e;
+
+			ok &= dec_entity_image_find(image, uids[1], rows[1].uid.len, &a) &&
+				dec_entity_image_find(image, uids[389], rows[389].uid.len, &b) &&
+				dec_entity_image_find(image, uids[3], rows[3].uid.len, &c) &&
+				dec_entity_image_find(image, uids[7], rows[7].uid.len, &d) &&
+				dec_entity_image_find(image, uids[2], rows[2].uid.len, &e);
+			ok &= a.parents_id == b.parents_id && c.parents_id == d.parents_id &&
+				c.parents_id != e.parents_id && a.parents_id != c.parents_id;
+			ok &= dec_entity_image_find(image, uids[5], rows[5].uid.len, &b) &&
+				a.parents_id != b.parents_id;
+		}
+	}
 	/* uids with no row, a prefix and an extension of one that has */
 	ok &= !dec_entity_image_find(image, "doc:1", 5, &view) &&
 		!dec_entity_image_find(image, "doc:79191", 9, &view) &&
@@ -645,7 +683,7 @@ test_entity_image(void)
 		!dec_entity_image_find(image, "doc:0", 5, &view);
 	arena_reset(&arena);
 	free(rows);
-	report(ok, "entity_image: 5,000 entities found with their parents and aligned attributes; absent uids not found; an empty image");
+	report(ok, "entity_image: 5,000 entities in uid order, found with their parents and aligned attributes, equal parent lists shared; absent uids not found; an empty image");
 }
 
 static void

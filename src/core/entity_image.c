@@ -4,13 +4,15 @@
  *
  * Layout, offsets from the first byte:
  *   header | entries[n] | slots[mask + 1] | parent refs | strings | attrs
- * An entry names its uid, its parents (a run of parent refs: offset and
- * length of each parent's bytes) and its attributes (8-byte aligned, as a
+ * Entries are in uid order.  An entry names its uid, its parents (a run of
+ * parent refs: offset and length of each parent's bytes; entities with the
+ * same parent list share one run) and its attributes (8-byte aligned, as a
  * jsonb must be).  Slots are an open-addressing table of entry indexes + 1
  * (0: empty), at most half full, probed linearly from the uid's FNV-1a hash.
  */
 #include "entity_image.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
@@ -34,6 +36,7 @@ typedef struct ImageEntry
 	uint32_t	uid_len;
 	uint32_t	parents_off;	/* n_parents ImageRef */
 	uint32_t	n_parents;
+	uint32_t	parents_id;		/* the same for the same parent list */
 	uint32_t	attrs_off;		/* 0: none */
 	uint32_t	attrs_len;
 } ImageEntry;
@@ -50,6 +53,51 @@ align8(uint64_t n)
 	return (n + 7) & ~(uint64_t) 7;
 }
 
+static int
+uid_order(const void *a, const void *b)
+{
+	const DecEntityRow *x = *(const DecEntityRow *const *) a;
+	const DecEntityRow *y = *(const DecEntityRow *const *) b;
+	uint32_t	len = x->uid.len < y->uid.len ? x->uid.len : y->uid.len;
+	int			c = memcmp(x->uid.ptr, y->uid.ptr, len);
+
+	if (c != 0)
+		return c;
+	return (x->uid.len > y->uid.len) - (x->uid.len < y->uid.len);
+}
+
+static uint64_t
+parents_hash(const DecEntityRow *row)
+{
+	uint64_t	h = 0x9e3779b97f4a7c15ULL;
+	uint32_t	p;
+
+	for (p = 0; p < row->n_parents; p++)
+		h = (h ^ dec_fnv1a(row->parents[p].ptr, row->parents[p].len)) * 0x100000001b3ULL + p;
+	return h;
+}
+
+static bool
+same_parents(const DecEntityRow *a, const DecEntityRow *b)
+{
+	uint32_t	p;
+
+	if (a->n_parents != b->n_parents)
+		return false;
+	for (p = 0; p < a->n_parents; p++)
+		if (a->parents[p].len != b->parents[p].len ||
+			memcmp(a->parents[p].ptr, b->parents[p].ptr, a->parents[p].len) != 0)
+			return false;
+	return true;
+}
+
+/* A distinct parent list: the first row that has it, where it is written. */
+typedef struct ParentList
+{
+	const DecEntityRow *row;	/* NULL: empty slot */
+	uint32_t	refs_off;
+} ParentList;
+
 void *
 dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator *allocator,
 					   size_t *size)
@@ -62,6 +110,9 @@ dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator 
 	uint64_t	refs_off,
 				strings_off,
 				attrs_off;
+	const DecEntityRow **order;
+	ParentList *lists;
+	uint32_t   *list_of;		/* per row in uid order: its slot in lists */
 	ImageHeader *header;
 	ImageEntry *entries;
 	uint32_t   *slots;
@@ -74,14 +125,33 @@ dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator 
 
 	while (mask + 1 < (uint64_t) n * 2 || mask + 1 < 16)
 		mask = mask * 2 + 1;
+
+	/* uid order, and each distinct parent list once */
+	order = allocator->alloc(allocator->state, sizeof(*order) * (n ? n : 1));
+	for (i = 0; i < n; i++)
+		order[i] = &rows[i];
+	qsort(order, n, sizeof(*order), uid_order);
+	lists = allocator->alloc(allocator->state, sizeof(ParentList) * (mask + 1));
+	memset(lists, 0, sizeof(ParentList) * (mask + 1));
+	list_of = allocator->alloc(allocator->state, sizeof(uint32_t) * (n ? n : 1));
 	for (i = 0; i < n; i++)
 	{
-		refs += rows[i].n_parents;
-		strings += rows[i].uid.len;
-		for (p = 0; p < rows[i].n_parents; p++)
-			strings += rows[i].parents[p].len;
-		if (rows[i].attrs)
-			attrs += align8(rows[i].attrs_len);
+		const DecEntityRow *row = order[i];
+		uint64_t	slot = parents_hash(row) & mask;
+
+		while (lists[slot].row != NULL && !same_parents(lists[slot].row, row))
+			slot = (slot + 1) & mask;
+		if (lists[slot].row == NULL)
+		{
+			lists[slot].row = row;
+			refs += row->n_parents;
+			for (p = 0; p < row->n_parents; p++)
+				strings += row->parents[p].len;
+		}
+		list_of[i] = (uint32_t) slot;
+		strings += row->uid.len;
+		if (row->attrs)
+			attrs += align8(row->attrs_len);
 	}
 	refs_off = align8(sizeof(ImageHeader)) + align8((uint64_t) n * sizeof(ImageEntry)) +
 		align8((mask + 1) * sizeof(uint32_t));
@@ -108,7 +178,8 @@ dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator 
 
 	for (i = 0; i < n; i++)
 	{
-		const DecEntityRow *row = &rows[i];
+		const DecEntityRow *row = order[i];
+		ParentList *list = &lists[list_of[i]];
 		ImageEntry *entry = &entries[i];
 		uint64_t	slot = dec_fnv1a(row->uid.ptr, row->uid.len) & mask;
 
@@ -116,15 +187,21 @@ dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator 
 		entry->uid_len = row->uid.len;
 		memcpy(string, row->uid.ptr, row->uid.len);
 		string += row->uid.len;
-		entry->parents_off = (uint32_t) ((char *) ref - base);
-		entry->n_parents = row->n_parents;
-		for (p = 0; p < row->n_parents; p++, ref++)
+		if (list->row == row)
 		{
-			ref->off = (uint32_t) (string - base);
-			ref->len = row->parents[p].len;
-			memcpy(string, row->parents[p].ptr, row->parents[p].len);
-			string += row->parents[p].len;
+			/* the first of its list: the list is written here */
+			list->refs_off = (uint32_t) ((char *) ref - base);
+			for (p = 0; p < row->n_parents; p++, ref++)
+			{
+				ref->off = (uint32_t) (string - base);
+				ref->len = row->parents[p].len;
+				memcpy(string, row->parents[p].ptr, row->parents[p].len);
+				string += row->parents[p].len;
+			}
 		}
+		entry->parents_off = list->refs_off;
+		entry->n_parents = row->n_parents;
+		entry->parents_id = list_of[i];
 		if (row->attrs)
 		{
 			entry->attrs_off = (uint32_t) (attr - base);
@@ -138,6 +215,21 @@ dec_entity_image_build(const DecEntityRow *rows, uint32_t n, const DecAllocator 
 	}
 	*size = (size_t) total;
 	return base;
+}
+
+static void
+view_of(const char *base, uint32_t index, DecEntityView *view)
+{
+	const ImageHeader *header = (const ImageHeader *) base;
+	const ImageEntry *entry = (const ImageEntry *) (base + header->entries_off) + index;
+
+	view->uid.ptr = base + entry->uid_off;
+	view->uid.len = entry->uid_len;
+	view->n_parents = entry->n_parents;
+	view->attrs = entry->attrs_off ? base + entry->attrs_off : NULL;
+	view->attrs_len = entry->attrs_len;
+	view->index = index;
+	view->parents_id = entry->parents_id;
 }
 
 bool
@@ -155,12 +247,7 @@ dec_entity_image_find(const void *image, const char *uid, uint32_t len, DecEntit
 
 		if (entry->uid_len != len || memcmp(base + entry->uid_off, uid, len) != 0)
 			continue;
-		view->uid.ptr = base + entry->uid_off;
-		view->uid.len = entry->uid_len;
-		view->n_parents = entry->n_parents;
-		view->attrs = entry->attrs_off ? base + entry->attrs_off : NULL;
-		view->attrs_len = entry->attrs_len;
-		view->index = slots[slot] - 1;
+		view_of(base, slots[slot] - 1, view);
 		return true;
 	}
 	return false;
@@ -182,4 +269,34 @@ uint32_t
 dec_entity_image_count(const void *image)
 {
 	return ((const ImageHeader *) image)->n;
+}
+
+void
+dec_entity_image_at(const void *image, uint32_t index, DecEntityView *view)
+{
+	view_of(image, index, view);
+}
+
+uint32_t
+dec_entity_image_lower_bound(const void *image, const char *uid, uint32_t len)
+{
+	const char *base = image;
+	const ImageHeader *header = image;
+	const ImageEntry *entries = (const ImageEntry *) (base + header->entries_off);
+	uint32_t	low = 0;
+	uint32_t	high = header->n;
+
+	while (low < high)
+	{
+		uint32_t	mid = low + (high - low) / 2;
+		const ImageEntry *entry = &entries[mid];
+		uint32_t	common = entry->uid_len < len ? entry->uid_len : len;
+		int			c = memcmp(base + entry->uid_off, uid, common);
+
+		if (c < 0 || (c == 0 && entry->uid_len < len))
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low;
 }

@@ -1,6 +1,7 @@
 /*
  * entity_image.h — every row of decide.entities in one block of memory:
- * uid, parents and attributes, found by uid through a hash table.  The
+ * uid, parents and attributes, in uid order (bytes, as collation "C"
+ * orders them) and found by uid through a hash table.  The
  * block refers to itself by offsets only, so it can be copied into shared
  * memory and read there by every backend (entity_images.c).  Pure C.
  */
@@ -30,7 +31,8 @@ typedef struct DecEntityView
 	uint32_t	n_parents;
 	const char *attrs;			/* 8-byte aligned; NULL: none */
 	uint32_t	attrs_len;
-	uint32_t	index;			/* for dec_entity_image_parent() */
+	uint32_t	index;			/* its place in uid order */
+	uint32_t	parents_id;		/* equal for entities with equal parent lists */
 } DecEntityView;
 
 /*
@@ -48,5 +50,11 @@ extern bool dec_entity_image_find(const void *image, const char *uid, uint32_t l
 extern DecStr dec_entity_image_parent(const void *image, const DecEntityView *view, uint32_t i);
 
 extern uint32_t dec_entity_image_count(const void *image);
+
+/* The entity at a place in uid order (0 <= index < count). */
+extern void dec_entity_image_at(const void *image, uint32_t index, DecEntityView *view);
+
+/* The place of the first entity whose uid is not below the given bytes. */
+extern uint32_t dec_entity_image_lower_bound(const void *image, const char *uid, uint32_t len);
 
 #endif							/* DECIDE_ENTITY_IMAGE_H */

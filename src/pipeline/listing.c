@@ -55,6 +55,8 @@
 #include "utils/snapmgr.h"
 
 #include "condition.h"
+#include "entity_image.h"
+#include "entity_images.h"
 #include "entity_store.h"
 #include "listing.h"
 #include "listing_cache.h"
@@ -119,6 +121,7 @@ typedef struct Listing
 	Snapshot	snapshot;
 	Relation	entities;
 	Relation	links;
+	const void *image;			/* the entities' shared image, or NULL: the table */
 	MemoryContext row_context;	/* reset for every candidate */
 
 	PlanPolicy *plan;
@@ -142,7 +145,8 @@ typedef struct Listing
 typedef struct CandidateRow
 {
 	DecStr		uid;
-	ArrayType  *parents;
+	ArrayType  *parents;		/* read from the table; NULL: from the image */
+	DecEntityView view;			/* read from the image */
 	Jsonb	   *attrs;			/* NULL: {} */
 } CandidateRow;
 
@@ -450,18 +454,17 @@ free_pattern_matches(const PlanPolicy *policy, DecStr uid)
 }
 
 /*
- * Which plan policies some ancestor of an entity with these parents
- * matches, worked out once per distinct parents array.  NULL if the epoch
- * moved.
+ * Which plan policies some ancestor of a candidate matches, worked out once
+ * per distinct parent list (the parents array as stored, or the image's
+ * name for the list).  NULL if the epoch moved.
  */
 static const uint64 *
-ancestor_matches(Listing *listing, DecStr uid, ArrayType *parents)
+ancestor_matches(Listing *listing, const CandidateRow *row)
 {
-	BytesKey	key = {VARDATA(parents), VARSIZE(parents) - VARHDRSZ};
+	DecStr		uid = row->uid;
+	BytesKey	key;
 	AncestorEntry *entry;
 	bool		found;
-	Datum	   *elems;
-	bool	   *nulls;
 	int			n;
 	DecStr	   *uids;
 	EntityInfo *infos;
@@ -471,15 +474,38 @@ ancestor_matches(Listing *listing, DecStr uid, ArrayType *parents)
 	int			i;
 	int			p;
 
+	if (row->parents)
+	{
+		key.ptr = VARDATA(row->parents);
+		key.len = VARSIZE(row->parents) - VARHDRSZ;
+	}
+	else
+	{
+		key.ptr = (const char *) &row->view.parents_id;
+		key.len = sizeof(row->view.parents_id);
+	}
 	entry = hash_search(listing->ancestors, &key, HASH_FIND, NULL);
 	if (entry)
 		return entry->matched;
 
-	deconstruct_array(parents, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	uids = palloc(sizeof(DecStr) * Max(n, 1));
+	if (row->parents)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		deconstruct_array(row->parents, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		uids = palloc(sizeof(DecStr) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			uids[i] = text_str(DatumGetTextPP(elems[i]));
+	}
+	else
+	{
+		n = row->view.n_parents;
+		uids = palloc(sizeof(DecStr) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			uids[i] = dec_entity_image_parent(listing->image, &row->view, i);
+	}
 	infos = palloc(sizeof(EntityInfo) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		uids[i] = text_str(DatumGetTextPP(elems[i]));
 	if (n > 0 && !entity_store_resolve(listing->set, uids, n, infos))
 		return NULL;
 
@@ -525,8 +551,12 @@ ancestor_matches(Listing *listing, DecStr uid, ArrayType *parents)
 				break;
 			}
 	}
-	key.ptr = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
-	memcpy((char *) key.ptr, VARDATA(parents), key.len);
+	{
+		char	   *owned = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
+
+		memcpy(owned, key.ptr, key.len);
+		key.ptr = owned;
+	}
 	entry = hash_search(listing->ancestors, &key, HASH_ENTER, &found);
 	entry->key = key;
 	entry->matched = matched;
@@ -639,7 +669,7 @@ decide_candidate(Listing *listing, const CandidateRow *row)
 	int			i;
 
 	stats_count(STAT_LISTING_CANDIDATES, 1);
-	ancestors = ancestor_matches(listing, row->uid, row->parents);
+	ancestors = ancestor_matches(listing, row);
 	if (ancestors == NULL)
 	{
 		MemoryContextSwitchTo(caller);
@@ -696,6 +726,7 @@ decide_row(Listing *listing, HeapTuple tuple)
 
 	row.uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
 	row.parents = DatumGetArrayTypeP(heap_getattr(tuple, ENTITY_PARENTS, desc, &isnull));
+	Assert(row.parents != NULL);
 	value = heap_getattr(tuple, ENTITY_ATTRS, desc, &isnull);
 	row.attrs = isnull ? NULL : DatumGetJsonbP(value);
 	if (row.attrs && JsonContainerSize(&row.attrs->root) == 0)
@@ -703,6 +734,19 @@ decide_row(Listing *listing, HeapTuple tuple)
 	MemoryContextSwitchTo(caller);
 	ok = decide_candidate(listing, &row);
 	return ok;
+}
+
+/* Decides the candidate at a place of the image.  False if the epoch moved. */
+static bool
+decide_image_row(Listing *listing, const DecEntityView *view)
+{
+	CandidateRow row;
+
+	row.uid = view->uid;
+	row.parents = NULL;
+	row.view = *view;
+	row.attrs = (Jsonb *) view->attrs;
+	return decide_candidate(listing, &row);
 }
 
 /* ---- candidates ---- */
@@ -720,6 +764,26 @@ list_range(Listing *listing)
 
 	if (request->has_after && uid_compare(request->after, start) > 0)
 		start = request->after;
+	if (listing->image)
+	{
+		uint32		count = dec_entity_image_count(listing->image);
+		uint32		i;
+
+		for (i = dec_entity_image_lower_bound(listing->image, start.ptr, start.len);
+			 i < count && !page_full(listing); i++)
+		{
+			DecEntityView view;
+
+			if ((i & 255) == 0)
+				CHECK_FOR_INTERRUPTS();
+			dec_entity_image_at(listing->image, i, &view);
+			if (!starts_with(view.uid, request->prefix))
+				break;
+			if (within_bounds(request, view.uid) && !decide_image_row(listing, &view))
+				return false;
+		}
+		return true;
+	}
 	scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey, ENTITY_UID,
 						  listing->snapshot, start, false, &scankey);
 	while (!page_full(listing) && HeapTupleIsValid(tuple = systable_getnext(scan)))
@@ -800,20 +864,42 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 	KeyScan		links;
 	DecStr		from = literal;
 
-	scan = begin_key_scan(listing->entities, catalog->entities_pkey, ENTITY_UID,
-						  listing->snapshot, literal, false, &scankey);
-	while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	if (listing->image)
 	{
-		bool		isnull;
-		DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
+		uint32		count = dec_entity_image_count(listing->image);
+		uint32		i;
 
-		CHECK_FOR_INTERRUPTS();
-		if (!starts_with(uid, literal))
-			break;
-		if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
-			walk_add(walk, copy_str(uid.ptr, uid.len), true);
+		for (i = dec_entity_image_lower_bound(listing->image, literal.ptr, literal.len);
+			 i < count && walk->n_rows <= limit; i++)
+		{
+			DecEntityView view;
+
+			if ((i & 255) == 0)
+				CHECK_FOR_INTERRUPTS();
+			dec_entity_image_at(listing->image, i, &view);
+			if (!starts_with(view.uid, literal))
+				break;
+			if (dec_glob_match(glob, glob_len, view.uid.ptr, view.uid.len, policy_set_char_len))
+				walk_add(walk, view.uid, true);
+		}
 	}
-	systable_endscan(scan);
+	else
+	{
+		scan = begin_key_scan(listing->entities, catalog->entities_pkey, ENTITY_UID,
+							  listing->snapshot, literal, false, &scankey);
+		while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			bool		isnull;
+			DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
+
+			CHECK_FOR_INTERRUPTS();
+			if (!starts_with(uid, literal))
+				break;
+			if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
+				walk_add(walk, copy_str(uid.ptr, uid.len), true);
+		}
+		systable_endscan(scan);
+	}
 	if (walk->n_rows > limit)
 		return false;
 
@@ -851,11 +937,16 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 static bool
 entity_exists(const Listing *listing, DecStr uid)
 {
+	DecEntityView view;
 	ScanKeyData scankey;
-	SysScanDesc scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey,
-									  ENTITY_UID, listing->snapshot, uid, true, &scankey);
-	bool		exists = HeapTupleIsValid(systable_getnext(scan));
+	SysScanDesc scan;
+	bool		exists;
 
+	if (listing->image)
+		return dec_entity_image_find(listing->image, uid.ptr, uid.len, &view);
+	scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey,
+						  ENTITY_UID, listing->snapshot, uid, true, &scankey);
+	exists = HeapTupleIsValid(systable_getnext(scan));
 	systable_endscan(scan);
 	return exists;
 }
@@ -899,6 +990,19 @@ list_walked_rows(Listing *listing, const Walk *walk)
 	bool		ok = true;
 	int			i;
 
+	if (listing->image)
+	{
+		for (i = 0; i < walk->n_rows && ok && !page_full(listing); i++)
+		{
+			DecEntityView view;
+
+			CHECK_FOR_INTERRUPTS();
+			if (within_bounds(listing->request, walk->rows[i]) &&
+				dec_entity_image_find(listing->image, walk->rows[i].ptr, walk->rows[i].len, &view))
+				ok = decide_image_row(listing, &view);
+		}
+		return ok;
+	}
 	key_scan_open(&entities, listing->entities, policy_set_catalog()->entities_pkey,
 				  listing->snapshot);
 	for (i = 0; i < walk->n_rows && ok && !page_full(listing); i++)
@@ -1009,6 +1113,7 @@ list_once(Listing *listing)
 												 ALLOCSET_DEFAULT_SIZES);
 	if (!open_listing(listing))
 		return false;
+	listing->image = entity_images_get(listing->set);
 	ok = build_plan(listing);
 	if (ok && listing->reaches_everything)
 		ok = list_range(listing);
