@@ -12,7 +12,7 @@
  * probes meanwhile (they never wait for it) and attach once it is there.
  * An image is not built again within nine times the last build's duration
  * (building takes at most a tenth of the time while entities keep
- * changing), nor for a table larger than a quarter of
+ * changing), nor when it would take more than a quarter of
  * decide.shared_policy_memory.  Under the transaction's own uncommitted
  * changes, entities come from the table, as without preloading.
  */
@@ -93,7 +93,8 @@ build_image(const PolicySet *set, Size *size)
 		return NULL;
 	}
 	rel = table_open(catalog->entities, AccessShareLock);
-	if ((double) RelationGetNumberOfBlocks(rel) * BLCKSZ > shared_sets_memory_limit() / 4.0)
+	/* An image takes about half the table's pages: do not read for nothing. */
+	if ((double) RelationGetNumberOfBlocks(rel) * BLCKSZ > shared_sets_memory_limit() / 2.0)
 	{
 		table_close(rel, AccessShareLock);
 		UnregisterSnapshot(snapshot);
