@@ -147,7 +147,7 @@ like(slurp_file($node->logfile, $log_offset),
 
 # A full ring drops records (never blocking the caller), counts them, and
 # the worker says so in the server log, once.
-my $log_offset = -s $node->logfile;
+$log_offset = -s $node->logfile;
 $node->safe_psql('postgres', q{
     SET decide.log_context = on;
     SELECT count(*) FROM generate_series(1, 3000) g,
@@ -176,7 +176,7 @@ is($standby->safe_psql('postgres', q{SELECT allowed FROM decide('user:s', 'read'
    'decisions work on the standby');
 ok(wait_for($standby, q{SELECT log_not_logged > 0 AND worker_pid IS NOT NULL FROM decide_stats}, 't', 'standby stats'),
    'standby decisions are counted as not logged; the worker stays up');
-my ($ret, $out, $err) = $standby->psql('postgres', 'SELECT decide_flush()');
+($ret, $out, $err) = $standby->psql('postgres', 'SELECT decide_flush()');
 like($err, qr/not on a standby/, 'decide_flush() on a standby says the log is written on the primary');
 usleep(1_000_000);
 my $log = slurp_file($standby->logfile);
