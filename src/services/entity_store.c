@@ -55,7 +55,7 @@ int			decide_entity_cache_size = 100000;
  */
 typedef struct EntityEntry
 {
-	DecStr		uid;			/* points into this allocation */
+	DecStr		uid;			/* points into this allocation, or into the image */
 	uint32		n_parents;
 	DecStr	   *parents;
 	Jsonb	   *attrs;			/* NULL: {} (no row, or empty) */
@@ -344,13 +344,24 @@ lookup_entity(FetchScope *scope, const PolicySet *set, DecStr uid)
 
 		if (dec_entity_image_find(entity_image, uid.ptr, uid.len, &view))
 		{
-			parents = palloc(sizeof(DecStr) * Max(view.n_parents, 1));
+			/*
+			 * Read where it lies: the cache is emptied when the entities
+			 * version changes, before the image of the old one is let go.
+			 */
+			size = MAXALIGN(sizeof(EntityEntry)) + sizeof(DecStr) * view.n_parents;
+			entry = entity_alloc(size);
+			entry->uid = view.uid;
+			entry->n_parents = view.n_parents;
+			entry->parents = view.n_parents > 0 ?
+				(DecStr *) ((char *) entry + MAXALIGN(sizeof(EntityEntry))) : NULL;
 			for (i = 0; i < view.n_parents; i++)
-			{
-				parents[n_parents] = dec_entity_image_parent(entity_image, &view, i);
-				chars += parents[n_parents++].len + 1;
-			}
-			attrs = (Jsonb *) view.attrs;
+				entry->parents[i] = dec_entity_image_parent(entity_image, &view, i);
+			entry->attrs = (Jsonb *) view.attrs;
+			entry->closure = NULL;
+			entry->n_closure = 0;
+			slot = entity_tab_insert_hash(entity_cache, entry, hash, &found);
+			Assert(!found);
+			return entry;
 		}
 		goto keep;
 	}
