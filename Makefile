@@ -14,7 +14,8 @@ MODULE_big = decide
 #   src/entry     SQL-callable functions, the statistics report, the worker
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
 	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/entity_image.o
-BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_latch.o
+BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_latch.o \
+	src/base/bytes_table.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
 	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
 	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o \

@@ -228,6 +228,65 @@ condition_entity_reads(JsonPath *condition, const char *entity, ConditionEntityR
 	scan_item(&root, &scan);
 }
 
+/* The bytes of a jsonb value, tagged with its type, onto buf. */
+static void
+append_value_bytes(StringInfo buf, JsonbValue *value)
+{
+	uint32		len;
+
+	if (value == NULL)
+	{
+		appendStringInfoChar(buf, 'm');		/* missing */
+		return;
+	}
+	switch (value->type)
+	{
+		case jbvNull:
+			appendStringInfoChar(buf, 'n');
+			return;
+		case jbvBool:
+			appendStringInfoChar(buf, value->val.boolean ? 't' : 'f');
+			return;
+		case jbvString:
+			appendStringInfoChar(buf, 's');
+			len = value->val.string.len;
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, value->val.string.val, len);
+			return;
+		case jbvNumeric:
+			appendStringInfoChar(buf, 'd');
+			len = VARSIZE_ANY(value->val.numeric);
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, (char *) value->val.numeric, len);
+			return;
+		default:
+			appendStringInfoChar(buf, 'b');
+			len = value->val.binary.len;
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, (char *) value->val.binary.data, len);
+			return;
+	}
+}
+
+void
+condition_append_reads(StringInfo buf, const ConditionEntityReads *reads, Jsonb *attrs)
+{
+	int			k;
+
+	for (k = 0; k < reads->n_keys; k++)
+	{
+		JsonbValue	name;
+		JsonbValue *value = NULL;
+
+		name.type = jbvString;
+		name.val.string.val = (char *) reads->keys[k].ptr;
+		name.val.string.len = reads->keys[k].len;
+		if (attrs)
+			value = findJsonbValueFromContainer(&attrs->root, JB_FOBJECT, &name);
+		append_value_bytes(buf, value);
+	}
+}
+
 PG_FUNCTION_INFO_V1(decide_check_condition);
 Datum
 decide_check_condition(PG_FUNCTION_ARGS)

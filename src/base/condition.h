@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "evaluator.h"
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
 
@@ -67,6 +68,14 @@ typedef struct ConditionEntityReads
  */
 extern void condition_entity_reads(JsonPath *condition, const char *entity,
 								   ConditionEntityReads *reads);
+
+/*
+ * Appends to buf what a condition with these reads sees of an entity with
+ * these attributes (NULL: {}): each key's value, tagged with its type, or
+ * its absence.  Equal bytes, equal inputs.
+ */
+extern void condition_append_reads(StringInfo buf, const ConditionEntityReads *reads,
+								   Jsonb *attrs);
 
 /*
  * True, false, or unknown (an error or null: the caller fails closed).

@@ -14,6 +14,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "bytes_table.h"
 #include "condition.h"
 #include "decision.h"
 #include "decision_cache.h"
@@ -66,12 +67,104 @@ decision_set_uid(DecisionRequest *request, int dim, text *value, const char *wha
 	decide_validate_uid(what, request->uid[dim].ptr, request->uid[dim].len);
 }
 
+/*
+ * Conditions remembered by what they read, per backend and policy set: a
+ * condition that reads of the actor and the resource at most some
+ * attribute keys, and not $now, gives the same answer for the same action,
+ * context and values of those keys, so it is evaluated once for each
+ * (sql/reference_agreement.sql compares decisions with a plain-SQL
+ * reference that evaluates every condition).
+ */
+typedef struct ConditionShape
+{
+	bool		known;			/* worked out for this set */
+	bool		remembered;		/* its answers may be remembered */
+	ConditionEntityReads actor;
+	ConditionEntityReads resource;
+} ConditionShape;
+
+typedef struct RememberedCondition
+{
+	BytesKey	key;			/* policy, action, context, the values read */
+	DecConditionResult result;
+} RememberedCondition;
+
+#define REMEMBERED_CONDITIONS 65536
+
+static MemoryContext memo_context = NULL;
+static HTAB *memo = NULL;
+static ConditionShape *shapes = NULL;
+static uint64 memo_generation = 0;
+
+/* Empties the memory of conditions when the set is another one. */
+static void
+prepare_memo(const PolicySet *set)
+{
+	if (memo != NULL && memo_generation == set->generation &&
+		hash_get_num_entries(memo) < REMEMBERED_CONDITIONS)
+		return;
+	if (memo_context == NULL)
+		memo_context = AllocSetContextCreate(TopMemoryContext, "decide remembered conditions",
+											 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(memo_context);
+	shapes = MemoryContextAllocZero(memo_context, sizeof(ConditionShape) * Max(set->n_policies, 1));
+	memo = bytes_table_create("decide remembered conditions", sizeof(RememberedCondition), 1024,
+							  memo_context);
+	memo_generation = set->generation;
+}
+
+static const ConditionShape *
+condition_shape(const PolicySet *set, uint32 policy)
+{
+	ConditionShape *shape = &shapes[policy];
+	const PolicyInfo *info = &set->policies[policy];
+
+	if (!shape->known)
+	{
+		JsonPath   *condition = policy_condition(set, info);
+
+		condition_entity_reads(condition, "actor", &shape->actor);
+		condition_entity_reads(condition, "resource", &shape->resource);
+		shape->remembered = !info->condition_traits.uses_now &&
+			shape->actor.use != CONDITION_READS_ENTITY &&
+			shape->resource.use != CONDITION_READS_ENTITY;
+		shape->known = true;
+	}
+	return shape;
+}
+
 static DecConditionResult
 evaluate_condition(void *arg, uint32_t policy)
 {
 	EvaluationState *state = arg;
 	const PolicyInfo *info = &state->set->policies[policy];
+	const ConditionShape *shape;
+	StringInfoData key;
+	RememberedCondition *remembered;
 	DecConditionResult result;
+	bool		found;
+
+	prepare_memo(state->set);
+	shape = condition_shape(state->set, policy);
+	if (shape->remembered)
+	{
+		const ConditionRequest *c = &state->condition;
+
+		initStringInfo(&key);
+		appendBinaryStringInfo(&key, (char *) &policy, sizeof(policy));
+		appendBinaryStringInfo(&key, (char *) &c->action.len, sizeof(c->action.len));
+		appendBinaryStringInfo(&key, c->action.ptr, c->action.len);
+		appendBinaryStringInfo(&key, (char *) c->context, VARSIZE(c->context));
+		condition_append_reads(&key, &shape->actor, c->actor_attrs);
+		condition_append_reads(&key, &shape->resource, c->resource_attrs);
+		remembered = hash_search(memo, &(BytesKey) {key.data, key.len}, HASH_FIND, NULL);
+		if (remembered)
+		{
+			if (remembered->result == DEC_COND_UNKNOWN)
+				state->condition_failures++;
+			return remembered->result;
+		}
+	}
 
 	result = condition_evaluate(policy_condition(state->set, info), info->condition_traits,
 								&state->condition);
@@ -79,6 +172,16 @@ evaluate_condition(void *arg, uint32_t policy)
 		state->used_now = true;
 	if (result == DEC_COND_UNKNOWN)
 		state->condition_failures++;
+	if (shape->remembered)
+	{
+		char	   *owned = MemoryContextAlloc(memo_context, key.len);
+
+		memcpy(owned, key.data, key.len);
+		remembered = hash_search(memo, &(BytesKey) {owned, key.len}, HASH_ENTER, &found);
+		remembered->key.ptr = owned;
+		remembered->key.len = key.len;
+		remembered->result = result;
+	}
 	return result;
 }
 

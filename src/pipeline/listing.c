@@ -54,6 +54,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "bytes_table.h"
 #include "condition.h"
 #include "entity_image.h"
 #include "entity_images.h"
@@ -94,13 +95,6 @@ typedef struct PlanPolicy
 	PlanCondition condition;
 	ConditionEntityReads reads; /* PLAN_BY_KEYS */
 } PlanPolicy;
-
-/* Byte strings as hash keys (uids, parents arrays, condition inputs). */
-typedef struct BytesKey
-{
-	const char *ptr;
-	uint32		len;
-} BytesKey;
 
 typedef struct AncestorEntry
 {
@@ -152,37 +146,10 @@ typedef struct CandidateRow
 
 static const char *const entity_names[DEC_NDIMS] = {"actor", NULL, "resource"};
 
-static uint32
-bytes_key_hash(const void *key, Size keysize)
-{
-	const BytesKey *k = key;
-
-	return hash_bytes((const unsigned char *) k->ptr, (int) k->len);
-}
-
-static int
-bytes_key_match(const void *a, const void *b, Size keysize)
-{
-	const BytesKey *x = a;
-	const BytesKey *y = b;
-
-	if (x->len != y->len)
-		return 1;
-	return memcmp(x->ptr, y->ptr, x->len);
-}
-
 static HTAB *
 bytes_table(const char *name, Size entry_size)
 {
-	HASHCTL		ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(BytesKey);
-	ctl.entrysize = entry_size;
-	ctl.hash = bytes_key_hash;
-	ctl.match = bytes_key_match;
-	ctl.hcxt = CurrentMemoryContext;
-	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	return bytes_table_create(name, entry_size, 256, CurrentMemoryContext);
 }
 
 /* uid order: the bytes, as the uid columns' collation "C" orders them. */
@@ -563,46 +530,6 @@ ancestor_matches(Listing *listing, const CandidateRow *row)
 	return matched;
 }
 
-/* The bytes of a jsonb value, tagged with its type, onto buf. */
-static void
-append_value_bytes(StringInfo buf, JsonbValue *value)
-{
-	uint32		len;
-
-	if (value == NULL)
-	{
-		appendStringInfoChar(buf, 'm');		/* missing */
-		return;
-	}
-	switch (value->type)
-	{
-		case jbvNull:
-			appendStringInfoChar(buf, 'n');
-			return;
-		case jbvBool:
-			appendStringInfoChar(buf, value->val.boolean ? 't' : 'f');
-			return;
-		case jbvString:
-			appendStringInfoChar(buf, 's');
-			len = value->val.string.len;
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, value->val.string.val, len);
-			return;
-		case jbvNumeric:
-			appendStringInfoChar(buf, 'd');
-			len = VARSIZE_ANY(value->val.numeric);
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, (char *) value->val.numeric, len);
-			return;
-		default:
-			appendStringInfoChar(buf, 'b');
-			len = value->val.binary.len;
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, (char *) value->val.binary.data, len);
-			return;
-	}
-}
-
 /* A plan policy's condition on one candidate, remembered by what it reads. */
 static DecConditionResult
 candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionRequest *document)
@@ -616,22 +543,9 @@ candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionR
 
 	if (policy->condition == PLAN_BY_KEYS)
 	{
-		int			k;
-
 		initStringInfo(&key);
 		appendBinaryStringInfo(&key, (char *) &i, sizeof(i));
-		for (k = 0; k < policy->reads.n_keys; k++)
-		{
-			JsonbValue	name;
-			JsonbValue *value = NULL;
-
-			name.type = jbvString;
-			name.val.string.val = (char *) policy->reads.keys[k].ptr;
-			name.val.string.len = policy->reads.keys[k].len;
-			if (row->attrs)
-				value = findJsonbValueFromContainer(&row->attrs->root, JB_FOBJECT, &name);
-			append_value_bytes(&key, value);
-		}
+		condition_append_reads(&key, &policy->reads, row->attrs);
 		entry = hash_search(listing->memo, &(BytesKey) {key.data, key.len}, HASH_FIND, NULL);
 		if (entry)
 			return entry->result;

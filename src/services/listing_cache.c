@@ -17,25 +17,19 @@
 
 #include <limits.h>
 
-#include "common/hashfn.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "bytes_table.h"
 #include "decision_cache.h"
 #include "listing_cache.h"
 
 int			decide_listing_cache_kb = 16 * 1024;
 
-typedef struct ListingKey
-{
-	const char *ptr;
-	uint32		len;
-} ListingKey;
-
 typedef struct ListingEntry
 {
-	ListingKey	key;			/* points into cache_context */
+	BytesKey	key;			/* points into cache_context */
 	StringInfoData rows;		/* data in cache_context */
 } ListingEntry;
 
@@ -56,43 +50,15 @@ listing_cache_define_gucs(void)
 							NULL, NULL, NULL);
 }
 
-static uint32
-listing_key_hash(const void *key, Size keysize)
-{
-	const ListingKey *k = key;
-
-	return hash_bytes((const unsigned char *) k->ptr, (int) k->len);
-}
-
-static int
-listing_key_match(const void *a, const void *b, Size keysize)
-{
-	const ListingKey *x = a;
-	const ListingKey *y = b;
-
-	if (x->len != y->len)
-		return 1;
-	return memcmp(x->ptr, y->ptr, x->len);
-}
-
 void
 listing_cache_reset(void)
 {
-	HASHCTL		ctl;
-
 	if (cache_context == NULL)
 		cache_context = AllocSetContextCreate(TopMemoryContext, "decide listing cache",
 											  ALLOCSET_DEFAULT_SIZES);
 	cache = NULL;
 	MemoryContextReset(cache_context);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(ListingKey);
-	ctl.entrysize = sizeof(ListingEntry);
-	ctl.hash = listing_key_hash;
-	ctl.match = listing_key_match;
-	ctl.hcxt = cache_context;
-	cache = hash_create("decide listing cache", 64, &ctl,
-						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	cache = bytes_table_create("decide listing cache", sizeof(ListingEntry), 64, cache_context);
 	memset(&cache_version, 0, sizeof(cache_version));
 	cache_bytes = 0;
 }
@@ -114,7 +80,7 @@ cache_for(const PolicySet *set)
 const StringInfoData *
 listing_cache_lookup(const PolicySet *set, const StringInfoData *key)
 {
-	ListingKey	k = {key->data, (uint32) key->len};
+	BytesKey	k = {key->data, (uint32) key->len};
 	ListingEntry *entry;
 
 	if (!cache_for(set))
@@ -127,7 +93,7 @@ void
 listing_cache_store(const PolicySet *set, const StringInfoData *key, const StringInfoData *rows)
 {
 	Size		bytes = (Size) key->len + rows->len + sizeof(ListingEntry);
-	ListingKey	k;
+	BytesKey	k;
 	ListingEntry *entry;
 	bool		found;
 	pg_uuid_t	version;
