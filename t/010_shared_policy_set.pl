@@ -94,8 +94,9 @@ is(stat_of('shared_set_fallbacks'), '0', 'no backend compiled privately');
 cmp_ok(stat_of('shared_sets_bytes'), '<', 3 * stat_of('shared_set_bytes'),
        'ten backends did not make ten copies in shared memory');
 
-# A new backend's own memory after its first decision: the set is not copied.
-my $own_memory = $node->safe_psql('postgres', q{SELECT decide_allowed('user:ann', 'read', 'folder:5:x');
+# A new backend's own memory after its first decision (one that evaluates a
+# condition): the set is not copied, nor anything sized by it.
+my $own_memory = $node->safe_psql('postgres', q{SELECT decide_allowed('user:ann', 'read', 'folder:7:secret-x', '{"mfa": true}');
     SELECT sum(total_bytes) FROM pg_backend_memory_contexts});
 $own_memory = (split /\n/, $own_memory)[-1];
 diag("private memory of a backend after its first decision, 100,000 policies: $own_memory bytes");

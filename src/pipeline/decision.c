@@ -77,7 +77,7 @@ decision_set_uid(DecisionRequest *request, int dim, text *value, const char *wha
  */
 typedef struct ConditionShape
 {
-	bool		known;			/* worked out for this set */
+	uint32		policy;			/* hash key: the policy's index in the set */
 	bool		remembered;		/* its answers may be remembered */
 	ConditionEntityReads actor;
 	ConditionEntityReads resource;
@@ -93,7 +93,7 @@ typedef struct RememberedCondition
 
 static MemoryContext memo_context = NULL;
 static HTAB *memo = NULL;
-static ConditionShape *shapes = NULL;
+static HTAB *shapes = NULL;		/* ConditionShape by policy, for those evaluated */
 static uint64 memo_generation = 0;
 
 /* Empties the memory of conditions when the set is another one. */
@@ -107,7 +107,16 @@ prepare_memo(const PolicySet *set)
 		memo_context = AllocSetContextCreate(TopMemoryContext, "decide remembered conditions",
 											 ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(memo_context);
-	shapes = MemoryContextAllocZero(memo_context, sizeof(ConditionShape) * Max(set->n_policies, 1));
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(ConditionShape);
+		ctl.hcxt = memo_context;
+		shapes = hash_create("decide condition shapes", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	memo = bytes_table_create("decide remembered conditions", sizeof(RememberedCondition), 1024,
 							  memo_context);
 	memo_generation = set->generation;
@@ -116,19 +125,23 @@ prepare_memo(const PolicySet *set)
 static const ConditionShape *
 condition_shape(const PolicySet *set, uint32 policy)
 {
-	ConditionShape *shape = &shapes[policy];
 	const PolicyInfo *info = &set->policies[policy];
+	ConditionShape *shape = hash_search(shapes, &policy, HASH_FIND, NULL);
+	ConditionShape found;
 
-	if (!shape->known)
+	if (shape == NULL)
 	{
 		JsonPath   *condition = policy_condition(set, info);
 
-		condition_entity_reads(condition, "actor", &shape->actor);
-		condition_entity_reads(condition, "resource", &shape->resource);
-		shape->remembered = !info->condition_traits.uses_now &&
-			shape->actor.use != CONDITION_READS_ENTITY &&
-			shape->resource.use != CONDITION_READS_ENTITY;
-		shape->known = true;
+		memset(&found, 0, sizeof(found));
+		condition_entity_reads(condition, "actor", &found.actor);
+		condition_entity_reads(condition, "resource", &found.resource);
+		found.policy = policy;
+		found.remembered = !info->condition_traits.uses_now &&
+			found.actor.use != CONDITION_READS_ENTITY &&
+			found.resource.use != CONDITION_READS_ENTITY;
+		shape = hash_search(shapes, &policy, HASH_ENTER, NULL);
+		*shape = found;
 	}
 	return shape;
 }
