@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "uid.h"
 
 #define IMAGE_MAGIC 0x44454931	/* "DEI1" */
 #define MAX_IMAGE_BYTES 0xFFFFFFF0ULL
@@ -58,12 +59,8 @@ uid_order(const void *a, const void *b)
 {
 	const DecEntityRow *x = *(const DecEntityRow *const *) a;
 	const DecEntityRow *y = *(const DecEntityRow *const *) b;
-	uint32_t	len = x->uid.len < y->uid.len ? x->uid.len : y->uid.len;
-	int			c = memcmp(x->uid.ptr, y->uid.ptr, len);
 
-	if (c != 0)
-		return c;
-	return (x->uid.len > y->uid.len) - (x->uid.len < y->uid.len);
+	return dec_uid_compare(x->uid.ptr, x->uid.len, y->uid.ptr, y->uid.len);
 }
 
 static uint64_t
@@ -290,10 +287,8 @@ dec_entity_image_lower_bound(const void *image, const char *uid, uint32_t len)
 	{
 		uint32_t	mid = low + (high - low) / 2;
 		const ImageEntry *entry = &entries[mid];
-		uint32_t	common = entry->uid_len < len ? entry->uid_len : len;
-		int			c = memcmp(base + entry->uid_off, uid, common);
 
-		if (c < 0 || (c == 0 && entry->uid_len < len))
+		if (dec_uid_compare(base + entry->uid_off, entry->uid_len, uid, len) < 0)
 			low = mid + 1;
 		else
 			high = mid;

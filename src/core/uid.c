@@ -3,6 +3,8 @@
  */
 #include "uid.h"
 
+#include <string.h>
+
 DecUidProblem
 dec_uid_problem(const char *text, size_t len, bool allow_glob, size_t *at)
 {
@@ -23,4 +25,14 @@ dec_uid_problem(const char *text, size_t len, bool allow_glob, size_t *at)
 			return DEC_UID_GLOB_CHARACTER;
 	}
 	return DEC_UID_OK;
+}
+
+int
+dec_uid_compare(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+	int			c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+
+	if (c != 0)
+		return c;
+	return (a_len > b_len) - (a_len < b_len);
 }

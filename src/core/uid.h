@@ -31,4 +31,10 @@ typedef enum DecUidProblem
  */
 extern DecUidProblem dec_uid_problem(const char *text, size_t len, bool allow_glob, size_t *at);
 
+/*
+ * The order of uids: their bytes, as the uid columns' collation "C" orders
+ * them (a prefix first).  Negative, zero or positive, as memcmp.
+ */
+extern int	dec_uid_compare(const char *a, size_t a_len, const char *b, size_t b_len);
+
 #endif							/* DECIDE_UID_H */

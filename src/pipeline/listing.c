@@ -62,6 +62,7 @@
 #include "listing.h"
 #include "listing_cache.h"
 #include "stats.h"
+#include "uid.h"
 
 /* Columns of decide.entities and decide.entity_links (created in this order). */
 #define ENTITY_UID 1
@@ -152,15 +153,10 @@ bytes_table(const char *name, Size entry_size)
 	return bytes_table_create(name, entry_size, 256, CurrentMemoryContext);
 }
 
-/* uid order: the bytes, as the uid columns' collation "C" orders them. */
 static int
 uid_compare(DecStr a, DecStr b)
 {
-	int			c = memcmp(a.ptr, b.ptr, Min(a.len, b.len));
-
-	if (c != 0)
-		return c;
-	return (a.len > b.len) - (a.len < b.len);
+	return dec_uid_compare(a.ptr, a.len, b.ptr, b.len);
 }
 
 static int
@@ -192,13 +188,8 @@ page_full(const Listing *listing)
 static DecStr
 copy_str(const char *ptr, uint32 len)
 {
-	char	   *copy = palloc(len + 1);
-	DecStr		s;
+	DecStr		s = {pnstrdup(ptr, len), len};
 
-	memcpy(copy, ptr, len);
-	copy[len] = '\0';
-	s.ptr = copy;
-	s.len = len;
 	return s;
 }
 

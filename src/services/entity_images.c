@@ -54,14 +54,9 @@ static TimestampTz retry_at = 0;
 static DecStr
 copy_text(text *value)
 {
-	DecStr		s;
 	uint32		len = VARSIZE_ANY_EXHDR(value);
-	char	   *copy = palloc(len + 1);
+	DecStr		s = {pnstrdup(VARDATA_ANY(value), len), len};
 
-	memcpy(copy, VARDATA_ANY(value), len);
-	copy[len] = '\0';
-	s.ptr = copy;
-	s.len = len;
 	return s;
 }
 
