@@ -42,7 +42,6 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -202,24 +201,10 @@ text_str(text *value)
 }
 
 /*
- * A scan of an index on a text column, in its order: the rows whose key
- * equals the given one (exact), or is at least it (the caller stops where
- * its range ends).
- */
-static SysScanDesc
-begin_key_scan(Relation rel, Oid index, AttrNumber att, Snapshot snapshot, DecStr key,
-			   bool exact, ScanKeyData *scankey)
-{
-	ScanKeyInit(scankey, att, exact ? BTEqualStrategyNumber : BTGreaterEqualStrategyNumber,
-				exact ? F_TEXTEQ : F_TEXT_GE,
-				PointerGetDatum(cstring_to_text_with_len(key.ptr, key.len)));
-	return systable_beginscan(rel, index, true, snapshot, 1, scankey);
-}
-
-/*
- * One index scan on a text key, started again for each key it is given
- * (index_rescan): the probes of a listing, one per entity or parent, do
- * not each set up a scan of their own.
+ * One index scan on a text key (the index's first column), in its order,
+ * started again for each key it is given (index_rescan): the probes of a
+ * listing, one per entity or parent, do not each set up a scan of their
+ * own.
  */
 typedef struct KeyScan
 {
@@ -237,7 +222,8 @@ key_scan_open(KeyScan *ks, Relation heap, Oid index, Snapshot snapshot)
 	ks->scan = index_beginscan(heap, ks->index, snapshot, 1, 0);
 }
 
-/* Rows whose first index column equals the key (exact), or is at least it. */
+/* Rows whose key equals the given one (exact), or is at least it (the
+ * caller stops where its range ends). */
 static void
 key_scan_start(KeyScan *ks, DecStr key, bool exact)
 {
@@ -662,8 +648,7 @@ list_range(Listing *listing)
 {
 	const ListingRequest *request = listing->request;
 	DecStr		start = request->prefix;
-	ScanKeyData scankey;
-	SysScanDesc scan;
+	KeyScan		entities;
 	HeapTuple	tuple;
 	bool		ok = true;
 
@@ -689,9 +674,10 @@ list_range(Listing *listing)
 		}
 		return true;
 	}
-	scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey, ENTITY_UID,
-						  listing->snapshot, start, false, &scankey);
-	while (!page_full(listing) && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	key_scan_open(&entities, listing->entities, policy_set_catalog()->entities_pkey,
+				  listing->snapshot);
+	key_scan_start(&entities, start, false);
+	while (!page_full(listing) && (tuple = key_scan_next(&entities)) != NULL)
 	{
 		bool		isnull;
 		DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID,
@@ -709,7 +695,7 @@ list_range(Listing *listing)
 			break;
 		}
 	}
-	systable_endscan(scan);
+	key_scan_close(&entities);
 	return ok;
 }
 
@@ -763,10 +749,8 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 	size_t		glob_len = strlen(glob);
 	DecStr		literal = {glob, (uint32) dec_glob_literal_prefix(glob, glob_len)};
 	TupleDesc	desc = RelationGetDescr(listing->entities);
-	ScanKeyData scankey;
-	SysScanDesc scan;
 	HeapTuple	tuple;
-	KeyScan		links;
+	KeyScan		scan;
 	DecStr		from = literal;
 
 	if (listing->image)
@@ -790,9 +774,9 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 	}
 	else
 	{
-		scan = begin_key_scan(listing->entities, catalog->entities_pkey, ENTITY_UID,
-							  listing->snapshot, literal, false, &scankey);
-		while (walk->n_rows <= limit && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		key_scan_open(&scan, listing->entities, catalog->entities_pkey, listing->snapshot);
+		key_scan_start(&scan, literal, false);
+		while (walk->n_rows <= limit && (tuple = key_scan_next(&scan)) != NULL)
 		{
 			bool		isnull;
 			DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
@@ -803,12 +787,12 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 			if (dec_glob_match(glob, glob_len, uid.ptr, uid.len, policy_set_char_len))
 				walk_add(walk, copy_str(uid.ptr, uid.len), true);
 		}
-		systable_endscan(scan);
+		key_scan_close(&scan);
 	}
 	if (walk->n_rows > limit)
 		return false;
 
-	key_scan_open(&links, listing->links, catalog->entity_links_pkey, listing->snapshot);
+	key_scan_open(&scan, listing->links, catalog->entity_links_pkey, listing->snapshot);
 	for (;;)
 	{
 		bool		isnull;
@@ -816,8 +800,8 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 		char	   *after_parent;
 
 		CHECK_FOR_INTERRUPTS();
-		key_scan_start(&links, from, false);
-		tuple = key_scan_next(&links);
+		key_scan_start(&scan, from, false);
+		tuple = key_scan_next(&scan);
 		if (tuple == NULL)
 			break;
 		parent = text_str(DatumGetTextPP(heap_getattr(tuple, LINK_PARENT,
@@ -835,7 +819,7 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 		from.ptr = after_parent;
 		from.len = parent.len + 1;
 	}
-	key_scan_close(&links);
+	key_scan_close(&scan);
 	return true;
 }
 
@@ -843,16 +827,16 @@ static bool
 entity_exists(const Listing *listing, DecStr uid)
 {
 	DecEntityView view;
-	ScanKeyData scankey;
-	SysScanDesc scan;
+	KeyScan		scan;
 	bool		exists;
 
 	if (listing->image)
 		return dec_entity_image_find(listing->image, uid.ptr, uid.len, &view);
-	scan = begin_key_scan(listing->entities, policy_set_catalog()->entities_pkey,
-						  ENTITY_UID, listing->snapshot, uid, true, &scankey);
-	exists = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
+	key_scan_open(&scan, listing->entities, policy_set_catalog()->entities_pkey,
+				  listing->snapshot);
+	key_scan_start(&scan, uid, true);
+	exists = key_scan_next(&scan) != NULL;
+	key_scan_close(&scan);
 	return exists;
 }
 
