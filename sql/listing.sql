@@ -202,6 +202,28 @@ SELECT bool_and(ordered) AS in_uid_order FROM (
       FROM (SELECT q.*, l.resource, row_number() OVER () AS n
               FROM requests q, decide_resources(q.actor, q.action, q.context, q.prefix) l) s) o;
 
+-- The same comparison under the transaction's own change: listings then read
+-- decide.entities itself, not the shared image of its committed rows.
+BEGIN;
+INSERT INTO decide.entities (uid, parents) VALUES ('doc:own-change', '{folder:3}');
+SELECT count(*) AS resource_mismatches_read_from_the_table FROM (
+    (SELECT q.actor, q.action, q.context, q.prefix, l.resource, l.policy
+       FROM requests q, decide_resources(q.actor, q.action, q.context, q.prefix) l
+     EXCEPT
+     SELECT q.actor, q.action, q.context, q.prefix, e.uid, d.policy
+       FROM requests q JOIN decide.entities e ON starts_with(e.uid, q.prefix),
+            decide(q.actor, q.action, e.uid, q.context) d
+      WHERE d.allowed)
+    UNION ALL
+    (SELECT q.actor, q.action, q.context, q.prefix, e.uid, d.policy
+       FROM requests q JOIN decide.entities e ON starts_with(e.uid, q.prefix),
+            decide(q.actor, q.action, e.uid, q.context) d
+      WHERE d.allowed
+     EXCEPT
+     SELECT q.actor, q.action, q.context, q.prefix, l.resource, l.policy
+       FROM requests q, decide_resources(q.actor, q.action, q.context, q.prefix) l)) m;
+ROLLBACK;
+
 CREATE TEMP TABLE actor_requests AS
 SELECT act AS action, 'doc:' || d AS resource
   FROM generate_series(0, 899, 45) d, unnest(ARRAY['read', 'list', 'write']) act;
