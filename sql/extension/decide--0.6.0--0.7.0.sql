@@ -260,3 +260,25 @@ GRANT EXECUTE ON FUNCTION decide_resources(text, text, jsonb, text, text, intege
                           decide_actors(text, text, jsonb, text, text, integer)
     TO decide_user, decide_admin;
 GRANT SELECT ON decide.entity_links TO decide_admin;
+-- One row of a table at a time, for row-level security and WHERE: what
+-- decide_allowed(actor, action, resource_prefix || resource_key, context)
+-- answers, by a listing's plan kept for the rest of the query.  Not logged.
+CREATE FUNCTION decide_row_allowed(actor text, action text, resource_prefix text,
+                                   resource_key bigint, context jsonb DEFAULT '{}')
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_row_allowed'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION decide_row_allowed(actor text, action text, resource_prefix text,
+                                   resource_key text, context jsonb DEFAULT '{}')
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'decide_row_allowed_text'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb) IS
+    'decide_allowed(actor, action, resource_prefix || resource_key, context) for a row, planned once per query, not logged';
+COMMENT ON FUNCTION decide_row_allowed(text, text, text, text, jsonb) IS
+    'decide_allowed(actor, action, resource_prefix || resource_key, context) for a row, planned once per query, not logged';
+REVOKE ALL ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb),
+                       decide_row_allowed(text, text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb),
+                          decide_row_allowed(text, text, text, text, jsonb)
+    TO decide_user, decide_admin;

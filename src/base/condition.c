@@ -229,43 +229,38 @@ condition_entity_reads(JsonPath *condition, const char *entity, ConditionEntityR
 }
 
 /* The bytes of a jsonb value, tagged with its type, onto buf. */
+/* Appends a tag, and for a value with bytes their length and the bytes. */
 static void
-append_value_bytes(StringInfo buf, JsonbValue *value)
+append_tagged(StringInfo buf, char tag, const void *bytes, uint32 len)
 {
-	uint32		len;
-
-	if (value == NULL)
+	enlargeStringInfo(buf, 1 + sizeof(len) + len);
+	buf->data[buf->len++] = tag;
+	if (bytes == NULL)
 	{
-		appendStringInfoChar(buf, 'm');		/* missing */
+		buf->data[buf->len] = '\0';
 		return;
 	}
-	switch (value->type)
-	{
-		case jbvNull:
-			appendStringInfoChar(buf, 'n');
-			return;
-		case jbvBool:
-			appendStringInfoChar(buf, value->val.boolean ? 't' : 'f');
-			return;
-		case jbvString:
-			appendStringInfoChar(buf, 's');
-			len = value->val.string.len;
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, value->val.string.val, len);
-			return;
-		case jbvNumeric:
-			appendStringInfoChar(buf, 'd');
-			len = VARSIZE_ANY(value->val.numeric);
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, (char *) value->val.numeric, len);
-			return;
-		default:
-			appendStringInfoChar(buf, 'b');
-			len = value->val.binary.len;
-			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-			appendBinaryStringInfo(buf, (char *) value->val.binary.data, len);
-			return;
-	}
+	memcpy(buf->data + buf->len, &len, sizeof(len));
+	memcpy(buf->data + buf->len + sizeof(len), bytes, len);
+	buf->len += sizeof(len) + len;
+	buf->data[buf->len] = '\0';
+}
+
+static void
+append_value_bytes(StringInfo buf, const JsonbValue *value)
+{
+	if (value == NULL)
+		append_tagged(buf, 'm', NULL, 0);	/* missing */
+	else if (value->type == jbvNull)
+		append_tagged(buf, 'n', NULL, 0);
+	else if (value->type == jbvBool)
+		append_tagged(buf, value->val.boolean ? 't' : 'f', NULL, 0);
+	else if (value->type == jbvString)
+		append_tagged(buf, 's', value->val.string.val, value->val.string.len);
+	else if (value->type == jbvNumeric)
+		append_tagged(buf, 'd', value->val.numeric, VARSIZE_ANY(value->val.numeric));
+	else
+		append_tagged(buf, 'b', value->val.binary.data, value->val.binary.len);
 }
 
 void
@@ -275,15 +270,12 @@ condition_append_reads(StringInfo buf, const ConditionEntityReads *reads, Jsonb 
 
 	for (k = 0; k < reads->n_keys; k++)
 	{
-		JsonbValue	name;
-		JsonbValue *value = NULL;
+		JsonbValue	value;
 
-		name.type = jbvString;
-		name.val.string.val = (char *) reads->keys[k].ptr;
-		name.val.string.len = reads->keys[k].len;
-		if (attrs)
-			value = findJsonbValueFromContainer(&attrs->root, JB_FOBJECT, &name);
-		append_value_bytes(buf, value);
+		append_value_bytes(buf, attrs &&
+						   getKeyJsonValueFromContainer(&attrs->root, reads->keys[k].ptr,
+														reads->keys[k].len, &value)
+						   ? &value : NULL);
 	}
 }
 

@@ -1,13 +1,16 @@
 /*
  * listing_functions.c — the SQL functions of authorized listing:
- * decide_resources() and decide_actors().  Checks the arguments and hands
- * the request to listing.c; rows go to a materialized result set.
+ * decide_resources() and decide_actors(), whose rows go to a materialized
+ * result set, and decide_row_allowed(), one row of a table at a time for
+ * row-level security and WHERE.  Checks the arguments and hands the request
+ * to listing.c.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
 #include "decision.h"
@@ -22,6 +25,14 @@ required_text(FunctionCallInfo fcinfo, int argno, const char *name)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL", name)));
 	return PG_GETARG_TEXT_PP(argno);
+}
+
+static DecStr
+text_str(text *value)
+{
+	DecStr		s = {VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)};
+
+	return s;
 }
 
 static void
@@ -130,4 +141,103 @@ Datum
 decide_actors(PG_FUNCTION_ARGS)
 {
 	return list_allowed(fcinfo, DEC_ACTOR);
+}
+
+/* What decide_row_allowed() keeps for the rest of the query. */
+typedef struct RowCheck
+{
+	ListingCheck *check;
+	StringInfoData uid;			/* the resource uid being checked */
+} RowCheck;
+
+/*
+ * decide_row_allowed(actor, action, resource_prefix, resource_key, context):
+ * decide_allowed(actor, action, resource_prefix || resource_key, context),
+ * with a listing's plan kept for the rest of the query (fn_extra) while
+ * actor, action, prefix and context stay the same.  The key is a bigint or
+ * a text.
+ */
+static Datum
+row_allowed(FunctionCallInfo fcinfo, bool text_key)
+{
+	RowCheck   *state = fcinfo->flinfo->fn_extra;
+	ListingRequest request;
+	DecStr		uid;
+	bool		same_request;
+	int64		number = 0;
+	int			argno;
+
+	for (argno = 0; argno < 5; argno++)
+		if (PG_ARGISNULL(argno))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL",
+							(const char *[]) {"actor", "action", "resource_prefix",
+											  "resource_key", "context"}[argno]),
+					 argno == 4 ? errhint("Pass '{}' for no context.") : 0));
+	if (state == NULL)
+	{
+		MemoryContext caller = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		state = palloc0(sizeof(RowCheck));
+		initStringInfo(&state->uid);
+		fcinfo->flinfo->fn_extra = state;
+		MemoryContextSwitchTo(caller);
+	}
+
+	memset(&request, 0, sizeof(request));
+	request.free_dim = DEC_RESOURCE;
+	request.uid[DEC_ACTOR] = text_str(PG_GETARG_TEXT_PP(0));
+	request.uid[DEC_ACTION] = text_str(PG_GETARG_TEXT_PP(1));
+	request.context = PG_GETARG_JSONB_P(4);
+	request.prefix = text_str(PG_GETARG_TEXT_PP(2));
+	request.page_size = -1;
+	/* Arguments are checked when they change, not for every row. */
+	same_request = listing_check_same_request(state->check, &request);
+	if (!same_request)
+	{
+		decide_validate_uid("actor", request.uid[DEC_ACTOR].ptr, request.uid[DEC_ACTOR].len);
+		decide_validate_uid("action", request.uid[DEC_ACTION].ptr, request.uid[DEC_ACTION].len);
+		decide_validate_context(request.context);
+		if (request.prefix.len > 0)
+			decide_validate_uid("resource_prefix", request.prefix.ptr, request.prefix.len);
+	}
+
+	resetStringInfo(&state->uid);
+	appendBinaryStringInfo(&state->uid, request.prefix.ptr,
+						   Min(request.prefix.len, DECIDE_MAX_UID_BYTES + 1));
+	if (text_key)
+	{
+		text	   *key = PG_GETARG_TEXT_PP(3);
+
+		appendBinaryStringInfo(&state->uid, VARDATA_ANY(key),
+							   Min(VARSIZE_ANY_EXHDR(key), DECIDE_MAX_UID_BYTES + 1));
+	}
+	else
+	{
+		number = PG_GETARG_INT64(3);
+		enlargeStringInfo(&state->uid, MAXINT8LEN + 1);
+		state->uid.len += pg_lltoa(number, state->uid.data + state->uid.len);
+	}
+	uid.ptr = state->uid.data;
+	uid.len = state->uid.len;
+	/* A valid prefix and digits make a valid uid if it is not too long. */
+	if (text_key || uid.len > DECIDE_MAX_UID_BYTES)
+		decide_validate_uid("resource", uid.ptr, uid.len);
+	PG_RETURN_BOOL(listing_check(&state->check, fcinfo->flinfo->fn_mcxt, &request, same_request,
+								 uid, text_key ? NULL : &number));
+}
+
+PG_FUNCTION_INFO_V1(decide_row_allowed);
+Datum
+decide_row_allowed(PG_FUNCTION_ARGS)
+{
+	return row_allowed(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(decide_row_allowed_text);
+Datum
+decide_row_allowed_text(PG_FUNCTION_ARGS)
+{
+	return row_allowed(fcinfo, true);
 }

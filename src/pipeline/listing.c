@@ -41,9 +41,11 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -102,6 +104,35 @@ typedef struct AncestorEntry
 	uint64	   *matched;		/* bit i: some ancestor matches plan policy i */
 } AncestorEntry;
 
+/*
+ * The last few values a condition by keys read, and its answers: most
+ * attributes take few values, found here without hashing.
+ */
+#define RECENT_VALUES 4
+#define RECENT_VALUE_BYTES 48
+
+typedef struct RecentValues
+{
+	int			n;
+	int			next;			/* the one to replace */
+	uint32		len[RECENT_VALUES];
+	char		bytes[RECENT_VALUES][RECENT_VALUE_BYTES];
+	DecConditionResult result[RECENT_VALUES];
+} RecentValues;
+
+static void
+remember_value(RecentValues *recent, const StringInfoData *key, DecConditionResult result)
+{
+	int			k = recent->n < RECENT_VALUES ? recent->n++ : recent->next;
+
+	if (key->len > RECENT_VALUE_BYTES)
+		return;
+	recent->next = (k + 1) % RECENT_VALUES;
+	recent->len[k] = key->len;
+	memcpy(recent->bytes[k], key->data, key->len);
+	recent->result[k] = result;
+}
+
 typedef struct MemoEntry
 {
 	BytesKey	key;			/* plan policy, then the values it reads */
@@ -121,12 +152,18 @@ typedef struct Listing
 	PlanPolicy *plan;
 	int			n_plan;
 	int			plan_words;		/* of the ancestor bit sets */
+	uint64	   *direct;			/* bit i: plan policy i may match a candidate's own uid */
 	bool		reaches_everything;
 	List	   *reach_uids;		/* const char *: allows' uid patterns */
 	List	   *reach_globs;	/* const char *: allows' glob patterns */
 	ConditionRequest fixed;		/* the bound parts, for conditions */
 	HTAB	   *ancestors;
 	HTAB	   *memo;
+	StringInfoData memo_key;	/* reused for every lookup */
+	uint8	  **by_attrs;		/* per plan policy, once needed: its condition's
+								 * result + 1 per attrs_id of the image; 0:
+								 * not known yet */
+	RecentValues *recent_values;	/* per plan policy */
 
 	ListingEmitFn emit;			/* the allowed, in uid order */
 	void	   *emit_arg;
@@ -142,6 +179,7 @@ typedef struct CandidateRow
 	ArrayType  *parents;		/* read from the table; NULL: from the image */
 	DecEntityView view;			/* read from the image */
 	Jsonb	   *attrs;			/* NULL: {} */
+	bool		from_image;		/* view is the image's (attrs_id 0 if no row) */
 } CandidateRow;
 
 static const char *const entity_names[DEC_NDIMS] = {"actor", NULL, "resource"};
@@ -264,6 +302,23 @@ pattern_is_all_stars(const char *pattern)
 }
 
 /*
+ * Could the policy's free pattern match a uid that starts with the prefix?
+ * Every match starts with the pattern's literal bytes, so not unless one of
+ * the two starts with the other.
+ */
+static bool
+pattern_may_match_prefix(const PlanPolicy *policy, DecStr prefix)
+{
+	size_t		literal = policy->match == FREE_UID ? policy->pattern.len :
+		dec_glob_literal_prefix(policy->pattern.ptr, policy->pattern.len);
+	size_t		common = Min(literal, prefix.len);
+
+	if (policy->match == FREE_UID && literal < prefix.len)
+		return false;
+	return memcmp(policy->pattern.ptr, prefix.ptr, common) == 0;
+}
+
+/*
  * Builds the plan from the policies whose two bound patterns match.  False
  * if the epoch moved.
  */
@@ -377,8 +432,14 @@ build_plan(Listing *listing)
 			listing->reach_uids = lappend(listing->reach_uids, (void *) pattern);
 	}
 	listing->plan_words = (listing->n_plan + 63) / 64;
+	listing->direct = palloc0(sizeof(uint64) * Max(listing->plan_words, 1));
+	for (rank = 0; rank < (uint32) listing->n_plan; rank++)
+		if (pattern_may_match_prefix(&listing->plan[rank], request->prefix))
+			listing->direct[rank / 64] |= UINT64CONST(1) << (rank % 64);
 	listing->ancestors = bytes_table("decide listing ancestors", sizeof(AncestorEntry));
 	listing->memo = bytes_table("decide listing conditions", sizeof(MemoEntry));
+	initStringInfo(&listing->memo_key);
+	listing->recent_values = palloc0(sizeof(RecentValues) * Max(listing->n_plan, 1));
 	return true;
 }
 
@@ -395,6 +456,32 @@ free_pattern_matches(const PlanPolicy *policy, DecStr uid)
 			return dec_glob_match(policy->pattern.ptr, policy->pattern.len, uid.ptr, uid.len,
 								  policy_set_char_len);
 	}
+}
+
+/* Which plan policies some uid of the closure (ancestors) matches: a bit set. */
+static uint64 *
+closure_matches(const Listing *listing, const DecStr *closure, int n_closure,
+				MemoryContext context)
+{
+	uint64	   *matched = MemoryContextAllocZero(context,
+												 sizeof(uint64) * Max(listing->plan_words, 1));
+	int			i;
+	int			p;
+
+	for (i = 0; i < listing->n_plan; i++)
+	{
+		const PlanPolicy *policy = &listing->plan[i];
+
+		if (policy->match == FREE_ANY)
+			continue;
+		for (p = 0; p < n_closure; p++)
+			if (free_pattern_matches(policy, closure[p]))
+			{
+				matched[i / 64] |= UINT64CONST(1) << (i % 64);
+				break;
+			}
+	}
+	return matched;
 }
 
 /*
@@ -480,21 +567,7 @@ ancestor_matches(Listing *listing, const CandidateRow *row)
 		}
 	}
 
-	matched = MemoryContextAllocZero(GetMemoryChunkContext(listing->plan),
-									 sizeof(uint64) * Max(listing->plan_words, 1));
-	for (i = 0; i < listing->n_plan; i++)
-	{
-		const PlanPolicy *policy = &listing->plan[i];
-
-		if (policy->match == FREE_ANY)
-			continue;
-		for (p = 0; p < n_closure; p++)
-			if (free_pattern_matches(policy, closure[p]))
-			{
-				matched[i / 64] |= UINT64CONST(1) << (i % 64);
-				break;
-			}
-	}
+	matched = closure_matches(listing, closure, n_closure, GetMemoryChunkContext(listing->plan));
 	{
 		char	   *owned = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
 
@@ -509,23 +582,32 @@ ancestor_matches(Listing *listing, const CandidateRow *row)
 
 /* A plan policy's condition on one candidate, remembered by what it reads. */
 static DecConditionResult
-candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionRequest *document)
+condition_by_keys(Listing *listing, int i, const CandidateRow *row, ConditionRequest *document)
 {
 	const PlanPolicy *policy = &listing->plan[i];
 	JsonPath   *condition = policy_condition(listing->set, policy->info);
-	StringInfoData key;
+	StringInfo	key = &listing->memo_key;
 	MemoEntry  *entry = NULL;
 	DecConditionResult result;
 	bool		found;
 
 	if (policy->condition == PLAN_BY_KEYS)
 	{
-		initStringInfo(&key);
-		appendBinaryStringInfo(&key, (char *) &i, sizeof(i));
-		condition_append_reads(&key, &policy->reads, row->attrs);
-		entry = hash_search(listing->memo, &(BytesKey) {key.data, key.len}, HASH_FIND, NULL);
+		RecentValues *recent = &listing->recent_values[i];
+		int			k;
+
+		resetStringInfo(key);
+		appendBinaryStringInfo(key, (char *) &i, sizeof(i));
+		condition_append_reads(key, &policy->reads, row->attrs);
+		for (k = 0; k < recent->n; k++)
+			if (recent->len[k] == key->len && memcmp(recent->bytes[k], key->data, key->len) == 0)
+				return recent->result[k];
+		entry = hash_search(listing->memo, &(BytesKey) {key->data, key->len}, HASH_FIND, NULL);
 		if (entry)
+		{
+			remember_value(recent, key, entry->result);
 			return entry->result;
+		}
 	}
 	result = condition_evaluate(condition, policy->info->condition_traits, document);
 	if (policy->info->condition_traits.uses_now)
@@ -536,38 +618,54 @@ candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionR
 	{
 		BytesKey	owned;
 
-		owned.ptr = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key.len);
-		owned.len = key.len;
-		memcpy((char *) owned.ptr, key.data, key.len);
+		owned.ptr = MemoryContextAlloc(GetMemoryChunkContext(listing->plan), key->len);
+		owned.len = key->len;
+		memcpy((char *) owned.ptr, key->data, key->len);
 		entry = hash_search(listing->memo, &owned, HASH_ENTER, &found);
 		entry->key = owned;
 		entry->result = result;
+		remember_value(&listing->recent_values[i], key, result);
 	}
 	return result;
 }
 
 /*
- * Decides one candidate with the plan and keeps it if allowed.  False if
- * the epoch moved.
+ * The same, first looked up by the image's attributes: candidates with the
+ * same attributes share them there (attrs_id), and a condition that reads
+ * only attribute keys answers them alike.
  */
-static bool
-decide_candidate(Listing *listing, const CandidateRow *row)
+static DecConditionResult
+candidate_condition(Listing *listing, int i, const CandidateRow *row, ConditionRequest *document)
 {
-	const uint64 *ancestors;
-	ConditionRequest document;
-	MemoryContext caller = MemoryContextSwitchTo(listing->row_context);
-	const PolicyInfo *decided = NULL;
-	int			i;
+	uint8	   *known;
 
-	stats_count(STAT_LISTING_CANDIDATES, 1);
-	ancestors = ancestor_matches(listing, row);
-	if (ancestors == NULL)
-	{
-		MemoryContextSwitchTo(caller);
-		MemoryContextReset(listing->row_context);
-		return false;
-	}
-	document = listing->fixed;
+	if (listing->plan[i].condition != PLAN_BY_KEYS || !row->from_image)
+		return condition_by_keys(listing, i, row, document);
+	if (listing->by_attrs == NULL)
+		listing->by_attrs = MemoryContextAllocZero(GetMemoryChunkContext(listing->plan),
+												   sizeof(uint8 *) * listing->n_plan);
+	known = listing->by_attrs[i];
+	if (known == NULL)
+		known = listing->by_attrs[i] =
+			MemoryContextAllocZero(GetMemoryChunkContext(listing->plan),
+								   dec_entity_image_attrs_count(listing->image) + 1);
+	if (known[row->view.attrs_id] == 0)
+		known[row->view.attrs_id] = 1 + condition_by_keys(listing, i, row, document);
+	return known[row->view.attrs_id] - 1;
+}
+
+/*
+ * The plan policy that decides a candidate whose ancestors match the plan
+ * policies in the bit set, or NULL: none does (denied).  Only policies that
+ * an ancestor matches, or that may match the candidate's own uid, are
+ * looked at, in rank order.
+ */
+static const PolicyInfo *
+plan_decide(Listing *listing, const CandidateRow *row, const uint64 *ancestors)
+{
+	ConditionRequest document = listing->fixed;
+	int			w;
+
 	if (listing->request->free_dim == DEC_RESOURCE)
 	{
 		document.resource = row->uid;
@@ -578,20 +676,50 @@ decide_candidate(Listing *listing, const CandidateRow *row)
 		document.actor = row->uid;
 		document.actor_attrs = row->attrs;
 	}
-	for (i = 0; i < listing->n_plan && decided == NULL; i++)
+	for (w = 0; w < listing->plan_words; w++)
 	{
-		const PlanPolicy *policy = &listing->plan[i];
-		DecConditionResult result = DEC_COND_TRUE;
+		uint64		bits = ancestors[w] | listing->direct[w];
 
-		if (!(ancestors[i / 64] & (UINT64CONST(1) << (i % 64))) &&
-			!free_pattern_matches(policy, row->uid))
-			continue;
-		if (policy->condition != PLAN_ALWAYS)
-			result = candidate_condition(listing, i, row, &document);
-		if (result == DEC_COND_TRUE ||
-			(result == DEC_COND_UNKNOWN && policy->info->effect == DEC_DENY))
-			decided = policy->info;
+		while (bits != 0)
+		{
+			int			i = w * 64 + pg_rightmost_one_pos64(bits);
+			const PlanPolicy *policy = &listing->plan[i];
+			DecConditionResult result = DEC_COND_TRUE;
+
+			bits &= bits - 1;
+			if (!(ancestors[w] & (UINT64CONST(1) << (i % 64))) &&
+				!free_pattern_matches(policy, row->uid))
+				continue;
+			if (policy->condition != PLAN_ALWAYS)
+				result = candidate_condition(listing, i, row, &document);
+			if (result == DEC_COND_TRUE ||
+				(result == DEC_COND_UNKNOWN && policy->info->effect == DEC_DENY))
+				return policy->info;
+		}
 	}
+	return NULL;
+}
+
+/*
+ * Decides one candidate with the plan and keeps it if allowed.  False if
+ * the epoch moved.
+ */
+static bool
+decide_candidate(Listing *listing, const CandidateRow *row)
+{
+	const uint64 *ancestors;
+	MemoryContext caller = MemoryContextSwitchTo(listing->row_context);
+	const PolicyInfo *decided = NULL;
+
+	stats_count(STAT_LISTING_CANDIDATES, 1);
+	ancestors = ancestor_matches(listing, row);
+	if (ancestors == NULL)
+	{
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(listing->row_context);
+		return false;
+	}
+	decided = plan_decide(listing, row, ancestors);
 	if (decided && decided->effect == DEC_ALLOW)
 	{
 		listing->emit(row->uid, policy_name(listing->set, decided), listing->emit_arg);
@@ -620,6 +748,7 @@ decide_row(Listing *listing, HeapTuple tuple)
 	Assert(row.parents != NULL);
 	value = heap_getattr(tuple, ENTITY_ATTRS, desc, &isnull);
 	row.attrs = isnull ? NULL : DatumGetJsonbP(value);
+	row.from_image = false;
 	if (row.attrs && JsonContainerSize(&row.attrs->root) == 0)
 		row.attrs = NULL;
 	MemoryContextSwitchTo(caller);
@@ -637,6 +766,7 @@ decide_image_row(Listing *listing, const DecEntityView *view)
 	row.parents = NULL;
 	row.view = *view;
 	row.attrs = (Jsonb *) view->attrs;
+	row.from_image = true;
 	return decide_candidate(listing, &row);
 }
 
@@ -1110,4 +1240,291 @@ listing_run(const ListingRequest *request, ListingEmitFn emit, ListingDiscardFn 
 		listing_cache_store(listing.set, &key, &listing.cached_rows);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(listing_context);
+}
+
+/* ---- one candidate at a time (decide_row_allowed) ---- */
+
+/* Recent parents lists and their ancestor matches, by the image's id. */
+#define RECENT_PARENTS 256
+
+struct ListingCheck
+{
+	MemoryContext context;		/* the check's, for its whole life */
+	MemoryContext plan_context; /* the plan and its request: reset on rebuild */
+	const PolicySet *set;		/* the plan's, and its epoch */
+	int64		epoch;
+	TimestampTz now;			/* the statement's time, if a condition read $now */
+	ListingRequest request;		/* the plan's, copied */
+	Listing		listing;
+	const uint64 *no_ancestors; /* all zero: an entity without parents or row */
+	const struct NumberIndex *numbers;	/* of the plan's image and prefix, once needed */
+	uint64		numbers_generation; /* valid while the index is still this one */
+	uint32		recent_ids[RECENT_PARENTS];
+	const uint64 *recent[RECENT_PARENTS];
+};
+
+/* Equal bytes; inline, for the short strings compared on every row. */
+static inline bool
+same_bytes(const char *a, const char *b, uint32 len)
+{
+	uint32		i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64		x;
+		uint64		y;
+
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return false;
+	}
+	for (; i < len; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+static inline bool
+same_str(DecStr a, DecStr b)
+{
+	return a.len == b.len && same_bytes(a.ptr, b.ptr, a.len);
+}
+
+bool
+listing_check_same_request(const ListingCheck *check, const ListingRequest *request)
+{
+	int			d;
+
+	if (check == NULL || check->request.free_dim != request->free_dim ||
+		!same_str(check->request.prefix, request->prefix) ||
+		VARSIZE(check->request.context) != VARSIZE(request->context) ||
+		!same_bytes((const char *) check->request.context, (const char *) request->context,
+					VARSIZE(request->context)))
+		return false;
+	for (d = 0; d < DEC_NDIMS; d++)
+		if (d != (int) request->free_dim && !same_str(check->request.uid[d], request->uid[d]))
+			return false;
+	return true;
+}
+
+/* Is the plan still that of the policy set (and of the statement's time)? */
+static bool
+plan_current(const ListingCheck *check, const PolicySet *set)
+{
+	return check->set == set && check->epoch == set->epoch &&
+		(!check->listing.time_dependent || check->now == GetCurrentStatementStartTimestamp());
+}
+
+/* Builds the plan of a request under the current policy set. */
+static void
+plan_check(ListingCheck *check, const ListingRequest *request)
+{
+	MemoryContext caller;
+	int			d;
+	int			attempt;
+
+	for (attempt = 0;; attempt++)
+	{
+		MemoryContextReset(check->plan_context);
+		caller = MemoryContextSwitchTo(check->plan_context);
+		check->request = *request;
+		for (d = 0; d < DEC_NDIMS; d++)
+			if (d != (int) request->free_dim)
+				check->request.uid[d] = copy_str(request->uid[d].ptr, request->uid[d].len);
+		check->request.prefix = copy_str(request->prefix.ptr, request->prefix.len);
+		check->request.context = palloc(VARSIZE(request->context));
+		memcpy(check->request.context, request->context, VARSIZE(request->context));
+		check->request.has_after = false;
+		check->request.page_size = -1;
+
+		memset(&check->listing, 0, sizeof(check->listing));
+		check->listing.request = &check->request;
+		check->listing.set = policy_set_current();
+		check->listing.row_context = AllocSetContextCreate(check->plan_context,
+														   "decide listing row",
+														   ALLOCSET_SMALL_SIZES);
+		check->set = check->listing.set;
+		check->epoch = check->set->epoch;
+		check->now = GetCurrentStatementStartTimestamp();
+		if (build_plan(&check->listing))
+			break;
+		MemoryContextSwitchTo(caller);
+		if (attempt == 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("policies and entities kept changing during the check"),
+					 errhint("Retry the request.")));
+	}
+	check->no_ancestors = palloc0(sizeof(uint64) * Max(check->listing.plan_words, 1));
+	check->numbers = NULL;
+	memset(check->recent, 0, sizeof(check->recent));
+	MemoryContextSwitchTo(caller);
+}
+
+/*
+ * The number index (dec_entity_image_number_index) of one image and prefix,
+ * kept between queries: a new query of the same table finds it built.
+ */
+typedef struct NumberIndex
+{
+	MemoryContext context;
+	pg_uuid_t	entities_version;	/* the image's */
+	char	   *prefix;
+	uint32		prefix_len;
+	uint32	   *places;			/* NULL: the uids do not suit one */
+	int64		first;
+	uint64		n;
+	uint64		generation;		/* counts the builds */
+} NumberIndex;
+
+static NumberIndex number_index;
+
+static const NumberIndex *
+number_index_of(const PolicySet *set, const void *image, DecStr prefix)
+{
+	NumberIndex *index = &number_index;
+	DecAllocator allocator;
+
+	if (index->context != NULL &&
+		memcmp(&index->entities_version, &set->entities_version, sizeof(pg_uuid_t)) == 0 &&
+		index->prefix_len == prefix.len && memcmp(index->prefix, prefix.ptr, prefix.len) == 0)
+		return index;
+	if (index->context == NULL)
+		index->context = AllocSetContextCreate(TopMemoryContext, "decide number index",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(index->context);
+	index->generation++;
+	index->entities_version = set->entities_version;
+	index->prefix = MemoryContextAlloc(index->context, prefix.len + 1);
+	memcpy(index->prefix, prefix.ptr, prefix.len);
+	index->prefix_len = prefix.len;
+	allocator = decide_allocator(index->context);
+	index->places = dec_entity_image_number_index(image, prefix.ptr, prefix.len, &allocator,
+												  &index->first, &index->n);
+	return index;
+}
+
+/*
+ * Finds the candidate's entity in the image: by its number when its uid is
+ * the prefix and a number and the image's uids of that prefix suit a
+ * number index, else by its uid.
+ */
+static bool
+image_find(ListingCheck *check, const void *image, DecStr uid, const int64 *number,
+		   DecEntityView *view)
+{
+	if (number)
+	{
+		const NumberIndex *index = check->numbers;
+
+		/* one index is kept per backend: another check may have replaced it */
+		if (index == NULL || index->generation != check->numbers_generation)
+		{
+			index = check->numbers = number_index_of(check->set, image, check->request.prefix);
+			check->numbers_generation = index->generation;
+		}
+
+		if (index->places)
+		{
+			uint64		offset = (uint64) *number - (uint64) index->first;
+
+			if (offset >= index->n || index->places[offset] == 0)
+				return false;
+			dec_entity_image_at(image, index->places[offset] - 1, view);
+			return true;
+		}
+	}
+	return dec_entity_image_find(image, uid.ptr, uid.len, view);
+}
+
+/*
+ * The ancestor matches of a candidate, from the entities' image (its row,
+ * or none) or from the entity cache.  NULL if the epoch moved.
+ */
+static const uint64 *
+check_ancestors(ListingCheck *check, CandidateRow *row, const int64 *number)
+{
+	Listing    *listing = &check->listing;
+	const void *image = entity_images_get(listing->set);
+	EntityInfo	info;
+
+	row->parents = NULL;
+	if (image)
+	{
+		uint32		slot;
+
+		listing->image = image;
+		if (!image_find(check, image, row->uid, number, &row->view))
+		{
+			memset(&row->view, 0, sizeof(row->view));
+			row->attrs = NULL;
+			row->from_image = true;
+			return check->no_ancestors;
+		}
+		row->attrs = (Jsonb *) row->view.attrs;
+		row->from_image = true;
+		if (row->view.n_parents == 0)
+			return check->no_ancestors;
+		slot = row->view.parents_id % RECENT_PARENTS;
+		if (check->recent[slot] == NULL || check->recent_ids[slot] != row->view.parents_id)
+		{
+			const uint64 *matched = ancestor_matches(listing, row);
+
+			if (matched == NULL)
+				return NULL;
+			check->recent_ids[slot] = row->view.parents_id;
+			check->recent[slot] = matched;
+		}
+		return check->recent[slot];
+	}
+
+	/* No image (the transaction's own changes, or none yet): the entity cache. */
+	listing->image = NULL;
+	if (!entity_store_resolve(listing->set, &row->uid, 1, &info))
+		return NULL;
+	row->attrs = info.attrs;
+	row->from_image = false;
+	/* The closure starts with the entity itself, matched on its own. */
+	return closure_matches(listing, info.closure.uids + 1, info.closure.count - 1,
+						   CurrentMemoryContext);
+}
+
+bool
+listing_check(ListingCheck **state, MemoryContext context, const ListingRequest *request,
+			  bool same_request, DecStr uid, const int64 *number)
+{
+	ListingCheck *check = *state;
+	const PolicySet *set = policy_set_current();
+	const PolicyInfo *decided;
+	const uint64 *ancestors;
+	CandidateRow row;
+	MemoryContext caller;
+
+	if (check == NULL)
+	{
+		check = MemoryContextAllocZero(context, sizeof(ListingCheck));
+		check->context = context;
+		check->plan_context = AllocSetContextCreate(context, "decide listing check",
+													ALLOCSET_DEFAULT_SIZES);
+		*state = check;
+		plan_check(check, request);
+	}
+	else if (!same_request || !plan_current(check, set))
+		plan_check(check, request);
+
+	stats_count(STAT_LISTING_CANDIDATES, 1);
+	caller = MemoryContextSwitchTo(check->listing.row_context);
+	row.uid = uid;
+	while ((ancestors = check_ancestors(check, &row, number)) == NULL)
+	{
+		/* The epoch moved: plan again under the new set. */
+		MemoryContextSwitchTo(caller);
+		plan_check(check, request);
+		MemoryContextSwitchTo(check->listing.row_context);
+	}
+	decided = plan_decide(&check->listing, &row, ancestors);
+	MemoryContextSwitchTo(caller);
+	MemoryContextReset(check->listing.row_context);
+	return decided != NULL && decided->effect == DEC_ALLOW;
 }

@@ -38,4 +38,25 @@ typedef void (*ListingDiscardFn) (void *arg);
 extern void listing_run(const ListingRequest *request, ListingEmitFn emit,
 						ListingDiscardFn discard, void *arg);
 
+/* A plan kept between checks (listing_check). */
+typedef struct ListingCheck ListingCheck;
+
+/*
+ * Whether the request with uid in its free part is allowed, as
+ * decide_allowed() would decide it, by the plan of a listing: *check (NULL
+ * at first, then allocated in context) keeps it while the request's other
+ * parts, its context and prefix (which uid starts with) stay the same
+ * (same_request: listing_check_same_request() said so), and the policy
+ * set too, so that checking many uids of one request costs little more
+ * than finding each entity.  number, if not NULL, is the integer that
+ * follows the prefix in uid (as int8out writes it).
+ */
+extern bool listing_check(ListingCheck **check, MemoryContext context,
+						  const ListingRequest *request, bool same_request, DecStr uid,
+						  const int64 *number);
+
+/* Is the request that of the kept plan (the free uid aside)?  False if none. */
+extern bool listing_check_same_request(const ListingCheck *check,
+									   const ListingRequest *request);
+
 #endif							/* DECIDE_LISTING_H */
