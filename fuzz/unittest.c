@@ -673,6 +673,36 @@ test_entity_image(void)
 				a.parents_id != b.parents_id;
 		}
 	}
+	/* equal attributes stored once: the same bytes, the same place and attrs_id */
+	{
+		DecEntityView a,
+					b;
+		int			j;
+
+		for (i = 0; ok && i < 600; i++)
+			for (j = i + 1; ok && j < 600; j++)
+			{
+				bool		same;
+
+				ok &= dec_entity_image_find(image, uids[i], rows[i].uid.len, &a) &&
+					dec_entity_image_find(image, uids[j], rows[j].uid.len, &b);
+				same = (rows[i].attrs == NULL && rows[j].attrs == NULL) ||
+					(rows[i].attrs && rows[j].attrs && rows[i].attrs_len == rows[j].attrs_len &&
+					 memcmp(rows[i].attrs, rows[j].attrs, rows[i].attrs_len) == 0);
+				ok &= same == (a.attrs == b.attrs) && same == (a.attrs_id == b.attrs_id) &&
+					(a.attrs_id == 0) == (a.attrs == NULL) &&
+					a.attrs_id <= dec_entity_image_attrs_count(image);
+			}
+		/* rows with attributes take i % 26 and i % 16 apart: 208 distinct */
+		ok &= dec_entity_image_attrs_count(image) == 208;
+	}
+	/* its doc:<7919 i> uids spread too far for a number index */
+	{
+		int64_t		first;
+		uint64_t	n;
+
+		ok &= dec_entity_image_number_index(image, "doc:", 4, &allocator, &first, &n) == NULL;
+	}
 	/* uids with no row, a prefix and an extension of one that has */
 	ok &= !dec_entity_image_find(image, "doc:1", 5, &view) &&
 		!dec_entity_image_find(image, "doc:79191", 9, &view) &&
@@ -683,7 +713,69 @@ test_entity_image(void)
 		!dec_entity_image_find(image, "doc:0", 5, &view);
 	arena_reset(&arena);
 	free(rows);
-	report(ok, "entity_image: 5,000 entities in uid order, found with their parents and aligned attributes, equal parent lists shared; absent uids not found; an empty image");
+	report(ok, "entity_image: 5,000 entities in uid order, found with their parents and aligned attributes, equal parent lists and attributes shared; absent uids not found; an empty image");
+}
+
+/* The number index: n:<integer> uids as int8out writes them, by integer. */
+static void
+test_entity_image_number_index(void)
+{
+	enum
+	{
+		N = 1000
+	};
+	static const char *const others[] = {"n:007", "n:-0", "n:+3", "n:", "n:x1", "n:1x", "m:3", "n:-5",
+	"n:99999999999999999999", "o:1"};
+	static char uids[N + 10][32];
+	DecEntityRow rows[N + 10];
+	Arena		arena;
+	DecAllocator allocator;
+	size_t		size = 0;
+	void	   *image;
+	uint32_t   *places;
+	int64_t		first = 0;
+	uint64_t	n = 0;
+	bool		ok = true;
+	int			i;
+	int			count = 0;
+
+	arena_init(&arena);
+	allocator = arena_allocator(&arena);
+	memset(rows, 0, sizeof(rows));
+	/* every third integer from 0 (gaps), then the uids that are not numbers */
+	for (i = 0; i < N; i++)
+		snprintf(uids[count++], sizeof(uids[0]), "n:%d", i * 3);
+	for (i = 0; i < 10; i++)
+		snprintf(uids[count++], sizeof(uids[0]), "%s", others[i]);
+	for (i = 0; i < count; i++)
+	{
+		rows[i].uid.ptr = uids[i];
+		rows[i].uid.len = (uint32_t) strlen(uids[i]);
+	}
+	image = dec_entity_image_build(rows, (uint32_t) count, &allocator, &size);
+	places = dec_entity_image_number_index(image, "n:", 2, &allocator, &first, &n);
+	/* keys -5 (n:-5) to 2997; n:007, n:-0, n:+3 and the rest are not int8out's */
+	ok &= places != NULL && first == -5 && n == 2997 + 5 + 1;
+	for (i = -5; ok && i <= 2997; i++)
+	{
+		uint32_t	place = places[i - first];
+		bool		expected = i == -5 || (i >= 0 && i % 3 == 0);
+
+		ok &= (place != 0) == expected;
+		if (place != 0)
+		{
+			DecEntityView view;
+			char		uid[32];
+
+			dec_entity_image_at(image, place - 1, &view);
+			snprintf(uid, sizeof(uid), "n:%d", i);
+			ok &= view.uid.len == strlen(uid) && memcmp(view.uid.ptr, uid, view.uid.len) == 0;
+		}
+	}
+	/* a prefix no uid has */
+	ok &= dec_entity_image_number_index(image, "p:", 2, &allocator, &first, &n) == NULL;
+	arena_reset(&arena);
+	report(ok, "entity_image: the number index finds n:<integer> uids by integer, skips other spellings");
 }
 
 static void
@@ -840,6 +932,7 @@ main(int argc, char **argv)
 	test_evaluator_scenarios();
 	test_cache_value_cases();
 	test_entity_image();
+	test_entity_image_number_index();
 	test_log_record_json_subset();
 	test_log_record_cases();
 

@@ -1,6 +1,7 @@
 -- Authorized listing: decide_resources() and decide_actors() list exactly
 -- the entities for which decide_allowed() is true, with the policy decide()
--- names, in uid order, in keyset pages; decide.entity_links follows every
+-- names, in uid order, in keyset pages; decide_row_allowed() answers as
+-- decide_allowed() does, row by row; decide.entity_links follows every
 -- change to decide.entities.
 SET client_min_messages = warning;
 SET decide.log = 'none';
@@ -66,27 +67,36 @@ SELECT count(*) FROM decide.entity_links;
 RESET ROLE;
 DROP ROLE regress_lister;
 
--- Row-level security through a listing: run once per statement (a hashed
--- subplan), with the answers decide_allowed() gives row by row.
+-- Row-level security: decide_row_allowed() with the actor read once per
+-- statement (an InitPlan), the answers decide_allowed() gives row by row;
+-- and the listing form, a hashed subplan, with the same rows.
 CREATE TABLE docs_rls (id integer PRIMARY KEY, title text NOT NULL);
 INSERT INTO docs_rls SELECT i, 'document ' || i FROM generate_series(1, 5) i;
 ALTER TABLE docs_rls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY docs_read ON docs_rls FOR SELECT
+    USING (public.decide_row_allowed((SELECT current_setting('app.user')), 'read', 'doc:', id));
+CREATE TABLE docs_listed (id integer PRIMARY KEY, title text NOT NULL);
+INSERT INTO docs_listed SELECT * FROM docs_rls;
+ALTER TABLE docs_listed ENABLE ROW LEVEL SECURITY;
+CREATE POLICY docs_read ON docs_listed FOR SELECT
     USING (('doc:' || id) IN (SELECT resource FROM public.decide_resources(
                current_setting('app.user'), 'read', prefix => 'doc:')));
 CREATE ROLE regress_rls_reader;
 GRANT decide_user TO regress_rls_reader;
-GRANT SELECT ON docs_rls TO regress_rls_reader;
+GRANT SELECT ON docs_rls, docs_listed TO regress_rls_reader;
 SET ROLE regress_rls_reader;
 SET "app.user" = 'user:alice';
 EXPLAIN (COSTS OFF) SELECT * FROM docs_rls;
+EXPLAIN (COSTS OFF) SELECT * FROM docs_listed;
 SELECT * FROM docs_rls ORDER BY id;
+SELECT id FROM docs_listed EXCEPT SELECT id FROM docs_rls;
 SELECT id FROM docs_rls WHERE NOT decide_allowed('user:alice', 'read', 'doc:' || id);
 SET "app.user" = 'user:bob';
 SELECT * FROM docs_rls ORDER BY id;
+SELECT id FROM docs_listed EXCEPT SELECT id FROM docs_rls;
 RESET "app.user";
 RESET ROLE;
-DROP TABLE docs_rls;
+DROP TABLE docs_rls, docs_listed;
 DROP ROLE regress_rls_reader;
 
 -- Bad input: a clear error with an SQLSTATE.
@@ -102,8 +112,30 @@ SELECT * FROM decide_resources('user:alice', 'read', after => '');
 SELECT * FROM decide_resources('user:alice', 'read', after => 'a*b');
 SELECT * FROM decide_resources('user:alice', 'read', page_size => -1);
 SELECT * FROM decide_resources('user:ali*', 'read');
+SELECT decide_row_allowed(NULL, 'read', 'doc:', 1);
+SELECT decide_row_allowed('user:alice', NULL, 'doc:', 1);
+SELECT decide_row_allowed('user:alice', 'read', NULL, 1);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', NULL::bigint);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', NULL::text);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', 1, NULL);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', 1, '[1]');
+SELECT decide_row_allowed('user:ali*', 'read', 'doc:', 1);
+SELECT decide_row_allowed('user:alice', 'read', 'doc*', 1);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', 'a?b');
+SELECT decide_row_allowed('user:alice', 'read', repeat('x', 510), 12345);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', repeat('x', 600));
+SELECT decide_row_allowed('user:alice', 'read', '', '');
 \set VERBOSITY default
 SELECT * FROM decide_resources('user:alice', 'read', page_size => -1);
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', NULL::bigint);
+-- Only decide_user and decide_admin may call it, as decide_allowed().
+CREATE ROLE regress_no_decide;
+SET ROLE regress_no_decide;
+\set VERBOSITY sqlstate
+SELECT decide_row_allowed('user:alice', 'read', 'doc:', 1);
+\set VERBOSITY default
+RESET ROLE;
+DROP ROLE regress_no_decide;
 
 -- The differential check: random hierarchies (areas, folders with one to
 -- three parents, some of them parents without rows, documents, users in
@@ -222,6 +254,39 @@ SELECT count(*) AS resource_mismatches_read_from_the_table FROM (
      EXCEPT
      SELECT q.actor, q.action, q.context, q.prefix, l.resource, l.policy
        FROM requests q, decide_resources(q.actor, q.action, q.context, q.prefix) l)) m;
+ROLLBACK;
+
+-- decide_row_allowed() answers as decide_allowed(), row by row: by number
+-- (doc:900 and above have no entity row) and by text key (every entity,
+-- with an empty prefix), with the request changing from row to row; and
+-- two prefixes in one query.
+CREATE TEMP TABLE row_requests AS SELECT DISTINCT actor, action, context FROM requests;
+SELECT count(*) FILTER (WHERE by_number IS DISTINCT FROM expected) AS row_number_mismatches,
+       count(*) FILTER (WHERE expected) > 5000 AS many_allowed,
+       count(*) FILTER (WHERE NOT expected) > 5000 AS many_denied
+  FROM (SELECT decide_row_allowed(q.actor, q.action, 'doc:', n, q.context) AS by_number,
+               decide_allowed(q.actor, q.action, 'doc:' || n, q.context) AS expected
+          FROM row_requests q, generate_series(0, 919) n) r;
+SELECT count(*) FILTER (WHERE by_text IS DISTINCT FROM expected) AS row_text_mismatches,
+       count(*) FILTER (WHERE expected) > 5000 AS many_allowed
+  FROM (SELECT decide_row_allowed(q.actor, q.action, '', e.uid, q.context) AS by_text,
+               decide_allowed(q.actor, q.action, e.uid, q.context) AS expected
+          FROM decide.entities e, row_requests q) r;
+-- (Those documents were found in the entities' shared image.)
+SELECT entity_image_builds > 0 AS image_built FROM decide_stats;
+SELECT count(*) AS two_prefix_mismatches
+  FROM generate_series(0, 919) n
+ WHERE decide_row_allowed('user:5', 'read', 'doc:', n) IS DISTINCT FROM decide_allowed('user:5', 'read', 'doc:' || n)
+    OR decide_row_allowed('user:5', 'read', 'folder:', n % 45) IS DISTINCT FROM decide_allowed('user:5', 'read', 'folder:' || (n % 45));
+-- Under the transaction's own change, from the table: a new document, and
+-- one moved to another folder.
+BEGIN;
+INSERT INTO decide.entities (uid, parents) VALUES ('doc:905', '{folder:3}');
+UPDATE decide.entities SET parents = '{folder:7}' WHERE uid = 'doc:17';
+SELECT count(*) AS row_mismatches_read_from_the_table
+  FROM row_requests q, generate_series(0, 919) n
+ WHERE decide_row_allowed(q.actor, q.action, 'doc:', n, q.context)
+       IS DISTINCT FROM decide_allowed(q.actor, q.action, 'doc:' || n, q.context);
 ROLLBACK;
 
 CREATE TEMP TABLE actor_requests AS
