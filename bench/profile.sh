@@ -24,7 +24,7 @@
 #             evaluator's own cost (the "µs per decision" of bench/micro.sql);
 #   cached    decide() on 100 repeated requests with the caches on: what a
 #             cache hit still costs (the hot workload);
-#   rls       decide_allowed() called by an RLS policy for each of the
+#   rls       decide_row_allowed() called by an RLS policy for each of the
 #             100,000 rows of bench.docs, as bench/run.sh's rls workload;
 #   stmt_select1, stmt_hot, stmt_hot_allowed
 #             whole statements (EXECUTE of a prepared SELECT 1, of a prepared
@@ -188,10 +188,10 @@ SELECT count(*) FILTER (WHERE d.allowed) FROM generate_series(1::bigint, $CALLS)
  CROSS JOIN LATERAL decide($(sed 's/\bg\b/(1 + mod(g, 100))/g' <<<"$REQ")) AS d;
 " "$CALLS"
 
-# 3. RLS: the policy on bench.docs calls decide_allowed() for each of its
-# 100,000 rows; read it twice as a decide_user member (the second read
+# 3. RLS: the policy on bench.docs calls decide_row_allowed() for each of
+# its 100,000 rows; read it twice as a decide_user member (the second read
 # counted as well: both are what the rls workload measures).
-profile rls decide_allowed "SET ROLE bench_reader;
+profile rls decide_row_allowed "SET ROLE bench_reader;
 
 SELECT set_config('app.user', 'user:42', false);
 

@@ -647,7 +647,7 @@ workload_batch() {
 }
 
 workload_rls() {
-    section "rls: 100,000 rows read through decide_allowed()"
+    section "rls: 100,000 rows read through decide_row_allowed()"
     # an RLS read takes 1-2 s: slices of at least 4 s
     define_run "rls-plain@1" "RLS baseline: same read, no RLS" baseline 1 rls_read.sql \
         --role bench_plain --per-call 0 --min-slice 4

@@ -3,7 +3,8 @@
 --
 --   bench.docs   100,000 rows (id 0..99999; the decision resource is
 --                'doc:' || id), read through a row-level security policy
---                that calls decide_allowed() for every row;
+--                that calls decide_row_allowed() for every row (the form
+--                the README recommends: the actor read once per statement);
 --   bench_reader a login role in decide_user: reads bench.docs under RLS;
 --   bench_plain  a login role with BYPASSRLS: the same read with no RLS.
 --
@@ -24,7 +25,7 @@ VACUUM ANALYZE bench.docs;
 
 ALTER TABLE bench.docs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY docs_read ON bench.docs FOR SELECT
-    USING (decide_allowed(current_setting('app.user'), 'read', 'doc:' || id));
+    USING (decide_row_allowed((SELECT current_setting('app.user')), 'read', 'doc:', id));
 
 DO $$
 BEGIN

@@ -11,8 +11,8 @@
 # shows decisions: an allow, denies by override, by condition (failing
 # closed) and by default, decide_explain(), a decide_many() batch, listings
 # (decide_resources(), decide_actors()), freshness after a policy change,
-# row-level security driven by decide_allowed(), and a short pgbench of
-# decide() against SELECT 1. The cluster is stopped, by its postmaster's
+# row-level security driven by decide_allowed() and decide_row_allowed(),
+# and a short pgbench of decide() against SELECT 1. The cluster is stopped, by its postmaster's
 # PID, and the directory removed on exit, also on failure or interruption.
 #
 # Environment:
@@ -209,7 +209,7 @@ SELECT allowed, policy, epoch FROM decide('user:alice', 'read', 'doc:4', '{"ip":
 SQL
 
 # ---------------------------------------------------------------------------
-section "8. Row-level security with decide_allowed()"
+section "8. Row-level security with decide_allowed() and decide_row_allowed()"
 psql_demo <<'SQL'
 \pset footer off
 CREATE TABLE docs (id integer PRIMARY KEY, title text NOT NULL);
@@ -240,6 +240,17 @@ SELECT * FROM docs ORDER BY id;
 \echo '-- SET "app.user" = ''user:mallory'';   (suspended)'
 SET "app.user" = 'user:mallory';
 SELECT count(*) AS visible_rows FROM docs;
+\echo '-- The same rows through decide_row_allowed(): a listing''s plan kept for the query, not logged.'
+RESET ROLE;
+DROP POLICY docs_read ON docs;
+CREATE POLICY docs_read ON docs FOR SELECT
+    USING (decide_row_allowed((SELECT current_setting('app.user')), 'read', 'doc:', id));
+SET ROLE demo_app;
+\echo 'CREATE POLICY docs_read ON docs FOR SELECT'
+\echo '    USING (decide_row_allowed((SELECT current_setting(''app.user'')), ''read'', ''doc:'', id));'
+\echo '-- SET "app.user" = ''user:alice'';'
+SET "app.user" = 'user:alice';
+SELECT * FROM docs ORDER BY id;
 \echo '-- demo_app may ask for decisions, but not read the policies or explain them:'
 SELECT has_function_privilege('decide(text,text,text,jsonb)', 'EXECUTE') AS may_call_decide,
        has_schema_privilege('decide', 'USAGE') AS may_read_policies,
