@@ -8,20 +8,20 @@ MODULE_big = decide
 # The sources in layers, each including headers of its own layer or below
 # only (scripts/check-layers.sh checks it; docs/design.md draws it):
 #   src/core      pure C, no PostgreSQL header: testable and fuzzable alone
-#   src/base      backend basics: counters, input rules, conditions, the latch
+#   src/base      backend basics: counters, input rules, conditions, the worker registry
 #   src/services  state and services: policy set, entities, caches, Redis, log
 #   src/pipeline  one decision, end to end; listings of allowed entities
-#   src/entry     SQL-callable functions, the statistics report, the worker
+#   src/entry     SQL-callable functions, the statistics report, the launcher and workers
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
 	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/entity_image.o
-BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_latch.o \
+BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_registry.o \
 	src/base/bytes_table.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
 	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
 	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o \
 	src/services/shared_sets.o src/services/listing_cache.o src/services/entity_images.o
 PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
-ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/worker.o src/entry/worker_flush.o \
+ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/launcher.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
 	src/entry/worker_warm.o src/entry/listing_functions.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
@@ -41,7 +41,8 @@ REGRESS_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_regr
 # with the same settings as the regression tests.
 ifneq ($(wildcard specs/*.spec),)
 ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
-ISOLATION_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_iso \
+ISOLATION_OPTS = --temp-config=scripts/regress.conf --temp-config=scripts/isolation.conf \
+	--temp-instance=tmp_check_iso \
 	--load-extension=$(EXTENSION)
 endif
 ifneq ($(wildcard t/*.pl),)

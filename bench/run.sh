@@ -279,7 +279,6 @@ max_parallel_workers_per_gather = 0  # 2 cores: the pgbench clients need them
 timezone = 'UTC'
 log_min_messages = warning
 log_checkpoints = off
-decide.database = 'bench'          # the worker logs this database's decisions and warms its cache
 decide.log = none                  # the decision log is off but in the logging workload's run
                                    # with it on (decide.log = all, the default): its cost is measured there
 EOF

@@ -87,7 +87,6 @@ cat >>"$DC_DATA/postgresql.conf" <<EOF
 
 # decide demo: private, disposable
 shared_preload_libraries = 'decide'
-decide.database = 'demo'          # the worker logs this database's decisions
 max_connections = 20
 shared_buffers = 128MB
 fsync = off

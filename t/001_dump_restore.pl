@@ -10,7 +10,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'decide'\ndecide.database = 'source'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'decide'");
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE source');

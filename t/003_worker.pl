@@ -29,7 +29,7 @@ sub worker_pid
 {
     my $n = shift;
     return $n->safe_psql('postgres',
-        q{SELECT coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'), 0)});
+        q{SELECT coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'), 0)});
 }
 
 sub wait_for
@@ -48,7 +48,7 @@ sub wait_for
     return 0;
 }
 
-ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker'}, '1',
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'}, '1',
             'worker up'), 'the worker runs');
 my $first_pid = worker_pid($node);
 
@@ -63,7 +63,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), '500',
 $node->safe_psql('postgres',
     q{SELECT count(*) FROM generate_series(1, 300) g, decide('user:t' || g, 'read', 'doc:1')});
 kill 'TERM', $first_pid;
-ok(wait_for($node, qq{SELECT (SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker') NOT IN (0, $first_pid)},
+ok(wait_for($node, qq{SELECT (SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres') NOT IN (0, $first_pid)},
             't', 'restart after SIGTERM'), 'the worker restarts after SIGTERM');
 $node->safe_psql('postgres', 'SELECT decide_flush()');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), '800',
@@ -73,7 +73,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), '800',
 # comes back.  (What was in the ring may be lost: that is the documented bound.)
 my $pid = worker_pid($node);
 kill 'KILL', $pid;
-ok(wait_for($node, qq{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND pid <> $pid},
+ok(wait_for($node, qq{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres' AND pid <> $pid},
             '1', 'worker after SIGKILL'), 'the cluster recovers and a new worker is up after SIGKILL');
 is($node->safe_psql('postgres', q{SELECT allowed FROM decide('user:x', 'read', 'doc:1')}), 't',
    'decisions work after the crash restart');
@@ -84,7 +84,7 @@ my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions
 $node->safe_psql('postgres',
     q{SELECT count(*) FROM generate_series(1, 2000) g, decide('user:r' || g, 'read', 'doc:1')});
 $node->restart(mode => 'fast');
-ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker'}, '1',
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'}, '1',
             'worker after restart'), 'worker back after restart');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), $before + 2000,
    'a clean restart loses no logged decision');

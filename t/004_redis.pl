@@ -233,7 +233,7 @@ foreach (1 .. 300)
 is($context, 't', 'a context logged on the standby reaches the primary\'s log unchanged');
 # A worker restart on the primary does not write them again.
 $node->safe_psql('postgres',
-    q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'decide worker'});
+    q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'});
 usleep(6_000_000);
 is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:standby%'}),
    '50', 'a restarted worker does not write them twice');

@@ -71,8 +71,11 @@ sub record
     return (($r{tagged} // 1) ? "dlog2\0\0\0" : '') . $record;
 }
 
+# The launcher starts the worker once CREATE EXTENSION has committed.
+$node->poll_query_until('postgres',
+    q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'});
 my $worker_pid = $node->safe_psql('postgres',
-    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'});
+    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'});
 ok($worker_pid > 0, 'the worker runs');
 
 # The 0.6.0 crash: a plain 51-byte record whose 8 context bytes are a jsonb
@@ -126,7 +129,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.decisions WHERE ac
    '0', 'nothing malformed is written');
 cmp_ok($node->safe_psql('postgres', 'SELECT redis_garbage FROM decide_stats'), '>=', $garbage_sent + 1,
        'every malformed entry and the foreign stream are counted in redis_garbage');
-is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'}),
+is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'}),
    $worker_pid, 'the worker did not crash or restart');
 is($node->safe_psql('postgres', "SELECT last_id FROM decide.log_stream_positions WHERE stream = '$stream'"),
    "1-$n_entry", 'the stream is read to its last entry');

@@ -24,6 +24,14 @@ $node->safe_psql('upgraded', q{
     CREATE EXTENSION decide VERSION '0.1.0';
     ALTER EXTENSION decide UPDATE;
 });
+# Each database's worker makes the log's partitions of today and the next
+# two days: the dumps are taken once both have them.
+foreach my $db ('fresh', 'upgraded')
+{
+	ok($node->poll_query_until($db,
+		q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass}),
+	   "$db: its worker made the log's partitions");
+}
 is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'decide'}),
    $node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'decide'}),
    'the updated database is at the default version');

@@ -36,8 +36,10 @@ $standby->init_from_backup($primary, 'backup', has_streaming => 1);
 $standby->start;
 $primary->wait_for_catchup($standby);
 
+$standby->poll_query_until('postgres',
+    q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'});
 my $worker = $standby->safe_psql('postgres',
-    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'});
+    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'});
 ok($worker > 0, 'the standby\'s worker runs');
 
 # Decisions on the standby, with their contexts logged, until the deadline.
@@ -108,7 +110,7 @@ foreach my $name (sort keys %$contexts_after)
 
 cmp_ok($forwarded, '>', 20_000, 'the worker forwarded decisions all along');
 cmp_ok($at_end - $after_warmup, '<=', 16 * 1024, 'and its memory stayed flat (within 16 kB)');
-is($standby->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker'}),
+is($standby->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'}),
    $worker, 'the same worker throughout');
 
 $standby->stop;

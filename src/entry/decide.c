@@ -30,8 +30,9 @@
 #include "redis_client.h"
 #include "shared_sets.h"
 #include "stats.h"
-#include "worker.h"
-#include "worker_latch.h"
+#include "launcher.h"
+#include "worker_registry.h"
+#include "worker_warm.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,7 +50,7 @@ decide_shmem_request(void)
 	decision_cache_shmem_request();
 	audit_log_shmem_request();
 	hot_keys_shmem_request();
-	RequestAddinShmemSpace(worker_latch_shmem_size());
+	RequestAddinShmemSpace(worker_registry_shmem_size(audit_log_max_databases()));
 	shared_sets_shmem_request();
 }
 
@@ -62,7 +63,7 @@ decide_shmem_startup(void)
 	decision_cache_shmem_startup();
 	audit_log_shmem_startup();
 	hot_keys_shmem_startup();
-	worker_latch_shmem_startup();
+	worker_registry_shmem_startup(audit_log_max_databases());
 	shared_sets_shmem_startup();
 }
 
@@ -77,12 +78,13 @@ _PG_init(void)
 	redis_client_define_gucs();
 	redis_cache_define_gucs();
 	shared_sets_define_gucs();
+	warm_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
 
 	/*
-	 * Shared memory (L2, stats, log ring, hot keys, shared policy sets) and
-	 * the worker only when preloaded.
+	 * Shared memory (L2, stats, log rings, hot keys, shared policy sets),
+	 * the launcher and its workers only when preloaded.
 	 */
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -90,7 +92,8 @@ _PG_init(void)
 		shmem_request_hook = decide_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = decide_shmem_startup;
-		worker_register();
+		launcher_register();
+		launcher_install_hooks();
 	}
 }
 

@@ -10,6 +10,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -21,6 +22,7 @@
 #include "redis_client.h"
 #include "shared_sets.h"
 #include "stats.h"
+#include "worker_registry.h"
 
 /* A percentile from the histogram, interpolating within its bucket. */
 static double
@@ -133,8 +135,8 @@ decide_stats(PG_FUNCTION_ARGS)
 	values[n++] = Int64GetDatum(s.v.counters[STAT_LOG_NOT_LOGGED]);
 	values[n++] = Int64GetDatum(s.v.counters[STAT_LOG_FLUSH_ERRORS]);
 	values[n++] = Int64GetDatum(audit_log_pending_bytes());
-	nulls[n] = s.v.gauges[GAUGE_WORKER_PID] == 0;
-	values[n++] = Int32GetDatum((int32) s.v.gauges[GAUGE_WORKER_PID]);
+	nulls[n] = worker_registry_pid(MyDatabaseId) == 0;
+	values[n++] = Int32GetDatum(worker_registry_pid(MyDatabaseId));
 	values[n++] = BoolGetDatum(s.v.gauges[GAUGE_WORKER_ON_STANDBY] != 0);
 	nulls[n] = s.v.gauges[GAUGE_LAST_FLUSH] == 0;
 	values[n++] = TimestampTzGetDatum((TimestampTz) s.v.gauges[GAUGE_LAST_FLUSH]);
@@ -323,8 +325,9 @@ decide_metrics(PG_FUNCTION_ARGS)
 					 "Failed decision log flushes.", s.v.counters[STAT_LOG_FLUSH_ERRORS]);
 		metric_value(&out, "decide_log_pending_bytes", "gauge",
 					 "Decision log bytes not yet written.", audit_log_pending_bytes());
-		metric_value(&out, "decide_worker_up", "gauge", "1 when the background worker runs.",
-					 s.v.gauges[GAUGE_WORKER_PID] != 0 ? 1 : 0);
+		metric_value(&out, "decide_worker_up", "gauge",
+					 "1 when this database's background worker runs.",
+					 worker_registry_pid(MyDatabaseId) != 0 ? 1 : 0);
 		metric(&out, "decide_redis_lookups_total", "counter",
 			   "Redis (L3) lookups by result: hit, miss.",
 			   "result", redis_lookups, lengthof(redis_lookups));

@@ -1,11 +1,14 @@
 /*
- * worker.c — the decide background worker: its registration and its loop.
+ * worker.c — a database's decide worker: its loop.
  *
- * One worker, registered at preload, connected to decide.database.  Each
- * turn of the loop (every decide.flush_interval, or at once when woken):
- *   1. writes the decision log ring into decide.decisions (worker_flush.c),
- *      or on a hot standby with Redis forwards it to the standby's stream
- *      (worker_standby.c) — the local log always goes first;
+ * The launcher (launcher.c) starts one per database that has the
+ * extension, connected to it.  A worker that finds no decide there exits at
+ * once and says so; one that finds it gone later (DROP EXTENSION) gives its
+ * log ring back and exits.  Each turn of the loop (every
+ * decide.flush_interval, or at once when woken):
+ *   1. writes its database's decision log ring into decide.decisions
+ *      (worker_flush.c), or on a hot standby with Redis forwards it to the
+ *      standby's stream (worker_standby.c) — the local log always goes first;
  *   2. on the primary with Redis, writes what standbys forwarded, within a
  *      time budget, skipping and counting malformed entries;
  *   3. reports dropped and malformed log records, at most once a minute;
@@ -17,9 +20,9 @@
  * Everything a turn allocates goes into a memory context reset at the top
  * of the next turn.
  *
- * SIGTERM (shutdown, or pg_terminate_backend) drains the ring before the
- * worker exits; it exits with status 1 so that the postmaster restarts it
- * after a failure or a termination (not during shutdown).
+ * SIGTERM (shutdown, pg_terminate_backend, or DDL on its database) drains
+ * the ring before the worker exits; the launcher starts it again unless
+ * the server is shutting down or its database is kept away or gone.
  */
 #include "postgres.h"
 
@@ -36,6 +39,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "commands/dbcommands.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -45,17 +49,17 @@
 #include "policy_set.h"
 #include "redis_client.h"
 #include "stats.h"
-#include "worker.h"
 #include "worker_common.h"
 #include "worker_flush.h"
 #include "worker_maintain.h"
 #include "worker_standby.h"
 #include "worker_warm.h"
-#include "worker_latch.h"
+#include "worker_registry.h"
 
 #define DROP_WARNING_INTERVAL_MS (60 * 1000)
 #define RECEIVE_BUDGET_MS 100		/* standbys' entries written per turn, at most */
 #define SHUTDOWN_DRAIN_MS 5000
+#define EXTENSION_CHECK_MS 1000
 
 PGDLLEXPORT void decide_worker_main(Datum arg);
 
@@ -67,6 +71,36 @@ static void on_worker_exit(int code, Datum arg);
 
 static bool flush_in_progress = false;
 
+/* This database's name, for the server log. */
+static char *database_name = NULL;
+
+static void
+check_decide_installed(void *arg)
+{
+	*(bool *) arg = worker_extension_installed();
+	if (database_name == NULL)
+		database_name = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+}
+
+/* Is decide installed in this database (a transaction of its own)? */
+static bool
+decide_installed(void)
+{
+	bool		installed;
+
+	worker_in_transaction(check_decide_installed, &installed);
+	return installed;
+}
+
+/* No decide here (any longer): the ring goes back, the launcher is told. */
+static void
+exit_without_decide(void)
+{
+	audit_log_release(MyDatabaseId);
+	worker_registry_detach(MyDatabaseId, true);
+	proc_exit(0);
+}
+
 void
 decide_worker_main(Datum arg)
 {
@@ -74,12 +108,13 @@ decide_worker_main(Datum arg)
 	MemoryContext turn_context;
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_drop_warning = 0;
+	TimestampTz last_extension_check;
 	bool		warming_pending = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(decide_log_database, NULL, 0);
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname("decide worker");
 
 	/*
@@ -91,16 +126,20 @@ decide_worker_main(Datum arg)
 	 * in a schema others can create objects in. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	audit_log_attach_worker(MyDatabaseId);
-	worker_latch_attach(MyLatch);
+	/* One worker per database: another may have been started meanwhile. */
+	if (!worker_registry_attach(MyDatabaseId, MyLatch))
+		proc_exit(0);
 	before_shmem_exit(on_worker_exit, (Datum) 0);
-	stats_gauge_set(GAUGE_WORKER_PID, MyProcPid);
+	if (!decide_installed())
+		exit_without_decide();
+	last_extension_check = GetCurrentTimestamp();
+	(void) audit_log_attach_worker(MyDatabaseId);
 	warm_init();
 	entity_images_may_build = false;
 	buf = MemoryContextAlloc(TopMemoryContext, FLUSH_BUFFER_BYTES);
 	turn_context = AllocSetContextCreate(TopMemoryContext, "decide worker turn",
 										 ALLOCSET_DEFAULT_SIZES);
-	ereport(LOG, (errmsg("decide worker started for database \"%s\"", decide_log_database)));
+	ereport(LOG, (errmsg("decide worker started for database \"%s\"", database_name)));
 
 	while (!ShutdownRequestPending)
 	{
@@ -118,6 +157,13 @@ decide_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextSwitchTo(turn_context);
+		if (TimestampDifferenceExceeds(last_extension_check, GetCurrentTimestamp(),
+									   EXTENSION_CHECK_MS))
+		{
+			if (!decide_installed())
+				exit_without_decide();
+			last_extension_check = GetCurrentTimestamp();
+		}
 		run_turn(buf, &warming_pending, &last_maintenance, &last_drop_warning);
 		MemoryContextSwitchTo(TopMemoryContext);
 	}
@@ -166,7 +212,9 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
 	 * take a second on a large log) lose nothing by waiting for a turn
 	 * without warming to do.
 	 */
-	warm_slice(warming_pending);
+	*warming_pending = false;
+	if (decide_warm)
+		warm_slice(warming_pending);
 	if (!standby && !*warming_pending)
 	{
 		if (TimestampDifferenceExceeds(*last_maintenance, GetCurrentTimestamp(),
@@ -175,7 +223,8 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
 			worker_in_transaction(maintain, NULL);
 			*last_maintenance = GetCurrentTimestamp();
 		}
-		warm_plan_from_log();
+		if (decide_warm)
+			warm_plan_from_log();
 	}
 	stats_flush();
 }
@@ -239,22 +288,5 @@ on_worker_exit(int code, Datum arg)
 {
 	if (flush_in_progress)
 		stats_count(STAT_LOG_FLUSH_ERRORS, 1);
-	worker_latch_detach();
-	stats_gauge_set(GAUGE_WORKER_PID, 0);
-}
-
-void
-worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "decide");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "decide_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "decide worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "decide worker");
-	RegisterBackgroundWorker(&worker);
+	worker_registry_detach(MyDatabaseId, false);
 }

@@ -8,7 +8,9 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "storage/lmgr.h"
@@ -89,7 +91,7 @@ log_ensure_partition(int32 day)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"decide.decisions\" does not exist"),
 				 errhint("The decide extension in database \"%s\" is incomplete: DROP EXTENSION decide; CREATE EXTENSION decide.",
-						 decide_log_database)));
+						 get_database_name(MyDatabaseId))));
 
 	/* The extension was dropped and created again: forget what we knew. */
 	if (decisions != known_partitions_of)

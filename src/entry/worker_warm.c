@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include "utils/guc.h"
+
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "access/xact.h"
@@ -87,6 +89,18 @@ handle_request_timeout(void)
 	InterruptPending = true;
 	QueryCancelPending = true;
 	SetLatch(MyLatch);
+}
+
+bool		decide_warm = true;
+
+void
+warm_define_gucs(void)
+{
+	DefineCustomBoolVariable("decide.warm",
+							 "Whether the workers recompute hot decisions after a policy change, and at start.",
+							 "Off: callers fill the caches on demand.",
+							 &decide_warm, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
 void

@@ -5,6 +5,10 @@
 #ifndef DECIDE_WORKER_WARM_H
 #define DECIDE_WORKER_WARM_H
 
+/* decide.warm: whether workers warm at all. */
+extern bool decide_warm;
+
+extern void warm_define_gucs(void);
 extern void warm_init(void);
 
 /* One bounded slice of warming; *pending when more is left. */

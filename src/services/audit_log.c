@@ -1,30 +1,41 @@
 /*
- * audit_log.c — the decision log ring.
+ * audit_log.c — the decision log rings: one per database that logs, in
+ * shared memory.
  *
- * Deciding backends append records to a byte ring in shared memory; the
- * background worker (worker_flush.c) copies them out, inserts them into
+ * Deciding backends append records to their database's ring; that
+ * database's worker (worker_flush.c) copies them out, inserts them into its
  * decide.decisions in one transaction per batch, and only then advances the
  * read position, so a failed insert loses nothing.  The caller's path does
  * no table I/O and never waits for room: when the ring is full the record
  * is dropped and counted, and the worker reports drops in the server log at
  * most once a minute.
  *
- * What a crash can lose is what the ring held: at most
- * decide.log_buffer_size bytes, about decide.flush_interval worth of
- * decisions at the current rate.  A clean shutdown drains the ring.
+ * A database takes a ring with its first logged decision (or when its
+ * worker starts), and tells the launcher (launcher.c) that it wants a
+ * worker; it gives the ring back when its worker finds the extension gone,
+ * or the launcher finds the database gone.  decide.max_databases rings
+ * exist; a database that finds none free, or whose worker the launcher
+ * could not start, has its decisions counted as not logged, with a WARNING
+ * at most once a minute.
  *
- * Only decisions made in the database named by decide.database are logged
- * (the worker writes there); others are counted as not logged.  On a hot
- * standby, decisions are logged only when Redis is configured: the
+ * What a crash can lose is what the rings held: at most
+ * decide.log_buffer_size bytes per database, about decide.flush_interval
+ * worth of decisions at the current rate.  A clean shutdown drains them.
+ * On a hot standby, decisions are logged only when Redis is configured: the
  * standby's worker forwards them to the primary through it.
  *
  * Locking rules:
- *   - head (write position) moves only under the ring lock, exclusive;
- *     appenders copy their record in while holding it (a few hundred bytes,
- *     no I/O, no other lock).
- *   - tail (read position) moves only in audit_log_consume(), by the worker,
- *     under the same lock.  The bytes between tail and head are never
- *     written while there, so the worker copies them out without the lock.
+ *   - which database a ring belongs to changes only under the claim lock,
+ *     exclusive, and only while the ring is empty or its database gone;
+ *   - head (write position) moves only under the ring's lock, exclusive;
+ *     appenders check that the ring is still their database's and copy
+ *     their record in while holding it (a few hundred bytes, no I/O, no
+ *     other lock);
+ *   - tail (read position) moves only in audit_log_consume(), by the
+ *     worker, under the same lock.  The bytes between tail and head are
+ *     never written while there, so the worker copies them out without the
+ *     lock.  Positions never go back, so a ring's record positions are
+ *     unique for the life of the shared memory, whoever holds it.
  */
 #include "postgres.h"
 
@@ -46,7 +57,7 @@
 #include "log_record.h"
 #include "redis_client.h"
 #include "stats.h"
-#include "worker_latch.h"
+#include "worker_registry.h"
 
 #define LOG_TRANCHE "decide_log"
 #define MAX_LOGGED_CONTEXT_BYTES 8192	/* jsonb; larger contexts are not logged */
@@ -68,28 +79,43 @@ static const struct config_enum_entry log_level_options[] = {
 typedef struct LogRing
 {
 	LWLock	   *lock;
+	Oid			database;		/* InvalidOid: free */
+	bool		no_worker;		/* the launcher could not start its worker */
 	uint64		head;			/* bytes ever written */
 	uint64		tail;			/* bytes ever consumed */
-	Size		capacity;
-	Oid			database;		/* set by the worker; InvalidOid before */
+	uint64		dropped;		/* records dropped: the ring was full */
 	uint64		reported_drops;
-	TimestampTz created;		/* new after every restart, crash or not */
-	char		data[FLEXIBLE_ARRAY_MEMBER];
+	Size		data_offset;	/* of its bytes, from the start of the block */
 } LogRing;
+
+typedef struct LogRings
+{
+	LWLock	   *claim_lock;
+	TimestampTz created;		/* new after every restart, crash or not */
+	TimestampTz warned_unlogged_at; /* the last "not logged" WARNING */
+	Size		capacity;		/* of each ring */
+	int			n;
+	LogRing		rings[FLEXIBLE_ARRAY_MEMBER];
+} LogRings;
+
+#define UNLOGGED_WARNING_INTERVAL_MS (60 * 1000)
 
 static int	log_level = LOG_ALL;
 static double log_allow_sample_rate = 1.0;
 static bool log_context = false;
 static int	log_buffer_size_mb = 16;
-char	   *decide_log_database = NULL;
+static int	max_databases = 4;
 int			decide_flush_interval_ms = 200;
 int			decide_log_retention_min = 30 * 24 * 60;
 int			decide_maintenance_interval_s = 60;
 
-static LogRing *ring = NULL;
+static LogRings *rings = NULL;
 
-/* Per backend: is this the log database?  0 unknown, 1 yes, -1 no. */
-static int	in_log_database = 0;
+/* This backend's database's ring, as last found (checked under its lock). */
+static LogRing *my_ring = NULL;
+
+/* The worker's ring; NULL: none (no ring was free). */
+static LogRing *worker_ring = NULL;
 
 void
 audit_log_define_gucs(void)
@@ -132,15 +158,21 @@ audit_log_define_gucs(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	DefineCustomIntVariable("decide.log_buffer_size",
-							"Shared memory ring that holds decisions until the worker writes them.",
+							"Shared memory ring of each database that holds decisions until its worker writes them.",
 							"Bounds what a crash can lose. Needs shared_preload_libraries.",
 							&log_buffer_size_mb, 16, 1, 4096,
 							PGC_POSTMASTER, GUC_UNIT_MB, NULL, NULL, NULL);
-	DefineCustomStringVariable("decide.database",
-							   "Database whose decisions the worker logs and whose cache it warms.",
-							   NULL,
-							   &decide_log_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("decide.max_databases",
+							"Databases that may log decisions and have a worker at once.",
+							"Each takes decide.log_buffer_size of shared memory and a background worker.",
+							&max_databases, 4, 1, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
+
+int
+audit_log_max_databases(void)
+{
+	return max_databases;
 }
 
 static Size
@@ -149,35 +181,51 @@ ring_bytes(void)
 	return (Size) log_buffer_size_mb * 1024 * 1024;
 }
 
+static Size
+header_bytes(void)
+{
+	return MAXALIGN(add_size(offsetof(LogRings, rings), mul_size(sizeof(LogRing), max_databases)));
+}
+
 Size
 audit_log_shmem_size(void)
 {
-	return add_size(offsetof(LogRing, data), ring_bytes());
+	return add_size(header_bytes(), mul_size(ring_bytes(), max_databases));
 }
 
 void
 audit_log_shmem_request(void)
 {
 	RequestAddinShmemSpace(audit_log_shmem_size());
-	RequestNamedLWLockTranche(LOG_TRANCHE, 1);
+	RequestNamedLWLockTranche(LOG_TRANCHE, max_databases + 1);
 }
 
 void
 audit_log_shmem_startup(void)
 {
 	bool		found;
+	int			i;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ring = ShmemInitStruct("decide decision log", audit_log_shmem_size(), &found);
+	rings = ShmemInitStruct("decide decision log", audit_log_shmem_size(), &found);
 	if (!found)
 	{
-		ring->lock = &(GetNamedLWLockTranche(LOG_TRANCHE))->lock;
-		ring->head = 0;
-		ring->tail = 0;
-		ring->capacity = ring_bytes();
-		ring->database = InvalidOid;
-		ring->reported_drops = 0;
-		ring->created = GetCurrentTimestamp();
+		LWLockPadded *locks = GetNamedLWLockTranche(LOG_TRANCHE);
+
+		rings->claim_lock = &locks[0].lock;
+		rings->created = GetCurrentTimestamp();
+		rings->warned_unlogged_at = 0;
+		rings->capacity = ring_bytes();
+		rings->n = max_databases;
+		for (i = 0; i < max_databases; i++)
+		{
+			LogRing    *ring = &rings->rings[i];
+
+			memset(ring, 0, sizeof(LogRing));
+			ring->lock = &locks[i + 1].lock;
+			ring->database = InvalidOid;
+			ring->data_offset = header_bytes() + (Size) i * ring_bytes();
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -185,30 +233,95 @@ audit_log_shmem_startup(void)
 bool
 audit_log_available(void)
 {
-	return ring != NULL;
+	return rings != NULL;
 }
 
-/* Copies len bytes into the ring at a position, wrapping around its end. */
-static void
-ring_write(uint64 pos, const void *src, Size len)
+static char *
+ring_data(const LogRing *ring)
 {
-	Size		offset = pos % ring->capacity;
-	Size		first = Min(len, ring->capacity - offset);
+	return (char *) rings + ring->data_offset;
+}
 
-	memcpy(ring->data + offset, src, first);
+/* Copies len bytes into a ring at a position, wrapping around its end. */
+static void
+ring_write(LogRing *ring, uint64 pos, const void *src, Size len)
+{
+	Size		offset = pos % rings->capacity;
+	Size		first = Min(len, rings->capacity - offset);
+
+	memcpy(ring_data(ring) + offset, src, first);
 	if (first < len)
-		memcpy(ring->data, (const char *) src + first, len - first);
+		memcpy(ring_data(ring), (const char *) src + first, len - first);
 }
 
 static void
-ring_read(uint64 pos, void *dst, Size len)
+ring_read(const LogRing *ring, uint64 pos, void *dst, Size len)
 {
-	Size		offset = pos % ring->capacity;
-	Size		first = Min(len, ring->capacity - offset);
+	Size		offset = pos % rings->capacity;
+	Size		first = Min(len, rings->capacity - offset);
 
-	memcpy(dst, ring->data + offset, first);
+	memcpy(dst, ring_data(ring) + offset, first);
 	if (first < len)
-		memcpy((char *) dst + first, ring->data, len - first);
+		memcpy((char *) dst + first, ring_data(ring), len - first);
+}
+
+/*
+ * The ring of a database, or with claim a free one for it (the launcher is
+ * then told the database wants a worker); NULL: none.
+ */
+static LogRing *
+ring_of(Oid database, bool claim)
+{
+	LogRing    *found = NULL;
+	LogRing    *free_ring = NULL;
+	bool		claimed = false;
+	int			i;
+
+	LWLockAcquire(rings->claim_lock, claim ? LW_EXCLUSIVE : LW_SHARED);
+	for (i = 0; i < rings->n && found == NULL; i++)
+	{
+		LogRing    *ring = &rings->rings[i];
+
+		if (ring->database == database)
+			found = ring;
+		else if (free_ring == NULL && ring->database == InvalidOid)
+			free_ring = ring;
+	}
+	if (found == NULL && claim && free_ring != NULL)
+	{
+		LWLockAcquire(free_ring->lock, LW_EXCLUSIVE);
+		free_ring->database = database;
+		free_ring->no_worker = false;
+		free_ring->tail = free_ring->head;	/* empty; positions go on */
+		LWLockRelease(free_ring->lock);
+		found = free_ring;
+		claimed = true;
+	}
+	LWLockRelease(rings->claim_lock);
+	if (claimed && database == MyDatabaseId)
+		worker_registry_note_decide(database);
+	return found;
+}
+
+/* A WARNING that decisions are not logged, at most once a minute server-wide. */
+static void
+warn_unlogged(const char *why, const char *hint)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		warn = false;
+
+	LWLockAcquire(rings->claim_lock, LW_EXCLUSIVE);
+	if (TimestampDifferenceExceeds(rings->warned_unlogged_at, now, UNLOGGED_WARNING_INTERVAL_MS))
+	{
+		rings->warned_unlogged_at = now;
+		warn = true;
+	}
+	LWLockRelease(rings->claim_lock);
+	if (warn)
+		ereport(WARNING,
+				(errmsg("decisions in database \"%s\" are not logged: %s",
+						get_database_name(MyDatabaseId), why),
+				 errhint("%s", hint)));
 }
 
 bool
@@ -221,16 +334,25 @@ audit_log_wanted(bool allowed)
 					 pg_prng_double(&pg_global_prng_state) >= log_allow_sample_rate)))
 		return false;
 	/* A standby's worker forwards its log to the primary through Redis. */
-	if (ring == NULL || (RecoveryInProgress() && !redis_client_configured()))
+	if (rings == NULL || (RecoveryInProgress() && !redis_client_configured()))
 	{
 		stats_count(STAT_LOG_NOT_LOGGED, 1);
 		return false;
 	}
-	if (in_log_database == 0)
-		in_log_database = get_database_oid(decide_log_database, true) == MyDatabaseId ? 1 : -1;
-	if (in_log_database < 0)
+	if (my_ring == NULL || my_ring->database != MyDatabaseId)
+		my_ring = ring_of(MyDatabaseId, true);
+	if (my_ring == NULL)
 	{
 		stats_count(STAT_LOG_NOT_LOGGED, 1);
+		warn_unlogged("every decision log ring is taken by another database",
+					  "Raise decide.max_databases (a restart).");
+		return false;
+	}
+	if (my_ring->no_worker)
+	{
+		stats_count(STAT_LOG_NOT_LOGGED, 1);
+		warn_unlogged("no background worker could be started for it",
+					  "Raise max_worker_processes (a restart).");
 		return false;
 	}
 	return true;
@@ -245,40 +367,122 @@ void
 audit_log_append(LogRecord *record)
 {
 	static char encoded[MAX_RECORD_BYTES];
+	LogRing    *ring = my_ring;
 	Size		size;
 	bool		appended = false;
+	bool		moved = false;
 
+	Assert(ring != NULL);
 	record->decided_at = GetCurrentTimestamp();
 	if (!log_context || record->context.len > MAX_LOGGED_CONTEXT_BYTES)
 		record->context.len = 0;
 	size = log_record_encode(record, encoded);
 
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	if (ring->capacity - (ring->head - ring->tail) >= size)
+	if (ring->database != MyDatabaseId)
+		moved = true;			/* given back since audit_log_wanted() */
+	else if (rings->capacity - (ring->head - ring->tail) >= size)
 	{
-		ring_write(ring->head, encoded, size);
+		ring_write(ring, ring->head, encoded, size);
 		ring->head += size;
 		appended = true;
 	}
+	else
+		ring->dropped++;
 	LWLockRelease(ring->lock);
+	if (moved)
+	{
+		my_ring = NULL;
+		stats_count(STAT_LOG_NOT_LOGGED, 1);
+		return;
+	}
 	stats_count(appended ? STAT_LOG_ENQUEUED : STAT_LOG_DROPPED, 1);
 }
 
-void
+bool
 audit_log_attach_worker(Oid database)
 {
+	worker_ring = ring_of(database, true);
+	if (worker_ring)
+	{
+		LWLockAcquire(worker_ring->lock, LW_EXCLUSIVE);
+		worker_ring->no_worker = false;
+		LWLockRelease(worker_ring->lock);
+	}
+	return worker_ring != NULL;
+}
+
+void
+audit_log_release(Oid database)
+{
+	int			i;
+
+	LWLockAcquire(rings->claim_lock, LW_EXCLUSIVE);
+	for (i = 0; i < rings->n; i++)
+	{
+		LogRing    *ring = &rings->rings[i];
+
+		if (ring->database != database)
+			continue;
+		LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+		/* What it still holds has no table to go to: dropped. */
+		while (ring->tail < ring->head)
+		{
+			uint32		size;
+
+			ring_read(ring, ring->tail, &size, sizeof(size));
+			ring->tail += size;
+			stats_count(STAT_LOG_DROPPED, 1);
+		}
+		ring->database = InvalidOid;
+		ring->no_worker = false;
+		LWLockRelease(ring->lock);
+	}
+	LWLockRelease(rings->claim_lock);
+	if (worker_ring && database == MyDatabaseId)
+		worker_ring = NULL;
+}
+
+void
+audit_log_set_no_worker(Oid database, bool no_worker)
+{
+	LogRing    *ring = ring_of(database, false);
+
+	if (ring == NULL)
+		return;
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	ring->database = database;
+	if (ring->database == database)
+		ring->no_worker = no_worker;
 	LWLockRelease(ring->lock);
+}
+
+int
+audit_log_databases(Oid *databases, int max)
+{
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(rings->claim_lock, LW_SHARED);
+	for (i = 0; i < rings->n && n < max; i++)
+		if (rings->rings[i].database != InvalidOid)
+			databases[n++] = rings->rings[i].database;
+	LWLockRelease(rings->claim_lock);
+	return n;
 }
 
 Size
 audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 {
+	LogRing    *ring = worker_ring;
 	uint64		head;
 	uint64		pos;
 	Size		copied = 0;
 
+	if (ring == NULL)
+	{
+		*start = *end = 0;
+		return 0;
+	}
 	LWLockAcquire(ring->lock, LW_SHARED);
 	head = ring->head;
 	pos = ring->tail;
@@ -291,10 +495,10 @@ audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 		uint32		size;
 
 		/* A record starts with its size (log_record.c). */
-		ring_read(pos, &size, sizeof(size));
+		ring_read(ring, pos, &size, sizeof(size));
 		if (copied + size > bufsize)
 			break;
-		ring_read(pos, buf + copied, size);
+		ring_read(ring, pos, buf + copied, size);
 		copied += size;
 		pos += size;
 	}
@@ -305,6 +509,10 @@ audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 void
 audit_log_consume(uint64 end)
 {
+	LogRing    *ring = worker_ring;
+
+	if (ring == NULL)
+		return;
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 	Assert(end <= ring->head);
 	ring->tail = end;
@@ -316,8 +524,9 @@ audit_log_wait_flushed(int timeout_ms)
 {
 	uint64		target;
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	LogRing    *ring;
 
-	if (ring == NULL)
+	if (rings == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the decision log needs decide in shared_preload_libraries")));
@@ -325,17 +534,22 @@ audit_log_wait_flushed(int timeout_ms)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("the decision log is written on the primary, not on a standby")));
+	ring = ring_of(MyDatabaseId, false);
+	if (ring == NULL)
+		return;					/* nothing was logged here */
 	LWLockAcquire(ring->lock, LW_SHARED);
 	target = ring->head;
 	LWLockRelease(ring->lock);
 	for (;;)
 	{
 		uint64		tail;
+		Oid			database;
 
 		LWLockAcquire(ring->lock, LW_SHARED);
 		tail = ring->tail;
+		database = ring->database;
 		LWLockRelease(ring->lock);
-		if (tail >= target)
+		if (tail >= target || database != MyDatabaseId)
 			return;
 		worker_wake();
 		if (GetCurrentTimestamp() >= deadline)
@@ -344,7 +558,7 @@ audit_log_wait_flushed(int timeout_ms)
 					 errmsg("the decision log was not flushed within %d ms", timeout_ms),
 					 errhint(worker_latch_attached() ?
 							 "The worker is busy or failing; see the server log." :
-							 "The decide background worker is not running.")));
+							 "The decide background worker of this database is not running.")));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -355,13 +569,14 @@ audit_log_wait_flushed(int timeout_ms)
 uint64
 audit_log_take_unreported_drops(void)
 {
-	uint64		dropped = pg_atomic_read_u64(&decide_counters[STAT_LOG_DROPPED]);
+	LogRing    *ring = worker_ring;
 	uint64		unreported;
 
+	if (ring == NULL)
+		return 0;
 	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	/* A stats reset can move the counter back. */
-	unreported = dropped > ring->reported_drops ? dropped - ring->reported_drops : 0;
-	ring->reported_drops = dropped;
+	unreported = ring->dropped - ring->reported_drops;
+	ring->reported_drops = ring->dropped;
 	LWLockRelease(ring->lock);
 	return unreported;
 }
@@ -369,18 +584,23 @@ audit_log_take_unreported_drops(void)
 uint64
 audit_log_capacity(void)
 {
-	return ring ? ring->capacity : 0;
+	return rings ? rings->capacity : 0;
 }
 
 uint64
 audit_log_pending_bytes(void)
 {
-	uint64		pending;
+	LogRing    *ring;
+	uint64		pending = 0;
 
+	if (rings == NULL)
+		return 0;
+	ring = worker_ring ? worker_ring : ring_of(MyDatabaseId, false);
 	if (ring == NULL)
 		return 0;
 	LWLockAcquire(ring->lock, LW_SHARED);
-	pending = ring->head - ring->tail;
+	if (ring->database == MyDatabaseId)
+		pending = ring->head - ring->tail;
 	LWLockRelease(ring->lock);
 	return pending;
 }
@@ -396,5 +616,5 @@ decide_flush(PG_FUNCTION_ARGS)
 TimestampTz
 audit_log_created(void)
 {
-	return ring ? ring->created : 0;
+	return rings ? rings->created : 0;
 }

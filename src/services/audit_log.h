@@ -1,7 +1,7 @@
 /*
- * audit_log.h — the decision log: a ring in shared memory that deciding
- * backends append to, and that the background worker drains into
- * decide.decisions.
+ * audit_log.h — the decision log: a ring per database in shared memory
+ * that deciding backends append to, and that the database's worker drains
+ * into its decide.decisions.
  */
 #ifndef DECIDE_AUDIT_LOG_H
 #define DECIDE_AUDIT_LOG_H
@@ -11,12 +11,14 @@
 #include "datatype/timestamp.h"
 #include "log_record.h"
 
-extern char *decide_log_database;
 extern int	decide_flush_interval_ms;
 extern int	decide_log_retention_min;
 extern int	decide_maintenance_interval_s;
 
 extern void audit_log_define_gucs(void);
+
+/* decide.max_databases: rings, and database workers, at most. */
+extern int	audit_log_max_databases(void);
 extern Size audit_log_shmem_size(void);
 extern void audit_log_shmem_request(void);
 extern void audit_log_shmem_startup(void);
@@ -35,8 +37,20 @@ extern bool audit_log_wanted(bool allowed);
 extern void audit_log_append(LogRecord *record);
 
 /* Worker side. */
-/* The worker, at start: decisions of this database are logged. */
-extern void audit_log_attach_worker(Oid database);
+/* The worker, at start: takes its database's ring; false: none was free. */
+extern bool audit_log_attach_worker(Oid database);
+
+/*
+ * Gives back a database's ring (its extension or the database is gone):
+ * what it still held is dropped and counted.
+ */
+extern void audit_log_release(Oid database);
+
+/* The launcher: no worker could be started for the database (or one is again). */
+extern void audit_log_set_no_worker(Oid database, bool no_worker);
+
+/* The databases that hold a ring (at most max). */
+extern int	audit_log_databases(Oid *databases, int max);
 
 /*
  * Copies whole records (log_record.h) from the read position (*start) into
@@ -48,7 +62,7 @@ extern Size audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end);
 extern void audit_log_consume(uint64 end);
 
 /* For decide_flush(): wakes the worker and waits until everything
- * appended so far is in the table. */
+ * appended so far in this database is in the table. */
 extern void audit_log_wait_flushed(int timeout_ms);
 
 /*
@@ -57,10 +71,10 @@ extern void audit_log_wait_flushed(int timeout_ms);
  */
 extern TimestampTz audit_log_created(void);
 
-/* Size of the ring in bytes. */
+/* Size of a ring in bytes. */
 extern uint64 audit_log_capacity(void);
 
-/* Bytes appended and not yet written to the table. */
+/* Bytes appended in this database and not yet written to the table. */
 extern uint64 audit_log_pending_bytes(void);
 
 /* Dropped records not yet reported in a WARNING. */

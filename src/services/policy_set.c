@@ -62,7 +62,7 @@
 #include "condition.h"
 #include "policy_set.h"
 #include "shared_sets.h"
-#include "worker_latch.h"
+#include "worker_registry.h"
 #include "stats.h"
 
 static PolicySet *current_set = NULL;
