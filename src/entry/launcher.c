@@ -69,7 +69,9 @@ typedef struct KnownDatabase
 {
 	Oid			database;
 	BackgroundWorkerHandle *handle; /* its worker; NULL: none started */
+	TimestampTz started_at;		/* its last worker was started */
 	TimestampTz stopped_at;		/* its last worker stopped (or could not start) */
+	TimestampTz wanted_at;		/* a backend decided there, or decide was created */
 	TimestampTz without_decide_at;	/* a worker found no decide; 0: not known */
 	bool		seen;			/* in pg_database at the last scan */
 } KnownDatabase;
@@ -159,7 +161,8 @@ reap_workers(TimestampTz now)
 		pfree(db->handle);
 		db->handle = NULL;
 		db->stopped_at = now;
-		if (worker_registry_stopped(db->database))
+		/* Found no decide: true unless decide was wanted there since it started. */
+		if (worker_registry_stopped(db->database) && db->wanted_at <= db->started_at)
 			db->without_decide_at = now;
 	}
 }
@@ -191,6 +194,7 @@ start_worker(KnownDatabase *db, TimestampTz now)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "decide worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(db->database);
 	worker.bgw_notify_pid = MyProcPid;
+	db->started_at = now;
 	if (RegisterDynamicBackgroundWorker(&worker, &db->handle))
 	{
 		audit_log_set_no_worker(db->database, false);
@@ -261,7 +265,10 @@ decide_launcher_main(Datum arg)
 			KnownDatabase *db = known_database(wanted[i], true);
 
 			if (db)
+			{
 				db->without_decide_at = 0;
+				db->wanted_at = now;
+			}
 		}
 		for (i = 0; i < n_known && running_workers() < audit_log_max_databases(); i++)
 			if (wants_worker(&known[i], now))
