@@ -1,13 +1,21 @@
 /*
  * worker_flush.c — the worker's flush: the decision log ring into
- * decide.decisions, one transaction and one multi-row INSERT per batch,
+ * decide.decisions, one transaction per batch, straight into each day's
+ * partition as COPY writes (table_multi_insert, then the index entries),
  * creating the daily partitions the batch needs.  The ring advances only
  * after the commit, so a failed insert loses nothing.
  */
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "utils/syscache.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -28,11 +36,10 @@
 #include "worker_common.h"
 #include "worker_flush.h"
 
-#define LOG_COLUMNS 11
+/* Rows handed to table_multi_insert() at once, as COPY does. */
+#define MULTI_INSERT_SLOTS 1000
 
 int64		log_rows_since_analyze = 0;
-
-static SPIPlanPtr insert_plan = NULL;
 
 /* Partitions known to exist, for the decide.decisions with this oid. */
 static Oid	known_partitions_of = InvalidOid;
@@ -153,97 +160,222 @@ context_datum(const LogRecord *record)
 	}
 }
 
+/* The columns of decide.decisions, as the worker fills them. */
+enum
+{
+	COL_ID,
+	COL_DECIDED_AT,
+	COL_ACTOR,
+	COL_ACTION,
+	COL_RESOURCE,
+	COL_ALLOWED,
+	COL_EFFECT,
+	COL_POLICY,
+	COL_RISK_LEVEL,
+	COL_REASON,
+	COL_EPOCH,
+	COL_SOURCE,
+	COL_CONTEXT,
+	LOG_COLUMNS
+};
+
+static const char *const column_names[LOG_COLUMNS] = {
+	"id", "decided_at", "actor", "action", "resource", "allowed", "effect", "policy",
+	"risk_level", "reason", "epoch", "source", "context"
+};
+
+#define RISK_LEVELS 4
+static const char *const risk_level_names[RISK_LEVELS] = {"low", "medium", "high", "critical"};
+
+/* What a batch needs of the schema, looked up once per batch. */
+typedef struct LogSchema
+{
+	Oid			namespace;
+	Oid			id_sequence;
+	Datum		effect[2];		/* deny, allow */
+	Datum		risk_level[RISK_LEVELS];
+} LogSchema;
+
+static Datum
+enum_label(Oid type, const char *label)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(label), ObjectIdGetDatum(type));
+}
+
+static void
+load_schema(LogSchema *schema)
+{
+	Oid			effect_type;
+	Oid			risk_type;
+	int			i;
+
+	schema->namespace = get_namespace_oid("decide", false);
+	schema->id_sequence = get_relname_relid("decisions_id_seq", schema->namespace);
+	effect_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("effect"),
+								  ObjectIdGetDatum(schema->namespace));
+	risk_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("risk_level"),
+								ObjectIdGetDatum(schema->namespace));
+	if (!OidIsValid(schema->id_sequence) || !OidIsValid(effect_type) || !OidIsValid(risk_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the decide extension in database \"%s\" is incomplete",
+						get_database_name(MyDatabaseId)),
+				 errhint("DROP EXTENSION decide; CREATE EXTENSION decide.")));
+	schema->effect[0] = enum_label(effect_type, "deny");
+	schema->effect[1] = enum_label(effect_type, "allow");
+	for (i = 0; i < RISK_LEVELS; i++)
+		schema->risk_level[i] = enum_label(risk_type, risk_level_names[i]);
+}
+
+static Datum
+risk_level_datum(const LogSchema *schema, DecStr name)
+{
+	int			i;
+
+	for (i = 0; i < RISK_LEVELS; i++)
+		if (name.len == strlen(risk_level_names[i]) &&
+			memcmp(name.ptr, risk_level_names[i], name.len) == 0)
+			return schema->risk_level[i];
+	elog(ERROR, "unknown risk level \"%.*s\" in a log record", (int) name.len, name.ptr);
+	return (Datum) 0;			/* keep the compiler quiet */
+}
+
+/*
+ * Inserts the records of one day into that day's partition, as COPY does:
+ * table_multi_insert() per slice of slots, then each row's index entries.
+ * The day was computed from the rows, so the partition constraint holds.
+ */
+static void
+insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
+					  const int *rows, int n)
+{
+	Oid			partition_oid = get_relname_relid(day_label(day, "decisions_%04d%02d%02d"),
+												  schema->namespace);
+	Relation	partition;
+	TupleDesc	desc;
+	AttrNumber	attnum[LOG_COLUMNS];
+	EState	   *estate;
+	ResultRelInfo *result;
+	BulkInsertState bistate;
+	TupleTableSlot **slots;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			slice = Min(n, MULTI_INSERT_SLOTS);
+	int			done;
+	int			c;
+
+	if (!OidIsValid(partition_oid))
+		elog(ERROR, "the partition of decide.decisions for %s is missing",
+			 day_label(day, "%04d-%02d-%02d"));
+	partition = table_open(partition_oid, RowExclusiveLock);
+	desc = RelationGetDescr(partition);
+	for (c = 0; c < LOG_COLUMNS; c++)
+	{
+		attnum[c] = get_attnum(partition_oid, column_names[c]);
+		if (attnum[c] == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" of %s is missing", column_names[c],
+				 RelationGetRelationName(partition));
+	}
+
+	estate = CreateExecutorState();
+	result = makeNode(ResultRelInfo);
+	InitResultRelInfo(result, partition, 1, NULL, 0);
+	ExecOpenIndices(result, false);
+	bistate = GetBulkInsertState();
+	slots = palloc(sizeof(TupleTableSlot *) * slice);
+	for (c = 0; c < slice; c++)
+		slots[c] = table_slot_create(partition, NULL);
+
+	for (done = 0; done < n; done += slice)
+	{
+		int			count = Min(slice, n - done);
+		int			i;
+
+		for (i = 0; i < count; i++)
+		{
+			const LogRecord *r = &records[rows[done + i]];
+			TupleTableSlot *slot = slots[i];
+			Datum	   *values = slot->tts_values;
+			bool	   *nulls = slot->tts_isnull;
+			char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
+
+			ExecClearTuple(slot);
+			memset(nulls, true, sizeof(bool) * desc->natts);
+#define SET(col, datum) (values[attnum[col] - 1] = (datum), nulls[attnum[col] - 1] = false)
+			SET(COL_ID, Int64GetDatum(nextval_internal(schema->id_sequence, false)));
+			SET(COL_DECIDED_AT, TimestampTzGetDatum(r->decided_at));
+			SET(COL_ACTOR, text_datum(r->actor));
+			SET(COL_ACTION, text_datum(r->action));
+			SET(COL_RESOURCE, text_datum(r->resource));
+			SET(COL_ALLOWED, BoolGetDatum(r->allowed));
+			SET(COL_EFFECT, schema->effect[r->allowed ? 1 : 0]);
+			if (policy)
+			{
+				SET(COL_POLICY, CStringGetTextDatum(policy));
+				SET(COL_RISK_LEVEL, risk_level_datum(schema, r->risk_level));
+			}
+			SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
+																r->condition_unknown)));
+			SET(COL_EPOCH, Int64GetDatum(r->epoch));
+			SET(COL_SOURCE, CStringGetTextDatum(log_source_names[r->source]));
+			if (r->context.len > 0)
+				SET(COL_CONTEXT, context_datum(r));
+#undef SET
+			ExecStoreVirtualTuple(slot);
+		}
+		table_multi_insert(partition, slots, count, cid, 0, bistate);
+		for (i = 0; i < count; i++)
+		{
+			if (result->ri_NumIndices > 0)
+				list_free(ExecInsertIndexTuples(result, slots[i], estate, false, false, NULL, NIL));
+			ResetPerTupleExprContext(estate);
+		}
+	}
+
+	for (c = 0; c < slice; c++)
+		ExecDropSingleTupleTableSlot(slots[c]);
+	FreeBulkInsertState(bistate);
+	ExecCloseIndices(result);
+	FreeExecutorState(estate);
+	table_close(partition, NoLock);
+}
+
 void
 log_insert_records(const LogRecord *records, int n)
 {
-	Datum	   *columns[LOG_COLUMNS];
-	bool	   *nulls[LOG_COLUMNS];
-	Datum		values[LOG_COLUMNS];
-	static const Oid element_types[LOG_COLUMNS] = {
-		TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID,
-		TEXTOID, INT8OID, TEXTOID, JSONBOID
-	};
+	LogSchema	schema;
 	int32	   *days = palloc(sizeof(int32) * Max(n, 1));
+	int		   *day_of = palloc(sizeof(int) * Max(n, 1));
+	int		   *rows = palloc(sizeof(int) * Max(n, 1));
 	int			n_days = 0;
 	int			i;
-	int			c;
+	int			d;
 
 	if (n == 0)
 		return;
-	for (c = 0; c < LOG_COLUMNS; c++)
-	{
-		columns[c] = palloc(sizeof(Datum) * n);
-		nulls[c] = palloc0(sizeof(bool) * n);
-	}
 	for (i = 0; i < n; i++)
 	{
-		const LogRecord *r = &records[i];
-		char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
-		int32		day = log_day_of(r->decided_at);
-		int			d;
+		int32		day = log_day_of(records[i].decided_at);
 
 		for (d = 0; d < n_days && days[d] != day; d++)
 			;
 		if (d == n_days)
 			days[n_days++] = day;
-		columns[0][i] = TimestampTzGetDatum(r->decided_at);
-		columns[1][i] = text_datum(r->actor);
-		columns[2][i] = text_datum(r->action);
-		columns[3][i] = text_datum(r->resource);
-		columns[4][i] = BoolGetDatum(r->allowed);
-		columns[5][i] = policy ? CStringGetTextDatum(policy) : (Datum) 0;
-		nulls[5][i] = policy == NULL;
-		columns[6][i] = text_datum(r->risk_level);
-		nulls[6][i] = policy == NULL;
-		columns[7][i] = CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
-															r->condition_unknown));
-		columns[8][i] = Int64GetDatum(r->epoch);
-		columns[9][i] = CStringGetTextDatum(log_source_names[r->source]);
-		if (r->context.len > 0)
-			columns[10][i] = context_datum(r);
-		else
-			nulls[10][i] = true;
+		day_of[i] = d;
 	}
-	for (c = 0; c < LOG_COLUMNS; c++)
+	for (d = 0; d < n_days; d++)
+		log_ensure_partition(days[d]);
+	load_schema(&schema);
+	/* Day by day, each in the order the records came. */
+	for (d = 0; d < n_days; d++)
 	{
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
+		int			count = 0;
 
-		get_typlenbyvalalign(element_types[c], &typlen, &typbyval, &typalign);
-		values[c] = PointerGetDatum(construct_md_array(columns[c], nulls[c], 1, dims, lbs,
-													   element_types[c], typlen, typbyval,
-													   typalign));
+		for (i = 0; i < n; i++)
+			if (day_of[i] == d)
+				rows[count++] = i;
+		insert_into_partition(&schema, days[d], records, rows, count);
 	}
-	for (i = 0; i < n_days; i++)
-		log_ensure_partition(days[i]);
-
-	if (insert_plan == NULL)
-	{
-		Oid			argtypes[LOG_COLUMNS] = {
-			TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-			JSONBARRAYOID
-		};
-		SPIPlanPtr	plan = SPI_prepare(
-									   "INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect,"
-									   " policy, risk_level, reason, epoch, source, context)"
-									   " SELECT t, a, b, c, ok, CASE WHEN ok THEN 'allow' ELSE 'deny' END::decide.effect,"
-									   " p, r::decide.risk_level, why, e, s, ctx"
-									   " FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-									   " AS u(t, a, b, c, ok, p, r, why, e, s, ctx)",
-									   LOG_COLUMNS, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the decision log insert: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		insert_plan = plan;
-	}
-	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into decide.decisions");
+	CommandCounterIncrement();
 }
 
 typedef struct RingBatch
