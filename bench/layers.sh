@@ -363,7 +363,10 @@ add "| Redis stopped (breaker open) vs not configured, zipf, 2 clients | $((Z_DO
 fi
 
 if want keyset; then
-echo "== keyset pagination over $ROWS log rows"
+echo "== keyset pagination over $ROWS log rows, every filter"
+# Rows 5 ms apart, newest now. One actor and one policy take a fifth of
+# the rows each, so that their page 10,000 exists; a quarter are denials,
+# a quarter of each risk level.
 psql_ <<EOF >/dev/null
 SELECT decide_flush();
 -- The rows go back ROWS x 5 ms (14 hours for 10M): the worker creates
@@ -373,44 +376,62 @@ SELECT decide.create_log_partition(d::date)
                        (now() AT TIME ZONE 'UTC')::date, interval '1 day') d;
 INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, risk_level,
                               reason, epoch, source)
-SELECT now() - g * interval '5 ms', 'user:' || (g % 10000), 'read', 'doc:' || (g % 50000), g % 4 <> 0,
-       CASE WHEN g % 4 <> 0 THEN 'allow' ELSE 'deny' END::decide.effect, 'p' || (g % 1000),
-       (ARRAY['low','medium','high','critical'])[1 + g % 4]::decide.risk_level, 'bench', 1, 'miss'
+SELECT now() - g * interval '5 ms',
+       CASE WHEN g % 5 = 0 THEN 'user:heavy' ELSE 'user:' || (g % 10000) END, 'read', 'doc:' || (g % 50000),
+       g % 4 <> 0, CASE WHEN g % 4 <> 0 THEN 'allow' ELSE 'deny' END::decide.effect,
+       CASE WHEN g % 5 = 1 THEN 'p-heavy' ELSE 'p' || (g % 1000) END,
+       (ARRAY['low','medium','high','critical'])[1 + (g / 7) % 4]::decide.risk_level, 'bench', 1, 'miss'
   FROM generate_series(1, $ROWS) g;
 ANALYZE decide.decisions;
 EOF
-KEYSET_LINE=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At postgres 2>&1 <<'EOF' | grep -o '1:[0-9.]* 10000:[0-9.]*'
-CREATE TEMP TABLE cursors AS
-SELECT 1 AS page, NULL::text AS after
-UNION ALL
-SELECT 10000, (SELECT row_cursor FROM decide_decisions_page(
-    (SELECT encode(convert_to(((extract(epoch FROM decided_at) * 1000000)::bigint)::text || ':' || id, 'UTF8'), 'base64')
-       FROM decide.decisions ORDER BY decided_at DESC, id DESC OFFSET 999899 LIMIT 1), 100)
-    ORDER BY decided_at, id LIMIT 1);
-DO $$
+# Each query: a label, and decide_decisions_page()'s arguments after the
+# cursor and the page size.
+cat > "$WORK/keyset_queries" <<'EOF'
+all|
+by actor|, by_actor => 'user:heavy'
+denials|, by_allowed => false
+critical risk|, by_risk_level => 'critical'
+high risk|, by_risk_level => 'high'
+by policy|, by_policy => 'p-heavy'
+time range|, since => now() - interval '10 hours', until => now() - interval '1 hour'
+EOF
+: > "$WORK/keyset_times"
+while IFS='|' read -r label args; do
+    # The cursor of page 10,000: a hundred pages of 10,000 rows on; then
+    # the mean time of page 1 and of page 10,000 over 200 reads each.
+    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At postgres 2>&1 <<EOF |
+DO \$\$
 DECLARE
-    c record;
+    deep text;
     t0 timestamptz;
     n int;
-    report text := '';
+    report text := 'times';
+    cursors text[];
 BEGIN
-    FOR c IN SELECT * FROM cursors ORDER BY page LOOP
-        PERFORM count(*) FROM decide_decisions_page(c.after, 100);
+    FOR n IN 1 .. 100 LOOP
+        deep := (SELECT row_cursor FROM decide_decisions_page(deep, 10000 $args)
+                  ORDER BY decided_at, id LIMIT 1);
+    END LOOP;
+    cursors := ARRAY[NULL, deep];
+    FOR c IN 1 .. 2 LOOP
+        PERFORM count(*) FROM decide_decisions_page(cursors[c], 100 $args);
         t0 := clock_timestamp();
         FOR n IN 1 .. 200 LOOP
-            PERFORM count(*) FROM decide_decisions_page(c.after, 100);
+            PERFORM count(*) FROM decide_decisions_page(cursors[c], 100 $args);
         END LOOP;
-        report := report || format('%s:%s ', c.page,
-                                   round((extract(epoch FROM clock_timestamp() - t0) * 1000 / 200)::numeric, 3));
+        report := report || ' ' || round((extract(epoch FROM clock_timestamp() - t0) * 1000 / 200)::numeric, 3);
     END LOOP;
     RAISE NOTICE '%', report;
 END
-$$;
+\$\$;
 EOF
-)
-P1=$(echo "$KEYSET_LINE" | sed -E 's/^1:([0-9.]+) .*/\1/')
-P10K=$(echo "$KEYSET_LINE" | sed -E 's/.*10000:([0-9.]+).*/\1/')
-add "| keyset over $ROWS rows, 100 rows a page | page 1 $P1 ms | page 10,000 $P10K ms | ratio $(ratio "$P10K" "$P1") | target <= 1.5 |"
+        grep -o 'times [0-9.]* [0-9.]*' | sed "s/^times /$label|/" >> "$WORK/keyset_times"
+done < "$WORK/keyset_queries"
+ALL_P1=$(awk -F'|' '$1 == "all" { split($2, t, " "); print t[1] }' "$WORK/keyset_times")
+while IFS='|' read -r label times; do
+    read -r p1 p10k <<<"$times"
+    add "| keyset over $ROWS rows, 100 rows a page: $label | page 1 $p1 ms | page 10,000 $p10k ms | ratio $(ratio "$p10k" "$p1"); first page / unfiltered first page $(ratio "$p1" "$ALL_P1") | target <= 1.5; <= 3 |"
+done < "$WORK/keyset_times"
 fi
 
 if want logfloor; then
