@@ -41,8 +41,7 @@ REGRESS_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_regr
 # with the same settings as the regression tests.
 ifneq ($(wildcard specs/*.spec),)
 ISOLATION = $(patsubst specs/%.spec,%,$(wildcard specs/*.spec))
-ISOLATION_OPTS = --temp-config=scripts/regress.conf --temp-config=scripts/isolation.conf \
-	--temp-instance=tmp_check_iso \
+ISOLATION_OPTS = --temp-config=scripts/regress.conf --temp-instance=tmp_check_iso \
 	--load-extension=$(EXTENSION)
 endif
 ifneq ($(wildcard t/*.pl),)
