@@ -164,6 +164,24 @@ decide_everywhere('six', 1000, 'app_b');
 $node->safe_psql('app_b', 'SELECT decide_flush()');
 is(logged('app_b', 'six'), '1000 1000 0', 'app_b logs again');
 
+# Databases dropped with their workers leave no entry behind: after three
+# more come and go, a new one still gets a worker (decide.max_databases is 4,
+# and app_a and app_b hold two).
+foreach my $db ('gone_1', 'gone_2', 'gone_3')
+{
+    $node->safe_psql('postgres', "CREATE DATABASE $db");
+    install($db);
+    ok(wait_for($db, qq{SELECT count(*) FROM pg_stat_activity
+                         WHERE backend_type = 'decide worker' AND datname = '$db'}, '1',
+                "worker of $db"), "$db gets a worker");
+    $node->safe_psql('postgres', "DROP DATABASE $db");
+}
+$node->safe_psql('postgres', 'CREATE DATABASE app_d');
+install('app_d');
+ok(wait_for('app_d', q{SELECT count(*) FROM pg_stat_activity
+                       WHERE backend_type = 'decide worker' AND datname = 'app_d'}, '1',
+            'worker of app_d'), 'a new database gets a worker after others were dropped');
+
 my $log = slurp_file($node->logfile);
 unlike($log, qr/decide.*(ERROR|FATAL|PANIC)|(ERROR|FATAL|PANIC).*decide/, 'no decide errors in the server log');
 $node->stop;

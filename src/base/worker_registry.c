@@ -315,3 +315,15 @@ worker_registry_stopped(Oid database)
 	SpinLockRelease(&registry->mutex);
 	return without_decide;
 }
+
+void
+worker_registry_forget(Oid database)
+{
+	WorkerEntry *entry;
+
+	SpinLockAcquire(&registry->mutex);
+	entry = entry_of(database, false);
+	if (entry && entry->pid == 0)
+		entry->database = InvalidOid;
+	SpinLockRelease(&registry->mutex);
+}

@@ -68,4 +68,7 @@ extern bool worker_registry_kept_away(Oid database, TimestampTz now);
  */
 extern bool worker_registry_stopped(Oid database);
 
+/* The database is gone: its entry goes, unless a worker still runs there. */
+extern void worker_registry_forget(Oid database);
+
 #endif							/* DECIDE_WORKER_REGISTRY_H */

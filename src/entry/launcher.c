@@ -54,7 +54,7 @@
 #include "launcher.h"
 #include "worker_registry.h"
 
-#define RESCAN_MS (60 * 1000)
+#define RESCAN_MS (10 * 1000)
 #define RECHECK_MS (10 * 60 * 1000)
 #define RESTART_MS 1000
 #define RETRY_MS (10 * 1000)
@@ -135,11 +135,15 @@ scan_databases(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 
-	/* Gone (or closed to connections): its ring goes back, if no worker runs. */
+	/*
+	 * Gone (or closed to connections): its ring and its registry entry
+	 * (which DDL may have taken to keep workers away) go, if no worker runs.
+	 */
 	for (i = n_known - 1; i >= 0; i--)
 		if (!known[i].seen && known[i].handle == NULL)
 		{
 			audit_log_release(known[i].database);
+			worker_registry_forget(known[i].database);
 			forget_database(i);
 		}
 }
