@@ -386,30 +386,45 @@ parse_key(const char *digits, uint32_t len, int64_t *key)
 	return true;
 }
 
+/*
+ * The next place from *i on whose uid is the prefix and a key, with the
+ * key; false at the end of the prefix's range.
+ */
+static bool
+next_keyed(const void *image, uint32_t *i, const char *prefix, uint32_t prefix_len,
+		   int64_t *key)
+{
+	uint32_t	count = dec_entity_image_count(image);
+
+	for (; *i < count; (*i)++)
+	{
+		DecEntityView view;
+
+		view_of(image, *i, &view);
+		if (view.uid.len < prefix_len || memcmp(view.uid.ptr, prefix, prefix_len) != 0)
+			return false;
+		if (parse_key(view.uid.ptr + prefix_len, view.uid.len - prefix_len, key))
+			return true;
+	}
+	return false;
+}
+
 uint32_t *
 dec_entity_image_number_index(const void *image, const char *prefix, uint32_t prefix_len,
 							  const DecAllocator *allocator, int64_t *first, uint64_t *n)
 {
-	uint32_t	count = dec_entity_image_count(image);
 	uint32_t	start = dec_entity_image_lower_bound(image, prefix, prefix_len);
 	uint32_t	i;
 	uint64_t	keys = 0;
 	int64_t		low = INT64_MAX;
 	int64_t		high = INT64_MIN;
+	int64_t		key;
 	uint64_t	span;
 	uint32_t   *places;
 
 	/* Two passes over the prefix's range: its bounds, then the places. */
-	for (i = start; i < count; i++)
+	for (i = start; next_keyed(image, &i, prefix, prefix_len, &key); i++)
 	{
-		DecEntityView view;
-		int64_t		key;
-
-		view_of(image, i, &view);
-		if (view.uid.len < prefix_len || memcmp(view.uid.ptr, prefix, prefix_len) != 0)
-			break;
-		if (!parse_key(view.uid.ptr + prefix_len, view.uid.len - prefix_len, &key))
-			continue;
 		keys++;
 		low = key < low ? key : low;
 		high = key > high ? key : high;
@@ -423,17 +438,8 @@ dec_entity_image_number_index(const void *image, const char *prefix, uint32_t pr
 	if (places == NULL)
 		return NULL;
 	memset(places, 0, span * sizeof(uint32_t));
-	for (i = start; i < count; i++)
-	{
-		DecEntityView view;
-		int64_t		key;
-
-		view_of(image, i, &view);
-		if (view.uid.len < prefix_len || memcmp(view.uid.ptr, prefix, prefix_len) != 0)
-			break;
-		if (parse_key(view.uid.ptr + prefix_len, view.uid.len - prefix_len, &key))
-			places[(uint64_t) key - (uint64_t) low] = i + 1;
-	}
+	for (i = start; next_keyed(image, &i, prefix, prefix_len, &key); i++)
+		places[(uint64_t) key - (uint64_t) low] = i + 1;
 	*first = low;
 	*n = span;
 	return places;
