@@ -43,6 +43,7 @@ typedef struct WorkerRegistry
 
 static WorkerRegistry *registry = NULL;
 static bool wake_at_commit = false;
+static bool note_decide_at_commit = false;
 
 Size
 worker_registry_shmem_size(int max_databases)
@@ -200,17 +201,23 @@ worker_wake(void)
 static void
 on_xact_event(XactEvent event, void *arg)
 {
-	if (!wake_at_commit)
+	if (!wake_at_commit && !note_decide_at_commit)
 		return;
 	if (event == XACT_EVENT_COMMIT)
-		worker_wake();			/* after the commit is visible */
+	{
+		/* after the commit is visible */
+		if (wake_at_commit)
+			worker_wake();
+		if (note_decide_at_commit)
+			worker_registry_note_decide(MyDatabaseId);
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
-		wake_at_commit = false;
+		wake_at_commit = note_decide_at_commit = false;
 }
 
-void
-worker_wake_at_commit(void)
+static void
+register_xact_callback(void)
 {
 	static bool registered = false;
 
@@ -219,7 +226,20 @@ worker_wake_at_commit(void)
 		RegisterXactCallback(on_xact_event, NULL);
 		registered = true;
 	}
+}
+
+void
+worker_wake_at_commit(void)
+{
+	register_xact_callback();
 	wake_at_commit = true;
+}
+
+void
+worker_registry_note_decide_at_commit(void)
+{
+	register_xact_callback();
+	note_decide_at_commit = true;
 }
 
 void

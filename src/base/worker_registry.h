@@ -47,6 +47,9 @@ extern void worker_wake_at_commit(void);
  */
 extern void worker_registry_note_decide(Oid database);
 
+/* The same for this database when this transaction commits (decide created). */
+extern void worker_registry_note_decide_at_commit(void);
+
 /*
  * Keeps workers out of a database until the given time (database DDL that
  * cannot run while anyone is connected), and returns the PID of the worker

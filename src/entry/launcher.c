@@ -17,14 +17,14 @@
  * At most decide.max_databases workers run at once.  When no background
  * worker slot is free (max_worker_processes), that database's decisions
  * are counted as not logged, with a WARNING at most once a minute, and the
- * launcher tries again every RETRY_MS.
+ * launcher tries again after RESTART_MS.
  *
  * CREATE EXTENSION decide and ALTER EXTENSION decide UPDATE ask for a
- * worker when they commit.  Databases
- * that are gone give their log ring back.  DDL that needs a
- * database without connections (DROP DATABASE, ALTER DATABASE RENAME or
- * SET TABLESPACE, CREATE DATABASE from it as a template) stops its worker
- * and keeps workers away for KEEP_AWAY_MS (the utility hook below).
+ * worker when they commit.  Databases that are gone give their log ring
+ * back.  DDL that needs a database without connections (DROP DATABASE,
+ * ALTER DATABASE RENAME or SET TABLESPACE, CREATE DATABASE from it as a
+ * template) stops its worker and keeps workers away for KEEP_AWAY_MS (the
+ * utility hook below).
  */
 #include "postgres.h"
 
@@ -57,7 +57,6 @@
 #define RESCAN_MS (10 * 1000)
 #define RECHECK_MS (10 * 60 * 1000)
 #define RESTART_MS 1000
-#define RETRY_MS (10 * 1000)
 #define KEEP_AWAY_MS (10 * 1000)
 #define NO_SLOT_WARNING_MS (60 * 1000)
 #define MAX_KNOWN 1024
@@ -342,20 +341,6 @@ database_needed_alone(Node *statement)
 	}
 }
 
-/* decide was created or updated in this transaction: a worker is wanted once it commits. */
-static bool created_decide = false;
-
-static void
-on_xact_event(XactEvent event, void *arg)
-{
-	if (!created_decide)
-		return;
-	if (event == XACT_EVENT_COMMIT)
-		worker_registry_note_decide(MyDatabaseId);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
-		created_decide = false;
-}
-
 /* CREATE EXTENSION decide, or ALTER EXTENSION decide UPDATE (an old version has no log). */
 static bool
 creates_decide(Node *statement)
@@ -394,7 +379,7 @@ decide_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
 								dest, qc);
 	if (creates_decide(pstmt->utilityStmt))
-		created_decide = true;
+		worker_registry_note_decide_at_commit();
 }
 
 void
@@ -402,5 +387,4 @@ launcher_install_hooks(void)
 {
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = decide_utility_hook;
-	RegisterXactCallback(on_xact_event, NULL);
 }
