@@ -17,13 +17,21 @@
 #include "input.h"
 #include "listing.h"
 
-static text *
-required_text(FunctionCallInfo fcinfo, int argno, const char *name)
+/* Every argument is required: NULL is an error (the context's says what to pass). */
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", name)));
+				 errmsg("%s must not be NULL", name),
+				 strcmp(name, "context") == 0 ? errhint("Pass '{}' for no context.") : 0));
+}
+
+static text *
+required_text(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	require_arg(fcinfo, argno, name);
 	return PG_GETARG_TEXT_PP(argno);
 }
 
@@ -63,7 +71,6 @@ static Datum
 list_allowed(FunctionCallInfo fcinfo, DecDim free_dim)
 {
 	ListingRequest request;
-	text	   *prefix;
 	int			argno = 0;
 	int			d;
 
@@ -81,17 +88,11 @@ list_allowed(FunctionCallInfo fcinfo, DecDim free_dim)
 		request.uid[d] = parts.uid[d];
 		argno++;
 	}
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("context must not be NULL"),
-				 errhint("Pass '{}' for no context.")));
+	require_arg(fcinfo, 2, "context");
 	request.context = PG_GETARG_JSONB_P(2);
 	decide_validate_context(request.context);
 
-	prefix = required_text(fcinfo, 3, "prefix");
-	request.prefix.ptr = VARDATA_ANY(prefix);
-	request.prefix.len = VARSIZE_ANY_EXHDR(prefix);
+	request.prefix = text_str(required_text(fcinfo, 3, "prefix"));
 	if (request.prefix.len > DECIDE_MAX_UID_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -167,14 +168,11 @@ row_allowed(FunctionCallInfo fcinfo, bool text_key)
 	int64		number = 0;
 	int			argno;
 
-	for (argno = 0; argno < 5; argno++)
-		if (PG_ARGISNULL(argno))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be NULL",
-							(const char *[]) {"actor", "action", "resource_prefix",
-											  "resource_key", "context"}[argno]),
-					 argno == 4 ? errhint("Pass '{}' for no context.") : 0));
+	static const char *const names[] = {"actor", "action", "resource_prefix", "resource_key",
+	"context"};
+
+	for (argno = 0; argno < lengthof(names); argno++)
+		require_arg(fcinfo, argno, names[argno]);
 	if (state == NULL)
 	{
 		MemoryContext caller = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
