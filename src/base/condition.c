@@ -228,7 +228,6 @@ condition_entity_reads(JsonPath *condition, const char *entity, ConditionEntityR
 	scan_item(&root, &scan);
 }
 
-/* The bytes of a jsonb value, tagged with its type, onto buf. */
 /* Appends a tag, and for a value with bytes their length and the bytes. */
 static void
 append_tagged(StringInfo buf, char tag, const void *bytes, uint32 len)
