@@ -21,9 +21,16 @@ SELECT allowed, policy, source FROM decide('user:alice', 'write', 'doc:secret-1'
 SELECT allowed, policy, source FROM decide('user:bob', 'write', 'doc:1');
 SELECT allowed, policy, source FROM decide('user:alice', 'purge', 'doc:1');
 SELECT decide_flush();
-SELECT actor, action, resource, allowed, effect, policy, risk_level, reason, source,
-       epoch = decide_epoch() AS current_epoch, context, decided_at <= now() AS past
+SELECT actor, action, resource, allowed, effect, policy, risk_level, priority, condition_unknown,
+       reason, source, epoch = decide_epoch() AS current_epoch, context, decided_at <= now() AS past
   FROM decide.decisions ORDER BY id;
+-- The reason is not stored: the view and decide_decisions_page() derive it,
+-- the words decide() gave.
+SELECT reason FROM decide_recent_decisions ORDER BY id;
+SELECT reason FROM decide_decisions_page() ORDER BY id;
+SELECT decide.decision_reason(true, NULL, NULL, NULL) AS no_policy,
+       decide.decision_reason(false, 'p', NULL, NULL) AS priority_missing,
+       decide.decision_reason(NULL, 'p', 1, false) AS allowed_missing;
 
 -- decide.log = deny: allows are not logged.  none: nothing.  A sample rate
 -- of 0 logs no allow under 'all'.  log_context stores the context.
@@ -126,18 +133,80 @@ UNION ALL SELECT 'window', * FROM pg_temp.page_all(NULL, NULL, NULL, NULL,
     (SELECT decided_at FROM decide.decisions ORDER BY id OFFSET 100 LIMIT 1),
     (SELECT decided_at FROM decide.decisions ORDER BY id OFFSET 1200 LIMIT 1));
 
--- Each filter has an index that yields its rows newest first, so a page
--- needs no sort: with sorts and bitmap scans priced out, the plans show
--- ordered index scans only.  (Which plan wins on real data depends on
--- statistics; bench/ measures it.  Partition names carry dates: the plan
--- shape is shown without them.)
+-- Rows logged in an order other than their times: each key's rows of
+-- decide.decision_keys overlap in time (written here by hand, 7 times a
+-- row in the order of the ids, whose times run backwards and forwards).
+-- Every filter still pages exactly as the plain query; so does every
+-- filter over the keys that decide.build_decision_keys() writes again
+-- from the rows.
+SELECT (now() AT TIME ZONE 'UTC')::date + 11 AS shuffled_day \gset
+SELECT decide.create_log_partition(:'shuffled_day') IS NOT NULL AS created;
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, policy,
+                              risk_level, priority, condition_unknown, epoch, source)
+SELECT 1000000 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + (g * 7919 % 400) * interval '1 second'
+                    + (g % 3) * interval '1 microsecond',
+       'user:shuffled-' || (g % 4), 'read', 'doc:' || g, g % 5 <> 0,
+       CASE WHEN g % 5 <> 0 THEN 'allow' ELSE 'deny' END::decide.effect,
+       'policy-' || (g % 3), (ARRAY['low', 'medium', 'high', 'critical'])[1 + g % 4]::decide.risk_level,
+       g % 7, false, 1, 'miss'
+  FROM generate_series(1, 400) g;
+-- Two rows at the same microsecond, of two actors: a time finds both.
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source)
+SELECT 1000401 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '12 seconds',
+       'user:shuffled-' || g, 'read', 'doc:same', false, 'deny', 1, 'miss'
+  FROM generate_series(0, 1) g;
+INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets)
+SELECT kind, key, first, last,
+       ARRAY(SELECT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer FROM unnest(times) AS t)
+  FROM (SELECT kind, key, array_agg(decided_at ORDER BY id) AS times,
+               min(decided_at) AS first, max(decided_at) AS last
+          FROM (SELECT k.kind, k.key, d.decided_at, d.id,
+                       (row_number() OVER (PARTITION BY k.kind, k.key ORDER BY d.id) - 1) / 7 AS chunk
+                  FROM decide.decisions d,
+                       LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
+                                       ('r', d.risk_level::text),
+                                       ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key)
+                 WHERE d.id > 1000000 AND k.key IS NOT NULL) AS positions
+         GROUP BY kind, key, chunk) AS chunks;
+SELECT count(*) FILTER (WHERE overlapping) > 0 AS keys_overlap
+  FROM (SELECT first_at < lag(last_at) OVER (PARTITION BY kind, key ORDER BY last_at) AS overlapping
+          FROM decide.decision_keys WHERE last_at >= :'shuffled_day'::timestamp AT TIME ZONE 'UTC') o;
+CREATE TEMP VIEW shuffled_checks AS
+SELECT 'actor' AS filter, * FROM pg_temp.page_all('user:shuffled-1', NULL, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'actor, same microsecond', * FROM pg_temp.page_all('user:shuffled-0', NULL, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'denials', * FROM pg_temp.page_all(NULL, false, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'critical risk', * FROM pg_temp.page_all(NULL, NULL, 'critical', NULL, NULL, NULL)
+UNION ALL SELECT 'policy', * FROM pg_temp.page_all(NULL, NULL, NULL, 'policy-2', NULL, NULL)
+UNION ALL SELECT 'actor and denials', * FROM pg_temp.page_all('user:shuffled-0', false, NULL, NULL, NULL, NULL)
+UNION ALL SELECT 'actor and risk', * FROM pg_temp.page_all('user:shuffled-2', NULL, 'high', NULL, NULL, NULL)
+UNION ALL SELECT 'policy in a window', * FROM pg_temp.page_all(NULL, NULL, NULL, 'policy-1',
+    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '100 seconds',
+    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '300 seconds');
+SELECT * FROM shuffled_checks;
+SELECT decide.build_decision_keys(:'shuffled_day') > 0 AS rebuilt;
+SELECT count(*) FILTER (WHERE overlapping) AS rebuilt_keys_overlap
+  FROM (SELECT first_at < lag(last_at) OVER (PARTITION BY kind, key ORDER BY last_at) AS overlapping
+          FROM decide.decision_keys WHERE last_at >= :'shuffled_day'::timestamp AT TIME ZONE 'UTC') o;
+SELECT * FROM shuffled_checks;
+DROP VIEW shuffled_checks;
+DO $$
+BEGIN
+    EXECUTE format('DROP TABLE decide.%I, decide.%I',
+                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 11, 'YYYYMMDD'),
+                   'decision_keys_' || to_char((now() AT TIME ZONE 'UTC')::date + 11, 'YYYYMMDD'));
+END
+$$;
+
+-- A filtered page reads a key's rows of decide.decision_keys newest first
+-- through their index; an unfiltered page reads the primary key backwards.
+-- (Partition names carry dates: the plan shape is shown without them.)
 CREATE FUNCTION pg_temp.plan_shape(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     line text;
     seen text[] := '{}';
 BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
-        line := regexp_replace(btrim(line), 'decisions_[0-9]+', 'decisions_N', 'g');
+        line := regexp_replace(btrim(line), '(decisions|decision_keys)_[0-9]+', '\1_N', 'g');
         IF NOT line = ANY (seen) THEN
             seen := seen || line;
             RETURN NEXT line;
@@ -148,14 +217,8 @@ $$;
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 SET enable_sort = off;
-SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE actor = 'user:7'
-                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
-SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE NOT allowed
-                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
-SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE risk_level = 'high'
-                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
-SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions WHERE policy = 'no-secret'
-                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT * FROM decide.decision_keys WHERE kind = 'a' AND key = 'user:7'
+                            ORDER BY last_at DESC$$);
 SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions
                             ORDER BY decided_at DESC, id DESC LIMIT 10$$);
 RESET enable_seqscan;
@@ -189,18 +252,21 @@ VALUES (:'log_day'::timestamp AT TIME ZONE 'UTC', 'user:first', 'read', 'doc:1',
 RETURNING actor, tableoid::regclass::text = 'decide.decisions_' || :'log_day_label' AS in_its_partition;
 ROLLBACK;
 SELECT count(*) AS parent_indexes FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
-SELECT count(*) AS partitions_without_five_indexes
+SELECT count(*) AS partitions_without_their_index
   FROM pg_inherits h
- WHERE h.inhparent = 'decide.decisions'::regclass
-   AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) <> 5;
+ WHERE h.inhparent IN ('decide.decisions'::regclass, 'decide.decision_keys'::regclass)
+   AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) <> 1;
+SELECT replace(pg_get_indexdef(indexrelid), :'log_day_label', 'YYYYMMDD') AS keys_index FROM pg_index
+ WHERE indrelid = ('decide.decision_keys_' || :'log_day_label')::regclass;
 SELECT pg_temp.try($$SELECT decide.create_log_partition(NULL)$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('infinity')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('10000-01-01')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('0044-03-15 BC')$$);
 DO $$
 BEGIN
-    EXECUTE format('DROP TABLE decide.%I',
-                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'));
+    EXECUTE format('DROP TABLE decide.%I, decide.%I',
+                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'),
+                   'decision_keys_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'));
 END
 $$;
 
@@ -212,6 +278,8 @@ GRANT decide_auditor TO regress_log_auditor;
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 SET ROLE regress_log_app;
 SELECT pg_temp.try($$SELECT count(*) FROM decide.decisions$$);
+SELECT pg_temp.try($$SELECT count(*) FROM decide.decision_keys$$);
+SELECT pg_temp.try($$SELECT decide.build_decision_keys('2001-02-04')$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page()$$);
 SELECT pg_temp.try($$SELECT * FROM decide_recent_decisions$$);
 SELECT pg_temp.try($$SELECT decide_flush()$$);
@@ -220,6 +288,7 @@ RESET ROLE;
 SET ROLE regress_log_auditor;
 SELECT count(*) > 0 AS auditor_reads FROM decide_decisions_page();
 SELECT count(*) > 0 AS auditor_reads_table FROM decide.decisions;
+SELECT count(*) > 0 AS auditor_reads_keys FROM decide.decision_keys;
 SELECT pg_temp.try($$SELECT * FROM decide.policies$$);
 SELECT pg_temp.try($$DELETE FROM decide.decisions$$);
 SELECT pg_temp.try($$SELECT decide('user:alice', 'read', 'doc:1')$$);

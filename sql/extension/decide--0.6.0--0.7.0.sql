@@ -4,6 +4,10 @@
 -- the backends of the server now share in shared memory.  Authorized
 -- listing: decide_resources() and decide_actors(), over decide.entity_links,
 -- the hierarchy read downward, which replaces the GIN index on parents.
+-- The decision log's row gets smaller (the reason derived when read, the
+-- source an enum), and decide.decision_keys takes the place of the
+-- partitions' indexes on actor, risk level and policy; existing rows keep
+-- their reason and get their keys here.
 
 \echo Use "ALTER EXTENSION decide UPDATE TO '0.7.0'" to load this file. \quit
 
@@ -282,3 +286,365 @@ REVOKE ALL ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb),
 GRANT EXECUTE ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb),
                           decide_row_allowed(text, text, text, text, jsonb)
     TO decide_user, decide_admin;
+
+-- The decision log: a smaller row, and the keys of each actor, policy and
+-- risk level in place of a B-tree entry per row.
+CREATE TYPE decide.decision_source AS ENUM ('miss', 'l1', 'l2', 'redis');
+ALTER SEQUENCE decide.decisions_id_seq CACHE 1000;
+DROP VIEW decide_recent_decisions;  -- it reads the source, whose type changes
+ALTER TABLE decide.decisions
+    ALTER COLUMN reason DROP NOT NULL,
+    ALTER COLUMN source TYPE decide.decision_source USING source::decide.decision_source,
+    ADD COLUMN priority integer,
+    ADD COLUMN condition_unknown boolean;
+
+-- Where each actor, policy and risk level, and the denials, occur in the
+-- log: for each flushed batch and each of them, the times of its rows, at
+-- most 200 to a row of this table, as microseconds after the first.  It
+-- takes the place of a B-tree entry per logged row and key (the most
+-- expensive part of writing the log): the worker adds a row here per key
+-- and batch, 4 bytes a position.  A time finds its rows through the
+-- primary key; rows of other keys at the same microsecond are filtered out.
+-- decide_decisions_page() reads it newest first to find a filtered page.
+-- Partitioned by day as the log is, and dropped with it.
+CREATE TABLE decide.decision_keys (
+    kind        "char" NOT NULL,            -- 'a' actor, 'p' policy, 'r' risk level, 'd' denials
+    key         text COLLATE "C" NOT NULL,
+    first_at    timestamptz NOT NULL,       -- the oldest time
+    last_at     timestamptz NOT NULL,       -- the newest time
+    offsets     integer[] NOT NULL          -- each time, in microseconds after first_at
+) PARTITION BY RANGE (last_at);
+COMMENT ON TABLE decide.decision_keys IS
+    'where each actor, policy, risk level and the denials occur in decide.decisions, by batch; '
+    'one partition per UTC day, created and dropped with the log''s';
+
+-- The reason sentence of a logged decision, as decide() gave it.
+CREATE FUNCTION decide.decision_reason(allowed boolean, policy text, priority integer,
+                                       condition_unknown boolean)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'decide_decision_reason'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Creates the partitions of decide.decisions and decide.decision_keys for
+-- one UTC day, with the indexes for the queries governance users run, each
+-- newest first: by time (the primary key), and the keys of each actor,
+-- policy and risk level, and of the denials.  Does nothing when that
+-- day's partitions exist.  Called by the worker.
+CREATE OR REPLACE FUNCTION decide.create_log_partition(day date) RETURNS regclass
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+    keys text;
+    existing regclass;
+BEGIN
+    -- Partition names carry the year in four digits (the worker reads them
+    -- back to apply the retention): other years would be misread.
+    IF day IS NULL OR NOT isfinite(day) OR day < '0001-01-01' OR day > '9999-12-31' THEN
+        RAISE EXCEPTION 'a decision log partition needs a day between 0001-01-01 and 9999-12-31, not %',
+                        coalesce(CASE WHEN isfinite(day) THEN to_char(day, 'YYYY-MM-DD AD')
+                                      ELSE day::text END, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    name := 'decisions_' || to_char(day, 'YYYYMMDD');
+    keys := 'decision_keys_' || to_char(day, 'YYYYMMDD');
+    IF to_regclass(format('decide.%I', keys)) IS NULL THEN
+        EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decision_keys'
+                       ' FOR VALUES FROM (%L) TO (%L)', keys,
+                       to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
+                       to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+        EXECUTE format('CREATE INDEX %I ON decide.%I (kind, key, last_at)',
+                       keys || '_kind_key_last_at_idx', keys);
+    END IF;
+    existing := to_regclass(format('decide.%I', name));
+    IF existing IS NOT NULL THEN
+        RETURN existing;
+    END IF;
+    EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decisions'
+                   ' FOR VALUES FROM (%L) TO (%L)', name,
+                   to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
+                   to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+    EXECUTE format('ALTER TABLE decide.%I ADD CONSTRAINT %I PRIMARY KEY (decided_at, id)',
+                   name, name || '_pkey');
+    RETURN format('decide.%I', name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION decide.create_log_partition(date) IS
+    'creates the decision log partitions of one UTC day, with their indexes';
+
+-- Writes the keys of one day's logged rows again, from the rows: for rows
+-- that reached decide.decisions other than through the worker (an
+-- upgrade from 0.6.0, rows loaded by hand).  Returns the keys written.
+CREATE FUNCTION decide.build_decision_keys(day date) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys regclass;
+    written bigint;
+BEGIN
+    PERFORM decide.create_log_partition(day);
+    keys := format('decide.%I', 'decision_keys_' || to_char(day, 'YYYYMMDD'))::regclass;
+    EXECUTE format('TRUNCATE %s', keys);
+    EXECUTE format($q$
+        INSERT INTO %s (kind, key, first_at, last_at, offsets)
+        SELECT kind, key, times[1], times[cardinality(times)],
+               ARRAY(SELECT ((extract(epoch FROM t - times[1]) * 1000000)::bigint)::integer
+                       FROM unnest(times) AS t)
+          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times
+                  FROM (SELECT k.kind, k.key, d.decided_at, s.slice,
+                               (row_number() OVER (PARTITION BY k.kind, k.key, s.slice
+                                                   ORDER BY d.decided_at) - 1) / 200 AS chunk
+                          FROM decide.%I d,
+                               LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
+                                               ('r', d.risk_level::text),
+                                               ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
+                               -- slices of 2^31 microseconds: the offsets fit an integer
+                               LATERAL (SELECT floor(extract(epoch FROM d.decided_at) * 1000000
+                                                     / 2147483648) AS slice) AS s
+                         WHERE k.key IS NOT NULL) AS positions
+                 GROUP BY kind, key, slice, chunk) AS chunks$q$, keys, 'decisions_' || to_char(day, 'YYYYMMDD'));
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+REVOKE ALL ON FUNCTION decide.build_decision_keys(date) FROM PUBLIC;
+COMMENT ON FUNCTION decide.build_decision_keys(date) IS
+    'writes the keys (decide.decision_keys) of one UTC day''s logged rows again, from the rows';
+
+DO $$
+DECLARE
+    day date;
+    old_index regclass;
+BEGIN
+    -- The ALTER TABLE above keeps the worker out until the commit: no
+    -- batch is written between the keys built here and then.
+    FOR day IN SELECT to_date(substr(c.relname, 11), 'YYYYMMDD')
+                 FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+                WHERE h.inhparent = 'decide.decisions'::regclass
+                  AND c.relname ~ '^decisions_[0-9]{8}$'
+                ORDER BY 1 LOOP
+        PERFORM decide.build_decision_keys(day);
+        FOR old_index IN SELECT i.indexrelid::regclass
+                       FROM pg_index i JOIN pg_attribute a
+                            ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                      WHERE i.indrelid = format('decide.decisions_%s', to_char(day, 'YYYYMMDD'))::regclass
+                        AND (a.attname IN ('actor', 'risk_level', 'policy')
+                             OR i.indpred IS NOT NULL) LOOP
+            EXECUTE format('DROP INDEX %s', old_index);
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- Keyset pagination, newest first.  The cursor is the position of a row
+-- (its decided_at and id); a page is the rows strictly after it in that
+-- order, found through an index whatever the page number: unlike OFFSET,
+-- whose cost grows with the rows it skips and whose pages shift when rows
+-- arrive.  Pass the cursor of the last row of a page to get the next.
+--
+-- Without a filter on the actor, the policy, the risk level or denials, a
+-- page is read from the primary key.  With one, from that key's times in
+-- decide.decision_keys, newest first: the rows of decide.decision_keys read
+-- until they hold a page of times fix a bound (no row older than the
+-- oldest time read can be on the page), then one query reads the rows at
+-- the times from the bound on.  Other filters are applied to those rows;
+-- when they leave the page short, the bound moves further back.
+CREATE OR REPLACE FUNCTION decide_decisions_page(
+    after         text DEFAULT NULL,
+    page_size     integer DEFAULT 100,
+    by_actor      text DEFAULT NULL,
+    by_allowed    boolean DEFAULT NULL,
+    by_risk_level decide.risk_level DEFAULT NULL,
+    by_policy     text DEFAULT NULL,
+    since         timestamptz DEFAULT NULL,
+    until         timestamptz DEFAULT NULL)
+RETURNS TABLE (id bigint, decided_at timestamptz, actor text, action text, resource text,
+               allowed boolean, effect decide.effect, policy text, risk_level decide.risk_level,
+               reason text, epoch bigint, source text, context jsonb, row_cursor text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    after_at timestamptz;
+    after_id bigint;
+    conditions text[] := '{}';
+    key_kind "char";
+    key_value text;
+    -- The times read from the keys are in [low_at, high_at].
+    high_at timestamptz := 'infinity';
+    low_at timestamptz := '-infinity';
+    oldest_at timestamptz;
+    bound_at timestamptz;
+    wanted bigint;
+    remaining bigint;
+    counted bigint;
+    more boolean;
+    found_rows bigint;
+    k record;
+    page_query text;
+BEGIN
+    IF page_size IS NULL OR page_size < 1 OR page_size > 10000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 10000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF after IS NOT NULL THEN
+        BEGIN
+            SELECT timestamptz 'epoch' + split_part(c, ':', 1)::bigint * interval '1 microsecond',
+                   split_part(c, ':', 2)::bigint
+              INTO STRICT after_at, after_id
+              FROM convert_from(decode(after, 'base64'), 'UTF8') AS c
+             WHERE c ~ '^-?[0-9]+:[0-9]+$';
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid cursor'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
+        END;
+        conditions := array_append(conditions, '(d.decided_at, d.id) < ($1, $2)');
+        high_at := after_at;
+    END IF;
+    IF by_actor IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.actor = $3');
+    END IF;
+    IF by_allowed IS NOT NULL THEN
+        conditions := array_append(conditions, CASE WHEN by_allowed THEN 'd.allowed' ELSE 'NOT d.allowed' END);
+    END IF;
+    IF by_risk_level IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.risk_level = $4');
+    END IF;
+    IF by_policy IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.policy = $5');
+    END IF;
+    IF since IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.decided_at >= $6');
+        low_at := since;
+    END IF;
+    IF until IS NOT NULL THEN
+        conditions := array_append(conditions, 'd.decided_at < $7');
+        high_at := least(high_at, until);
+    END IF;
+    page_query :=
+        'SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,'
+        '       d.effect, d.policy, d.risk_level,'
+        '       coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,'
+        '                                                 d.condition_unknown)),'
+        '       d.epoch, d.source::text, d.context,'
+        '       encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text'
+        '                         || '':'' || d.id, ''UTF8''), ''base64'')';
+
+    -- The most selective key given drives; the other filters are conditions.
+    IF by_actor IS NOT NULL THEN
+        key_kind := 'a';
+        key_value := by_actor;
+    ELSIF by_policy IS NOT NULL THEN
+        key_kind := 'p';
+        key_value := by_policy;
+    ELSIF by_risk_level IS NOT NULL THEN
+        key_kind := 'r';
+        key_value := by_risk_level::text;
+    ELSIF NOT by_allowed THEN
+        key_kind := 'd';
+        key_value := '';
+    ELSE
+        -- Only the filters given appear in the query, so each combination
+        -- gets the plan of its own index.
+        RETURN QUERY EXECUTE format(
+            '%s FROM decide.decisions d %s ORDER BY d.decided_at DESC, d.id DESC LIMIT $8',
+            page_query, CASE WHEN cardinality(conditions) > 0
+                             THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
+        USING after_at, after_id, by_actor, by_risk_level, by_policy, since, until, page_size;
+        RETURN;
+    END IF;
+
+    wanted := page_size;
+    remaining := page_size;
+    LOOP
+        -- The bound: the oldest time of the keys read newest first until
+        -- they hold the times wanted in [low_at, high_at].  A row of the
+        -- keys read after that has no time from the bound on: the query's
+        -- own condition (last_at >= bound) finds every one that has.
+        counted := 0;
+        oldest_at := NULL;
+        bound_at := NULL;
+        more := false;
+        FOR k IN SELECT kk.first_at, kk.last_at, kk.offsets
+                   FROM decide.decision_keys kk
+                  WHERE kk.kind = key_kind AND kk.key = key_value
+                    AND kk.first_at <= high_at AND kk.last_at >= low_at
+                  ORDER BY kk.last_at DESC
+        LOOP
+            IF bound_at IS NOT NULL THEN
+                more := true;
+                EXIT;
+            END IF;
+            IF k.last_at <= high_at AND k.first_at >= low_at THEN
+                counted := counted + cardinality(k.offsets);
+            ELSE
+                counted := counted + (SELECT count(*) FROM unnest(k.offsets) AS o(offset_us)
+                                       WHERE k.first_at + o.offset_us * interval '1 microsecond'
+                                             BETWEEN low_at AND high_at);
+            END IF;
+            oldest_at := least(oldest_at, k.first_at);
+            IF counted >= wanted THEN
+                IF oldest_at <= low_at THEN
+                    EXIT;       -- every time down to low_at: the bound is low_at
+                END IF;
+                bound_at := oldest_at;
+            END IF;
+        END LOOP;
+        IF NOT more THEN
+            bound_at := low_at;
+        END IF;
+        -- Static, so that its plan is kept for the session.
+        RETURN QUERY
+        SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+               d.effect, d.policy, d.risk_level,
+               coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,
+                                                         d.condition_unknown)),
+               d.epoch, d.source::text, d.context,
+               encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                 || ':' || d.id, 'UTF8'), 'base64')
+          FROM (SELECT DISTINCT kk.first_at + o.offset_us * interval '1 microsecond' AS time
+                  FROM decide.decision_keys kk, unnest(kk.offsets) AS o(offset_us)
+                 WHERE kk.kind = key_kind AND kk.key = key_value
+                   AND kk.first_at <= high_at AND kk.last_at >= bound_at) AS t
+          JOIN decide.decisions d ON d.decided_at = t.time
+         WHERE t.time <= high_at AND t.time >= bound_at
+           AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
+           AND (by_actor IS NULL OR d.actor = by_actor)
+           AND (by_allowed IS NULL OR d.allowed = by_allowed)
+           AND (by_risk_level IS NULL OR d.risk_level = by_risk_level)
+           AND (by_policy IS NULL OR d.policy = by_policy)
+           AND (since IS NULL OR d.decided_at >= since)
+           AND (until IS NULL OR d.decided_at < until)
+         ORDER BY d.decided_at DESC, d.id DESC
+         LIMIT remaining;
+        GET DIAGNOSTICS found_rows = ROW_COUNT;
+        remaining := remaining - found_rows;
+        -- Short when other filters (or the cursor's own microsecond) left
+        -- rows out: every row from the bound on has been seen, so the
+        -- next are before it.
+        EXIT WHEN remaining = 0 OR NOT more;
+        high_at := bound_at - interval '1 microsecond';
+        wanted := least(wanted * 4, 1000000);
+    END LOOP;
+END
+$$;
+
+-- The most recent decisions, for a quick look.
+CREATE VIEW decide_recent_decisions AS
+SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+       coalesce(reason, decide.decision_reason(allowed, policy, priority, condition_unknown))
+           AS reason,
+       epoch, source::text AS source
+  FROM decide.decisions
+ ORDER BY decided_at DESC, id DESC
+ LIMIT 100;
+
+REVOKE ALL ON decide_recent_decisions FROM PUBLIC;
+GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;
+GRANT SELECT ON decide.decision_keys TO decide_admin, decide_auditor;
+REVOKE ALL ON FUNCTION decide.decision_reason(boolean, text, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide.decision_reason(boolean, text, integer, boolean)
+    TO decide_admin, decide_auditor;

@@ -474,7 +474,13 @@ CREATE FUNCTION decide_cache_reset() RETURNS void
 -- create the dumped ones again: "already exists" errors, and no restore at
 -- all with --single-transaction or --exit-on-error.  The planner uses each
 -- partition's indexes all the same.
-CREATE SEQUENCE decide.decisions_id_seq;
+--
+-- A row is kept small, since writing it is the log's whole cost: the
+-- reason sentence is derived when read (decide.decision_reason()) from the
+-- policy, its priority and condition_unknown; the cache layer that
+-- answered is an enum.  The worker takes ids from the sequence's cache.
+CREATE TYPE decide.decision_source AS ENUM ('miss', 'l1', 'l2', 'redis');
+CREATE SEQUENCE decide.decisions_id_seq CACHE 1000;
 CREATE TABLE decide.decisions (
     id          bigint NOT NULL DEFAULT nextval('decide.decisions_id_seq'),
     decided_at  timestamptz NOT NULL,
@@ -484,14 +490,16 @@ CREATE TABLE decide.decisions (
     allowed     boolean NOT NULL,
     effect      decide.effect NOT NULL,
     -- NULL: no policy matched.  Compares bytes, as actor, action and
-    -- resource do: its index was the most expensive of the worker's inserts
-    -- under a linguistic default collation.
+    -- resource do.
     policy      text COLLATE "C",
     risk_level  decide.risk_level,
-    reason      text NOT NULL,
+    -- Stored only for rows logged before 0.7.0; NULL: derived when read.
+    reason      text,
     epoch       bigint NOT NULL,
-    source      text NOT NULL,              -- cache layer that answered, or 'miss'
-    context     jsonb                       -- only with decide.log_context = on
+    source      decide.decision_source NOT NULL,
+    context     jsonb,                      -- only with decide.log_context = on
+    priority    integer,                    -- of the policy; NULL: no policy matched
+    condition_unknown boolean               -- the policy's condition could not be evaluated
 ) PARTITION BY RANGE (decided_at);
 ALTER SEQUENCE decide.decisions_id_seq OWNED BY decide.decisions.id;
 COMMENT ON TABLE decide.decisions IS
@@ -500,16 +508,45 @@ COMMENT ON TABLE decide.decisions IS
 
 SELECT pg_catalog.pg_extension_config_dump('decide.decisions_id_seq', '');
 
--- Creates the partition of decide.decisions for one UTC day, with the
--- indexes for the queries governance users run, each newest first: by time
--- (the primary key), by actor, denials, by risk level, by policy.  Does
--- nothing when that day's partition exists.  Called by the worker.
+-- Where each actor, policy and risk level, and the denials, occur in the
+-- log: for each flushed batch and each of them, the times of its rows, at
+-- most 200 to a row of this table, as microseconds after the first.  It
+-- takes the place of a B-tree entry per logged row and key (the most
+-- expensive part of writing the log): the worker adds a row here per key
+-- and batch, 4 bytes a position.  A time finds its rows through the
+-- primary key; rows of other keys at the same microsecond are filtered out.
+-- decide_decisions_page() reads it newest first to find a filtered page.
+-- Partitioned by day as the log is, and dropped with it.
+CREATE TABLE decide.decision_keys (
+    kind        "char" NOT NULL,            -- 'a' actor, 'p' policy, 'r' risk level, 'd' denials
+    key         text COLLATE "C" NOT NULL,
+    first_at    timestamptz NOT NULL,       -- the oldest time
+    last_at     timestamptz NOT NULL,       -- the newest time
+    offsets     integer[] NOT NULL          -- each time, in microseconds after first_at
+) PARTITION BY RANGE (last_at);
+COMMENT ON TABLE decide.decision_keys IS
+    'where each actor, policy, risk level and the denials occur in decide.decisions, by batch; '
+    'one partition per UTC day, created and dropped with the log''s';
+
+-- The reason sentence of a logged decision, as decide() gave it.
+CREATE FUNCTION decide.decision_reason(allowed boolean, policy text, priority integer,
+                                       condition_unknown boolean)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'decide_decision_reason'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Creates the partitions of decide.decisions and decide.decision_keys for
+-- one UTC day, with the indexes for the queries governance users run, each
+-- newest first: by time (the primary key), and the keys of each actor,
+-- policy and risk level, and of the denials.  Does nothing when that
+-- day's partitions exist.  Called by the worker.
 CREATE FUNCTION decide.create_log_partition(day date) RETURNS regclass
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     name text;
+    keys text;
     existing regclass;
 BEGIN
     -- Partition names carry the year in four digits (the worker reads them
@@ -521,6 +558,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     name := 'decisions_' || to_char(day, 'YYYYMMDD');
+    keys := 'decision_keys_' || to_char(day, 'YYYYMMDD');
+    IF to_regclass(format('decide.%I', keys)) IS NULL THEN
+        EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decision_keys'
+                       ' FOR VALUES FROM (%L) TO (%L)', keys,
+                       to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
+                       to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+        EXECUTE format('CREATE INDEX %I ON decide.%I (kind, key, last_at)',
+                       keys || '_kind_key_last_at_idx', keys);
+    END IF;
     existing := to_regclass(format('decide.%I', name));
     IF existing IS NOT NULL THEN
         RETURN existing;
@@ -531,26 +577,66 @@ BEGIN
                    to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
     EXECUTE format('ALTER TABLE decide.%I ADD CONSTRAINT %I PRIMARY KEY (decided_at, id)',
                    name, name || '_pkey');
-    EXECUTE format('CREATE INDEX %I ON decide.%I (actor, decided_at, id)',
-                   name || '_actor_decided_at_id_idx', name);
-    EXECUTE format('CREATE INDEX %I ON decide.%I (decided_at, id) WHERE NOT allowed',
-                   name || '_decided_at_id_idx', name);
-    EXECUTE format('CREATE INDEX %I ON decide.%I (risk_level, decided_at, id)',
-                   name || '_risk_level_decided_at_id_idx', name);
-    EXECUTE format('CREATE INDEX %I ON decide.%I (policy, decided_at, id)',
-                   name || '_policy_decided_at_id_idx', name);
     RETURN format('decide.%I', name)::regclass;
 END
 $$;
 REVOKE ALL ON FUNCTION decide.create_log_partition(date) FROM PUBLIC;
 COMMENT ON FUNCTION decide.create_log_partition(date) IS
-    'creates the decision log partition of one UTC day, with its indexes';
+    'creates the decision log partitions of one UTC day, with their indexes';
+
+-- Writes the keys of one day's logged rows again, from the rows: for rows
+-- that reached decide.decisions other than through the worker (an
+-- upgrade from 0.6.0, rows loaded by hand).  Returns the keys written.
+CREATE FUNCTION decide.build_decision_keys(day date) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys regclass;
+    written bigint;
+BEGIN
+    PERFORM decide.create_log_partition(day);
+    keys := format('decide.%I', 'decision_keys_' || to_char(day, 'YYYYMMDD'))::regclass;
+    EXECUTE format('TRUNCATE %s', keys);
+    EXECUTE format($q$
+        INSERT INTO %s (kind, key, first_at, last_at, offsets)
+        SELECT kind, key, times[1], times[cardinality(times)],
+               ARRAY(SELECT ((extract(epoch FROM t - times[1]) * 1000000)::bigint)::integer
+                       FROM unnest(times) AS t)
+          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times
+                  FROM (SELECT k.kind, k.key, d.decided_at, s.slice,
+                               (row_number() OVER (PARTITION BY k.kind, k.key, s.slice
+                                                   ORDER BY d.decided_at) - 1) / 200 AS chunk
+                          FROM decide.%I d,
+                               LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
+                                               ('r', d.risk_level::text),
+                                               ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
+                               -- slices of 2^31 microseconds: the offsets fit an integer
+                               LATERAL (SELECT floor(extract(epoch FROM d.decided_at) * 1000000
+                                                     / 2147483648) AS slice) AS s
+                         WHERE k.key IS NOT NULL) AS positions
+                 GROUP BY kind, key, slice, chunk) AS chunks$q$, keys, 'decisions_' || to_char(day, 'YYYYMMDD'));
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+REVOKE ALL ON FUNCTION decide.build_decision_keys(date) FROM PUBLIC;
+COMMENT ON FUNCTION decide.build_decision_keys(date) IS
+    'writes the keys (decide.decision_keys) of one UTC day''s logged rows again, from the rows';
 
 -- Keyset pagination, newest first.  The cursor is the position of a row
 -- (its decided_at and id); a page is the rows strictly after it in that
 -- order, found through an index whatever the page number: unlike OFFSET,
 -- whose cost grows with the rows it skips and whose pages shift when rows
 -- arrive.  Pass the cursor of the last row of a page to get the next.
+--
+-- Without a filter on the actor, the policy, the risk level or denials, a
+-- page is read from the primary key.  With one, from that key's times in
+-- decide.decision_keys, newest first: the rows of decide.decision_keys read
+-- until they hold a page of times fix a bound (no row older than the
+-- oldest time read can be on the page), then one query reads the rows at
+-- the times from the bound on.  Other filters are applied to those rows;
+-- when they leave the page short, the bound moves further back.
 CREATE FUNCTION decide_decisions_page(
     after         text DEFAULT NULL,
     page_size     integer DEFAULT 100,
@@ -570,6 +656,20 @@ DECLARE
     after_at timestamptz;
     after_id bigint;
     conditions text[] := '{}';
+    key_kind "char";
+    key_value text;
+    -- The times read from the keys are in [low_at, high_at].
+    high_at timestamptz := 'infinity';
+    low_at timestamptz := '-infinity';
+    oldest_at timestamptz;
+    bound_at timestamptz;
+    wanted bigint;
+    remaining bigint;
+    counted bigint;
+    more boolean;
+    found_rows bigint;
+    k record;
+    page_query text;
 BEGIN
     IF page_size IS NULL OR page_size < 1 OR page_size > 10000 THEN
         RAISE EXCEPTION 'page_size must be between 1 and 10000'
@@ -588,6 +688,7 @@ BEGIN
                       HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
         END;
         conditions := array_append(conditions, '(d.decided_at, d.id) < ($1, $2)');
+        high_at := after_at;
     END IF;
     IF by_actor IS NOT NULL THEN
         conditions := array_append(conditions, 'd.actor = $3');
@@ -603,29 +704,126 @@ BEGIN
     END IF;
     IF since IS NOT NULL THEN
         conditions := array_append(conditions, 'd.decided_at >= $6');
+        low_at := since;
     END IF;
     IF until IS NOT NULL THEN
         conditions := array_append(conditions, 'd.decided_at < $7');
+        high_at := least(high_at, until);
     END IF;
-    -- Only the filters given appear in the query, so each combination gets
-    -- the plan of its own index.
-    RETURN QUERY EXECUTE format(
+    page_query :=
         'SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,'
-        '       d.effect, d.policy, d.risk_level, d.reason, d.epoch, d.source, d.context,'
+        '       d.effect, d.policy, d.risk_level,'
+        '       coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,'
+        '                                                 d.condition_unknown)),'
+        '       d.epoch, d.source::text, d.context,'
         '       encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text'
-        '                         || '':'' || d.id, ''UTF8''), ''base64'')'
-        '  FROM decide.decisions d %s'
-        ' ORDER BY d.decided_at DESC, d.id DESC LIMIT $8',
-        CASE WHEN cardinality(conditions) > 0
-             THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
-    USING after_at, after_id, by_actor, by_risk_level, by_policy, since, until, page_size;
+        '                         || '':'' || d.id, ''UTF8''), ''base64'')';
+
+    -- The most selective key given drives; the other filters are conditions.
+    IF by_actor IS NOT NULL THEN
+        key_kind := 'a';
+        key_value := by_actor;
+    ELSIF by_policy IS NOT NULL THEN
+        key_kind := 'p';
+        key_value := by_policy;
+    ELSIF by_risk_level IS NOT NULL THEN
+        key_kind := 'r';
+        key_value := by_risk_level::text;
+    ELSIF NOT by_allowed THEN
+        key_kind := 'd';
+        key_value := '';
+    ELSE
+        -- Only the filters given appear in the query, so each combination
+        -- gets the plan of its own index.
+        RETURN QUERY EXECUTE format(
+            '%s FROM decide.decisions d %s ORDER BY d.decided_at DESC, d.id DESC LIMIT $8',
+            page_query, CASE WHEN cardinality(conditions) > 0
+                             THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
+        USING after_at, after_id, by_actor, by_risk_level, by_policy, since, until, page_size;
+        RETURN;
+    END IF;
+
+    wanted := page_size;
+    remaining := page_size;
+    LOOP
+        -- The bound: the oldest time of the keys read newest first until
+        -- they hold the times wanted in [low_at, high_at].  A row of the
+        -- keys read after that has no time from the bound on: the query's
+        -- own condition (last_at >= bound) finds every one that has.
+        counted := 0;
+        oldest_at := NULL;
+        bound_at := NULL;
+        more := false;
+        FOR k IN SELECT kk.first_at, kk.last_at, kk.offsets
+                   FROM decide.decision_keys kk
+                  WHERE kk.kind = key_kind AND kk.key = key_value
+                    AND kk.first_at <= high_at AND kk.last_at >= low_at
+                  ORDER BY kk.last_at DESC
+        LOOP
+            IF bound_at IS NOT NULL THEN
+                more := true;
+                EXIT;
+            END IF;
+            IF k.last_at <= high_at AND k.first_at >= low_at THEN
+                counted := counted + cardinality(k.offsets);
+            ELSE
+                counted := counted + (SELECT count(*) FROM unnest(k.offsets) AS o(offset_us)
+                                       WHERE k.first_at + o.offset_us * interval '1 microsecond'
+                                             BETWEEN low_at AND high_at);
+            END IF;
+            oldest_at := least(oldest_at, k.first_at);
+            IF counted >= wanted THEN
+                IF oldest_at <= low_at THEN
+                    EXIT;       -- every time down to low_at: the bound is low_at
+                END IF;
+                bound_at := oldest_at;
+            END IF;
+        END LOOP;
+        IF NOT more THEN
+            bound_at := low_at;
+        END IF;
+        -- Static, so that its plan is kept for the session.
+        RETURN QUERY
+        SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+               d.effect, d.policy, d.risk_level,
+               coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,
+                                                         d.condition_unknown)),
+               d.epoch, d.source::text, d.context,
+               encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                 || ':' || d.id, 'UTF8'), 'base64')
+          FROM (SELECT DISTINCT kk.first_at + o.offset_us * interval '1 microsecond' AS time
+                  FROM decide.decision_keys kk, unnest(kk.offsets) AS o(offset_us)
+                 WHERE kk.kind = key_kind AND kk.key = key_value
+                   AND kk.first_at <= high_at AND kk.last_at >= bound_at) AS t
+          JOIN decide.decisions d ON d.decided_at = t.time
+         WHERE t.time <= high_at AND t.time >= bound_at
+           AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
+           AND (by_actor IS NULL OR d.actor = by_actor)
+           AND (by_allowed IS NULL OR d.allowed = by_allowed)
+           AND (by_risk_level IS NULL OR d.risk_level = by_risk_level)
+           AND (by_policy IS NULL OR d.policy = by_policy)
+           AND (since IS NULL OR d.decided_at >= since)
+           AND (until IS NULL OR d.decided_at < until)
+         ORDER BY d.decided_at DESC, d.id DESC
+         LIMIT remaining;
+        GET DIAGNOSTICS found_rows = ROW_COUNT;
+        remaining := remaining - found_rows;
+        -- Short when other filters (or the cursor's own microsecond) left
+        -- rows out: every row from the bound on has been seen, so the
+        -- next are before it.
+        EXIT WHEN remaining = 0 OR NOT more;
+        high_at := bound_at - interval '1 microsecond';
+        wanted := least(wanted * 4, 1000000);
+    END LOOP;
 END
 $$;
 
 -- The most recent decisions, for a quick look.
 CREATE VIEW decide_recent_decisions AS
-SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, reason,
-       epoch, source
+SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+       coalesce(reason, decide.decision_reason(allowed, policy, priority, condition_unknown))
+           AS reason,
+       epoch, source::text AS source
   FROM decide.decisions
  ORDER BY decided_at DESC, id DESC
  LIMIT 100;
@@ -675,7 +873,10 @@ GRANT USAGE ON SCHEMA decide TO decide_admin, decide_auditor;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON decide.policies, decide.entities TO decide_admin;
 GRANT SELECT ON decide.epoch TO decide_admin;
 GRANT USAGE, SELECT ON SEQUENCE decide.policies_id_seq TO decide_admin;
-GRANT SELECT ON decide.decisions TO decide_admin, decide_auditor;
+GRANT SELECT ON decide.decisions, decide.decision_keys TO decide_admin, decide_auditor;
+REVOKE ALL ON FUNCTION decide.decision_reason(boolean, text, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide.decision_reason(boolean, text, integer, boolean)
+    TO decide_admin, decide_auditor;
 GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;
 GRANT EXECUTE ON FUNCTION decide_decisions_page(text, integer, text, boolean, decide.risk_level,
                                                 text, timestamptz, timestamptz)

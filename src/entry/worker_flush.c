@@ -2,8 +2,10 @@
  * worker_flush.c — the worker's flush: the decision log ring into
  * decide.decisions, one transaction per batch, straight into each day's
  * partition as COPY writes (table_multi_insert, then the index entries),
- * creating the daily partitions the batch needs.  The ring advances only
- * after the commit, so a failed insert loses nothing.
+ * creating the daily partitions the batch needs, and the batch's keys (where
+ * each actor, policy and risk level, and the denials, occur) into
+ * decide.decision_keys.  The
+ * ring advances only after the commit, so a failed insert loses nothing.
  */
 #include "postgres.h"
 
@@ -31,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "bytes_table.h"
 #include "decision.h"
 #include "stats.h"
 #include "worker_common.h"
@@ -176,24 +179,46 @@ enum
 	COL_EPOCH,
 	COL_SOURCE,
 	COL_CONTEXT,
+	COL_PRIORITY,
+	COL_CONDITION_UNKNOWN,
 	LOG_COLUMNS
 };
 
 static const char *const column_names[LOG_COLUMNS] = {
 	"id", "decided_at", "actor", "action", "resource", "allowed", "effect", "policy",
-	"risk_level", "reason", "epoch", "source", "context"
+	"risk_level", "reason", "epoch", "source", "context", "priority", "condition_unknown"
 };
+
+/* The columns of decide.decision_keys. */
+enum
+{
+	KEY_KIND,
+	KEY_KEY,
+	KEY_FIRST_AT,
+	KEY_LAST_AT,
+	KEY_OFFSETS,
+	KEY_COLUMNS
+};
+
+/* Times in one row of decide.decision_keys (build_decision_keys() agrees). */
+#define TIMES_PER_KEY_ROW 200
 
 #define RISK_LEVELS 4
 static const char *const risk_level_names[RISK_LEVELS] = {"low", "medium", "high", "critical"};
 
-/* What a batch needs of the schema, looked up once per batch. */
+/*
+ * What a batch needs of the schema, looked up once per batch.  A database
+ * whose extension is not updated to 0.7.0 yet has no decide.decision_keys,
+ * stores each row's reason and its source as text.
+ */
 typedef struct LogSchema
 {
 	Oid			namespace;
 	Oid			id_sequence;
+	bool		compact;		/* 0.7.0: priority and flags, the source an enum */
 	Datum		effect[2];		/* deny, allow */
 	Datum		risk_level[RISK_LEVELS];
+	Datum		source[LOG_SOURCES];
 } LogSchema;
 
 static Datum
@@ -202,19 +227,26 @@ enum_label(Oid type, const char *label)
 	return DirectFunctionCall2(enum_in, CStringGetDatum(label), ObjectIdGetDatum(type));
 }
 
+static Oid
+schema_type(const LogSchema *schema, const char *name)
+{
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum(name),
+						   ObjectIdGetDatum(schema->namespace));
+}
+
 static void
 load_schema(LogSchema *schema)
 {
 	Oid			effect_type;
 	Oid			risk_type;
+	Oid			source_type;
 	int			i;
 
 	schema->namespace = get_namespace_oid("decide", false);
 	schema->id_sequence = get_relname_relid("decisions_id_seq", schema->namespace);
-	effect_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("effect"),
-								  ObjectIdGetDatum(schema->namespace));
-	risk_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("risk_level"),
-								ObjectIdGetDatum(schema->namespace));
+	effect_type = schema_type(schema, "effect");
+	risk_type = schema_type(schema, "risk_level");
+	source_type = schema_type(schema, "decision_source");
 	if (!OidIsValid(schema->id_sequence) || !OidIsValid(effect_type) || !OidIsValid(risk_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -225,6 +257,11 @@ load_schema(LogSchema *schema)
 	schema->effect[1] = enum_label(effect_type, "allow");
 	for (i = 0; i < RISK_LEVELS; i++)
 		schema->risk_level[i] = enum_label(risk_type, risk_level_names[i]);
+	schema->compact = OidIsValid(source_type) &&
+		OidIsValid(get_relname_relid("decision_keys", schema->namespace));
+	for (i = 0; i < LOG_SOURCES; i++)
+		schema->source[i] = schema->compact ? enum_label(source_type, log_source_names[i]) :
+			CStringGetTextDatum(log_source_names[i]);
 }
 
 static Datum
@@ -240,66 +277,254 @@ risk_level_datum(const LogSchema *schema, DecStr name)
 	return (Datum) 0;			/* keep the compiler quiet */
 }
 
+/* A relation's attribute numbers for named columns (0: missing, if allowed). */
+static void
+column_numbers(Relation rel, const char *const *names, int n, AttrNumber *attnum,
+			   const LogSchema *schema)
+{
+	int			c;
+
+	for (c = 0; c < n; c++)
+	{
+		attnum[c] = get_attnum(RelationGetRelid(rel), names[c]);
+		if (attnum[c] == InvalidAttrNumber &&
+			(schema->compact || (c != COL_PRIORITY && c != COL_CONDITION_UNKNOWN)))
+			elog(ERROR, "column \"%s\" of %s is missing", names[c],
+				 RelationGetRelationName(rel));
+	}
+}
+
+/* A partition of the log, opened to insert as COPY does. */
+typedef struct PartitionWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *result;
+	BulkInsertState bistate;
+	TupleTableSlot **slots;
+	int			n_slots;
+	CommandId	cid;
+} PartitionWriter;
+
+static void
+writer_open(PartitionWriter *w, const LogSchema *schema, const char *format, int32 day,
+			int n_slots)
+{
+	Oid			oid = get_relname_relid(day_label(day, format), schema->namespace);
+	int			i;
+
+	if (!OidIsValid(oid))
+		elog(ERROR, "the partition decide.%s is missing", day_label(day, format));
+	w->rel = table_open(oid, RowExclusiveLock);
+	w->estate = CreateExecutorState();
+	w->result = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->result, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->result, false);
+	w->bistate = GetBulkInsertState();
+	w->n_slots = n_slots;
+	w->slots = palloc(sizeof(TupleTableSlot *) * n_slots);
+	for (i = 0; i < n_slots; i++)
+		w->slots[i] = table_slot_create(w->rel, NULL);
+	w->cid = GetCurrentCommandId(true);
+}
+
+/* The next slot to fill, emptied, all its columns NULL. */
+static TupleTableSlot *
+writer_slot(PartitionWriter *w, int i)
+{
+	TupleTableSlot *slot = w->slots[i];
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * RelationGetDescr(w->rel)->natts);
+	return slot;
+}
+
+/* Writes the first count slots (each stored virtual) and their index entries. */
+static void
+writer_insert(PartitionWriter *w, int count)
+{
+	int			i;
+
+	table_multi_insert(w->rel, w->slots, count, w->cid, 0, w->bistate);
+	for (i = 0; i < count; i++)
+	{
+		if (w->result->ri_NumIndices > 0)
+			list_free(ExecInsertIndexTuples(w->result, w->slots[i], w->estate, false, false,
+											NULL, NIL));
+		ResetPerTupleExprContext(w->estate);
+	}
+}
+
+static void
+writer_close(PartitionWriter *w)
+{
+	int			i;
+
+	for (i = 0; i < w->n_slots; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->result);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+}
+
+/* Where one key occurs in a batch: the rows, in the order they came. */
+typedef struct KeyRows
+{
+	BytesKey	key;			/* points into the batch's records */
+	int			n;
+	int			size;
+	int		   *rows;			/* indexes into the day's rows */
+} KeyRows;
+
+static void
+note_key(HTAB *table, DecStr key, int row)
+{
+	BytesKey	lookup = {key.ptr, (uint32) key.len};
+	bool		found;
+	KeyRows    *entry = hash_search(table, &lookup, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		entry->n = 0;
+		entry->size = 8;
+		entry->rows = palloc(sizeof(int) * entry->size);
+	}
+	else if (entry->n == entry->size)
+	{
+		entry->size *= 2;
+		entry->rows = repalloc(entry->rows, sizeof(int) * entry->size);
+	}
+	entry->rows[entry->n++] = row;
+}
+
+/* Fills a slot of decide.decision_keys with one key's times (count > 0). */
+static void
+fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const TimestampTz *times,
+			 int count, Datum *offsets)
+{
+	TimestampTz first = times[0];
+	TimestampTz last = times[0];
+	int			i;
+
+	for (i = 1; i < count; i++)
+	{
+		first = Min(first, times[i]);
+		last = Max(last, times[i]);
+	}
+	for (i = 0; i < count; i++)
+		offsets[i] = Int32GetDatum((int32) (times[i] - first));
+#define SET(col, datum) (slot->tts_values[col] = (datum), slot->tts_isnull[col] = false)
+	SET(KEY_KIND, CharGetDatum(kind));
+	SET(KEY_KEY, PointerGetDatum(cstring_to_text_with_len(key->ptr, key->len)));
+	SET(KEY_FIRST_AT, TimestampTzGetDatum(first));
+	SET(KEY_LAST_AT, TimestampTzGetDatum(last));
+	SET(KEY_OFFSETS, PointerGetDatum(construct_array(offsets, count, INT4OID, sizeof(int32),
+													  true, TYPALIGN_INT)));
+#undef SET
+	ExecStoreVirtualTuple(slot);
+}
+
 /*
- * Inserts the records of one day into that day's partition, as COPY does:
- * table_multi_insert() per slice of slots, then each row's index entries.
- * The day was computed from the rows, so the partition constraint holds.
+ * Writes one kind's keys: for each key, its rows' times, a row of
+ * decide.decision_keys per TIMES_PER_KEY_ROW of them, or sooner where they
+ * would span more microseconds than an integer offset holds.
+ */
+static void
+insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records,
+			const int *rows)
+{
+	HASH_SEQ_STATUS seq;
+	KeyRows    *entry;
+	TimestampTz *times = palloc(sizeof(TimestampTz) * TIMES_PER_KEY_ROW);
+	Datum	   *offsets = palloc(sizeof(Datum) * TIMES_PER_KEY_ROW);
+	int			filled = 0;
+
+	hash_seq_init(&seq, table);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		int			count = 0;
+		TimestampTz first = 0;
+		TimestampTz last = 0;
+		int			i;
+
+		for (i = 0; i <= entry->n; i++)
+		{
+			TimestampTz t = i < entry->n ? records[rows[entry->rows[i]]].decided_at : 0;
+
+			if (count > 0 &&
+				(i == entry->n || count == TIMES_PER_KEY_ROW ||
+				 Max(last, t) - Min(first, t) > PG_INT32_MAX))
+			{
+				if (filled == w->n_slots)
+				{
+					writer_insert(w, filled);
+					filled = 0;
+				}
+				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, count, offsets);
+				count = 0;
+			}
+			if (i == entry->n)
+				break;
+			if (count == 0)
+				first = last = t;
+			first = Min(first, t);
+			last = Max(last, t);
+			times[count++] = t;
+		}
+	}
+	if (filled > 0)
+		writer_insert(w, filled);
+}
+
+/* The columns of decide.decision_keys, in this order (checked, not assumed). */
+static void
+check_key_columns(Relation rel)
+{
+	static const char *const names[KEY_COLUMNS] = {
+		"kind", "key", "first_at", "last_at", "offsets"
+	};
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			c;
+
+	if (desc->natts != KEY_COLUMNS)
+		elog(ERROR, "%s has %d columns, not %d", RelationGetRelationName(rel), desc->natts,
+			 KEY_COLUMNS);
+	for (c = 0; c < KEY_COLUMNS; c++)
+		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), names[c]) != 0)
+			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, RelationGetRelationName(rel),
+				 names[c]);
+}
+
+/*
+ * Inserts the records of one day into that day's partition, as COPY does,
+ * then where each actor, policy and risk level, and the denials, occur
+ * among them into the day's partition of decide.decision_keys.  The day was computed from the
+ * rows, so the partition constraints hold.
  */
 static void
 insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
 					  const int *rows, int n)
 {
-	Oid			partition_oid = get_relname_relid(day_label(day, "decisions_%04d%02d%02d"),
-												  schema->namespace);
-	Relation	partition;
-	TupleDesc	desc;
+	PartitionWriter w;
 	AttrNumber	attnum[LOG_COLUMNS];
-	EState	   *estate;
-	ResultRelInfo *result;
-	BulkInsertState bistate;
-	TupleTableSlot **slots;
-	CommandId	cid = GetCurrentCommandId(true);
-	int			slice = Min(n, MULTI_INSERT_SLOTS);
 	int			done;
-	int			c;
 
-	if (!OidIsValid(partition_oid))
-		elog(ERROR, "the partition of decide.decisions for %s is missing",
-			 day_label(day, "%04d-%02d-%02d"));
-	partition = table_open(partition_oid, RowExclusiveLock);
-	desc = RelationGetDescr(partition);
-	for (c = 0; c < LOG_COLUMNS; c++)
+	writer_open(&w, schema, "decisions_%04d%02d%02d", day, Min(n, MULTI_INSERT_SLOTS));
+	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum, schema);
+	for (done = 0; done < n; done += w.n_slots)
 	{
-		attnum[c] = get_attnum(partition_oid, column_names[c]);
-		if (attnum[c] == InvalidAttrNumber)
-			elog(ERROR, "column \"%s\" of %s is missing", column_names[c],
-				 RelationGetRelationName(partition));
-	}
-
-	estate = CreateExecutorState();
-	result = makeNode(ResultRelInfo);
-	InitResultRelInfo(result, partition, 1, NULL, 0);
-	ExecOpenIndices(result, false);
-	bistate = GetBulkInsertState();
-	slots = palloc(sizeof(TupleTableSlot *) * slice);
-	for (c = 0; c < slice; c++)
-		slots[c] = table_slot_create(partition, NULL);
-
-	for (done = 0; done < n; done += slice)
-	{
-		int			count = Min(slice, n - done);
+		int			count = Min(w.n_slots, n - done);
 		int			i;
 
 		for (i = 0; i < count; i++)
 		{
 			const LogRecord *r = &records[rows[done + i]];
-			TupleTableSlot *slot = slots[i];
+			TupleTableSlot *slot = writer_slot(&w, i);
 			Datum	   *values = slot->tts_values;
 			bool	   *nulls = slot->tts_isnull;
 			char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
 
-			ExecClearTuple(slot);
-			memset(nulls, true, sizeof(bool) * desc->natts);
 #define SET(col, datum) (values[attnum[col] - 1] = (datum), nulls[attnum[col] - 1] = false)
 			SET(COL_ID, Int64GetDatum(nextval_internal(schema->id_sequence, false)));
 			SET(COL_DECIDED_AT, TimestampTzGetDatum(r->decided_at));
@@ -313,30 +538,67 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 				SET(COL_POLICY, CStringGetTextDatum(policy));
 				SET(COL_RISK_LEVEL, risk_level_datum(schema, r->risk_level));
 			}
-			SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
-																r->condition_unknown)));
+			if (schema->compact)
+			{
+				if (policy)
+				{
+					SET(COL_PRIORITY, Int32GetDatum(r->priority));
+					SET(COL_CONDITION_UNKNOWN, BoolGetDatum(r->condition_unknown));
+				}
+			}
+			else
+				SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy,
+																	r->priority,
+																	r->condition_unknown)));
 			SET(COL_EPOCH, Int64GetDatum(r->epoch));
-			SET(COL_SOURCE, CStringGetTextDatum(log_source_names[r->source]));
+			SET(COL_SOURCE, schema->source[r->source]);
 			if (r->context.len > 0)
 				SET(COL_CONTEXT, context_datum(r));
 #undef SET
 			ExecStoreVirtualTuple(slot);
 		}
-		table_multi_insert(partition, slots, count, cid, 0, bistate);
-		for (i = 0; i < count; i++)
-		{
-			if (result->ri_NumIndices > 0)
-				list_free(ExecInsertIndexTuples(result, slots[i], estate, false, false, NULL, NIL));
-			ResetPerTupleExprContext(estate);
-		}
+		writer_insert(&w, count);
 	}
+	writer_close(&w);
 
-	for (c = 0; c < slice; c++)
-		ExecDropSingleTupleTableSlot(slots[c]);
-	FreeBulkInsertState(bistate);
-	ExecCloseIndices(result);
-	FreeExecutorState(estate);
-	table_close(partition, NoLock);
+	if (schema->compact)
+	{
+		HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
+												CurrentMemoryContext);
+		HTAB	   *policies = bytes_table_create("decide log policies", sizeof(KeyRows), 64,
+												  CurrentMemoryContext);
+		HTAB	   *risks = bytes_table_create("decide log risk levels", sizeof(KeyRows),
+											   RISK_LEVELS, CurrentMemoryContext);
+		HTAB	   *denials = bytes_table_create("decide log denials", sizeof(KeyRows), 1,
+												 CurrentMemoryContext);
+		DecStr		no_key = {"", 0};
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			const LogRecord *r = &records[rows[i]];
+
+			note_key(actors, r->actor, i);
+			if (r->has_policy)
+			{
+				note_key(policies, r->policy, i);
+				note_key(risks, r->risk_level, i);
+			}
+			if (!r->allowed)
+				note_key(denials, no_key, i);
+		}
+		writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
+		check_key_columns(w.rel);
+		insert_keys(&w, 'a', actors, records, rows);
+		insert_keys(&w, 'p', policies, records, rows);
+		insert_keys(&w, 'r', risks, records, rows);
+		insert_keys(&w, 'd', denials, records, rows);
+		writer_close(&w);
+		hash_destroy(actors);
+		hash_destroy(policies);
+		hash_destroy(risks);
+		hash_destroy(denials);
+	}
 }
 
 void
