@@ -97,6 +97,8 @@ $node->safe_psql('postgres', q{
 });
 ok(wait_for($node, q{SELECT to_regclass('decide.decisions_20000101') IS NULL}, 't', 'retention'),
    'retention dropped the old partition');
+is($node->safe_psql('postgres', q{SELECT to_regclass('decide.decision_keys_20000101') IS NULL}), 't',
+   'and the keys of that day');
 ok(wait_for($node, q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass},
             't', 'premade partitions'), 'partitions for the coming days exist');
 

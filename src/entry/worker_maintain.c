@@ -7,9 +7,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
@@ -57,7 +59,9 @@ maintain(void *arg)
 			day = date2j(year, month, mday) - POSTGRES_EPOCH_JDATE;
 			if (day >= oldest_kept)
 				continue;
-			SPI_execute(psprintf("DROP TABLE decide.%s", quote_identifier(names[i])), false, 0);
+			/* The day's keys go with its rows (a 0.6.0 schema has none). */
+			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d",
+								 quote_identifier(names[i]), year, month, mday), false, 0);
 			log_forget_partitions();
 			ereport(LOG, (errmsg("decide dropped partition decide.%s (older than decide.log_retention)",
 								 names[i])));
@@ -67,6 +71,8 @@ maintain(void *arg)
 	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS)
 	{
 		SPI_execute("ANALYZE decide.decisions", false, 0);
+		if (OidIsValid(get_relname_relid("decision_keys", get_namespace_oid("decide", false))))
+			SPI_execute("ANALYZE decide.decision_keys", false, 0);
 		log_rows_since_analyze = 0;
 	}
 	/* Policies and entities: when a tenth of their rows changed. */
