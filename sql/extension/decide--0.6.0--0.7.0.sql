@@ -480,6 +480,7 @@ DECLARE
     wanted bigint;
     remaining bigint;
     counted bigint;
+    rows_read bigint;
     more boolean;
     found_rows bigint;
     k record;
@@ -568,12 +569,17 @@ BEGIN
         oldest_at := NULL;
         bound_at := NULL;
         more := false;
+        rows_read := 0;
+        -- Each row holds a time at least: wanted + 1 rows are enough (and
+        -- the LIMIT gets the plan that reads them newest first).
         FOR k IN SELECT kk.first_at, kk.last_at, kk.offsets
                    FROM decide.decision_keys kk
                   WHERE kk.kind = key_kind AND kk.key = key_value
                     AND kk.first_at <= high_at AND kk.last_at >= low_at
                   ORDER BY kk.last_at DESC
+                  LIMIT wanted + 1
         LOOP
+            rows_read := rows_read + 1;
             IF bound_at IS NOT NULL THEN
                 more := true;
                 EXIT;
@@ -593,6 +599,11 @@ BEGIN
                 bound_at := oldest_at;
             END IF;
         END LOOP;
+        IF bound_at IS NULL AND rows_read > wanted AND oldest_at > low_at THEN
+            -- wanted + 1 rows straddling the cursor held fewer times
+            bound_at := oldest_at;
+            more := true;
+        END IF;
         IF NOT more THEN
             bound_at := low_at;
         END IF;
