@@ -135,7 +135,8 @@ UNION ALL SELECT 'window', * FROM pg_temp.page_all(NULL, NULL, NULL, NULL,
 
 -- Rows logged in an order other than their times: each key's rows of
 -- decide.decision_keys overlap in time (written here by hand, 7 times a
--- row in the order of the ids, whose times run backwards and forwards).
+-- row in the order of the ids, whose times run backwards and forwards
+-- within 400 ms: a row of the keys spans less than a second).
 -- Every filter still pages exactly as the plain query; so does every
 -- filter over the keys that decide.build_decision_keys() writes again
 -- from the rows.
@@ -143,7 +144,7 @@ SELECT (now() AT TIME ZONE 'UTC')::date + 11 AS shuffled_day \gset
 SELECT decide.create_log_partition(:'shuffled_day') IS NOT NULL AS created;
 INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, policy,
                               risk_level, priority, condition_unknown, epoch, source)
-SELECT 1000000 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + (g * 7919 % 400) * interval '1 second'
+SELECT 1000000 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + (g * 7919 % 400) * interval '1 millisecond'
                     + (g % 3) * interval '1 microsecond',
        'user:shuffled-' || (g % 4), 'read', 'doc:' || g, g % 5 <> 0,
        CASE WHEN g % 5 <> 0 THEN 'allow' ELSE 'deny' END::decide.effect,
@@ -152,7 +153,7 @@ SELECT 1000000 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + (g * 7919 % 
   FROM generate_series(1, 400) g;
 -- Two rows at the same microsecond, of two actors: a time finds both.
 INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source)
-SELECT 1000401 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '12 seconds',
+SELECT 1000401 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '12 milliseconds',
        'user:shuffled-' || g, 'read', 'doc:same', false, 'deny', 1, 'miss'
   FROM generate_series(0, 1) g;
 INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets)
@@ -180,8 +181,8 @@ UNION ALL SELECT 'policy', * FROM pg_temp.page_all(NULL, NULL, NULL, 'policy-2',
 UNION ALL SELECT 'actor and denials', * FROM pg_temp.page_all('user:shuffled-0', false, NULL, NULL, NULL, NULL)
 UNION ALL SELECT 'actor and risk', * FROM pg_temp.page_all('user:shuffled-2', NULL, 'high', NULL, NULL, NULL)
 UNION ALL SELECT 'policy in a window', * FROM pg_temp.page_all(NULL, NULL, NULL, 'policy-1',
-    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '100 seconds',
-    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '300 seconds');
+    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '100 milliseconds',
+    :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '300 milliseconds');
 SELECT * FROM shuffled_checks;
 SELECT decide.build_decision_keys(:'shuffled_day') > 0 AS rebuilt;
 SELECT count(*) FILTER (WHERE overlapping) AS rebuilt_keys_overlap

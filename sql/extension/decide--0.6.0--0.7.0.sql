@@ -300,7 +300,8 @@ ALTER TABLE decide.decisions
 
 -- Where each actor, policy and risk level, and the denials, occur in the
 -- log: for each flushed batch and each of them, the times of its rows, at
--- most 200 to a row of this table, as microseconds after the first.  It
+-- most 200 to a row of this table and within one second, as microseconds
+-- after the first.  It
 -- takes the place of a B-tree entry per logged row and key (the most
 -- expensive part of writing the log): the worker adds a row here per key
 -- and batch, 4 bytes a position.  A time finds its rows through the
@@ -400,9 +401,8 @@ BEGIN
                                LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
                                                ('r', d.risk_level::text),
                                                ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
-                               -- slices of 2^31 microseconds: the offsets fit an integer
-                               LATERAL (SELECT floor(extract(epoch FROM d.decided_at) * 1000000
-                                                     / 2147483648) AS slice) AS s
+                               -- a row's times lie within a second
+                               LATERAL (SELECT floor(extract(epoch FROM d.decided_at)) AS slice) AS s
                          WHERE k.key IS NOT NULL) AS positions
                  GROUP BY kind, key, slice, chunk) AS chunks$q$, keys, 'decisions_' || to_char(day, 'YYYYMMDD'));
     GET DIAGNOSTICS written = ROW_COUNT;
@@ -446,11 +446,11 @@ $$;
 --
 -- Without a filter on the actor, the policy, the risk level or denials, a
 -- page is read from the primary key.  With one, from that key's times in
--- decide.decision_keys, newest first: the rows of decide.decision_keys read
--- until they hold a page of times fix a bound (no row older than the
--- oldest time read can be on the page), then one query reads the rows at
--- the times from the bound on.  Other filters are applied to those rows;
--- when they leave the page short, the bound moves further back.
+-- decide.decision_keys, newest first: the times read until there is a
+-- page of them fix a bound (the page's rows are at or after the page-th
+-- newest), then one query reads the rows at the key's times from the bound
+-- on.  Other filters are applied to those rows; when they leave the page
+-- short, the bound moves further back.
 CREATE OR REPLACE FUNCTION decide_decisions_page(
     after         text DEFAULT NULL,
     page_size     integer DEFAULT 100,
@@ -475,11 +475,10 @@ DECLARE
     -- The times read from the keys are in [low_at, high_at].
     high_at timestamptz := 'infinity';
     low_at timestamptz := '-infinity';
-    oldest_at timestamptz;
+    times timestamptz[];
     bound_at timestamptz;
     wanted bigint;
     remaining bigint;
-    counted bigint;
     rows_read bigint;
     more boolean;
     found_rows bigint;
@@ -561,52 +560,45 @@ BEGIN
     wanted := page_size;
     remaining := page_size;
     LOOP
-        -- The bound: the oldest time of the keys read newest first until
-        -- they hold the times wanted in [low_at, high_at].  A row of the
-        -- keys read after that has no time from the bound on: the query's
-        -- own condition (last_at >= bound) finds every one that has.
-        counted := 0;
-        oldest_at := NULL;
-        bound_at := NULL;
+        -- The times of the key's rows of decide.decision_keys, read newest
+        -- first, until they hold the times wanted in [low_at, high_at]; the
+        -- wanted-th newest is the bound: a page of rows is at or after it.
+        -- A row of decide.decision_keys spans at most a second, so only
+        -- those whose newest time is at most a second past high_at can
+        -- hold a time up to high_at.
+        times := '{}';
         more := false;
         rows_read := 0;
-        -- Each row holds a time at least: wanted + 1 rows are enough (and
-        -- the LIMIT gets the plan that reads them newest first).
-        FOR k IN SELECT kk.first_at, kk.last_at, kk.offsets
+        FOR k IN SELECT kk.first_at, kk.offsets
                    FROM decide.decision_keys kk
                   WHERE kk.kind = key_kind AND kk.key = key_value
-                    AND kk.first_at <= high_at AND kk.last_at >= low_at
+                    AND kk.last_at >= low_at AND kk.last_at <= high_at + interval '1 second'
+                    AND kk.first_at <= high_at
                   ORDER BY kk.last_at DESC
-                  LIMIT wanted + 1
+                  LIMIT wanted + 1      -- a row holds a time at least
         LOOP
             rows_read := rows_read + 1;
-            IF bound_at IS NOT NULL THEN
+            IF cardinality(times) >= wanted THEN
                 more := true;
                 EXIT;
             END IF;
-            IF k.last_at <= high_at AND k.first_at >= low_at THEN
-                counted := counted + cardinality(k.offsets);
-            ELSE
-                counted := counted + (SELECT count(*) FROM unnest(k.offsets) AS o(offset_us)
-                                       WHERE k.first_at + o.offset_us * interval '1 microsecond'
-                                             BETWEEN low_at AND high_at);
-            END IF;
-            oldest_at := least(oldest_at, k.first_at);
-            IF counted >= wanted THEN
-                IF oldest_at <= low_at THEN
-                    EXIT;       -- every time down to low_at: the bound is low_at
-                END IF;
-                bound_at := oldest_at;
-            END IF;
+            times := times || ARRAY(SELECT k.first_at + o.offset_us * interval '1 microsecond' AS time
+                                      FROM unnest(k.offsets) AS o(offset_us)
+                                     WHERE k.first_at + o.offset_us * interval '1 microsecond'
+                                           BETWEEN low_at AND high_at);
         END LOOP;
-        IF bound_at IS NULL AND rows_read > wanted AND oldest_at > low_at THEN
-            -- wanted + 1 rows straddling the cursor held fewer times
-            bound_at := oldest_at;
-            more := true;
+        more := more OR rows_read > wanted;
+        IF more AND cardinality(times) >= wanted THEN
+            bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET wanted - 1 LIMIT 1);
+        ELSIF more THEN
+            bound_at := (SELECT min(t) FROM unnest(times) AS t);
         END IF;
-        IF NOT more THEN
+        IF NOT more OR bound_at IS NULL OR bound_at <= low_at THEN
             bound_at := low_at;
+            more := false;
         END IF;
+        -- Every time of the key in [bound_at, high_at], each once, joined
+        -- to the log's rows at that microsecond through the primary key.
         -- Static, so that its plan is kept for the session.
         RETURN QUERY
         SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
@@ -619,7 +611,8 @@ BEGIN
           FROM (SELECT DISTINCT kk.first_at + o.offset_us * interval '1 microsecond' AS time
                   FROM decide.decision_keys kk, unnest(kk.offsets) AS o(offset_us)
                  WHERE kk.kind = key_kind AND kk.key = key_value
-                   AND kk.first_at <= high_at AND kk.last_at >= bound_at) AS t
+                   AND kk.last_at >= bound_at AND kk.last_at <= high_at + interval '1 second'
+                   AND kk.first_at <= high_at) AS t
           JOIN decide.decisions d ON d.decided_at = t.time
          WHERE t.time <= high_at AND t.time >= bound_at
            AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))

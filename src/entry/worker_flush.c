@@ -200,8 +200,12 @@ enum
 	KEY_COLUMNS
 };
 
-/* Times in one row of decide.decision_keys (build_decision_keys() agrees). */
+/*
+ * Times in one row of decide.decision_keys, and the span they may cover
+ * (build_decision_keys() and decide_decisions_page() agree).
+ */
 #define TIMES_PER_KEY_ROW 200
+#define KEY_ROW_MAX_SPAN USECS_PER_SEC
 
 #define RISK_LEVELS 4
 static const char *const risk_level_names[RISK_LEVELS] = {"low", "medium", "high", "critical"};
@@ -428,7 +432,7 @@ fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const Timesta
 /*
  * Writes one kind's keys: for each key, its rows' times, a row of
  * decide.decision_keys per TIMES_PER_KEY_ROW of them, or sooner where they
- * would span more microseconds than an integer offset holds.
+ * would span a second or more.
  */
 static void
 insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records,
@@ -454,7 +458,7 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 
 			if (count > 0 &&
 				(i == entry->n || count == TIMES_PER_KEY_ROW ||
-				 Max(last, t) - Min(first, t) > PG_INT32_MAX))
+				 Max(last, t) - Min(first, t) >= KEY_ROW_MAX_SPAN))
 			{
 				if (filled == w->n_slots)
 				{
