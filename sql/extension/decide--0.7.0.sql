@@ -664,6 +664,7 @@ DECLARE
     times timestamptz[];
     bound_at timestamptz;
     wanted bigint;
+    needed bigint;
     remaining bigint;
     rows_read bigint;
     more boolean;
@@ -755,16 +756,18 @@ BEGIN
         times := '{}';
         more := false;
         rows_read := 0;
+        -- The cursor's own row is at high_at, and not on the page.
+        needed := wanted + CASE WHEN after_at IS NULL THEN 0 ELSE 1 END;
         FOR k IN SELECT kk.first_at, kk.offsets
                    FROM decide.decision_keys kk
                   WHERE kk.kind = key_kind AND kk.key = key_value
                     AND kk.last_at >= low_at AND kk.last_at <= high_at + interval '1 second'
                     AND kk.first_at <= high_at
                   ORDER BY kk.last_at DESC
-                  LIMIT wanted + 1      -- a row holds a time at least
+                  LIMIT needed + 1      -- a row holds a time at least
         LOOP
             rows_read := rows_read + 1;
-            IF cardinality(times) >= wanted THEN
+            IF cardinality(times) >= needed THEN
                 more := true;
                 EXIT;
             END IF;
@@ -773,9 +776,9 @@ BEGIN
                                      WHERE k.first_at + o.offset_us * interval '1 microsecond'
                                            BETWEEN low_at AND high_at);
         END LOOP;
-        more := more OR rows_read > wanted;
-        IF more AND cardinality(times) >= wanted THEN
-            bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET wanted - 1 LIMIT 1);
+        more := more OR rows_read > needed;
+        IF more AND cardinality(times) >= needed THEN
+            bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET needed - 1 LIMIT 1);
         ELSIF more THEN
             bound_at := (SELECT min(t) FROM unnest(times) AS t);
         END IF;
