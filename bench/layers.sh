@@ -19,14 +19,10 @@
 #   recovery   hit ratio every 100 ms around a policy change under load (8 clients)
 #   redis      hot TPS with Redis healthy vs SELECT 1; Zipf TPS with Redis stopped
 #              (breaker open) vs Redis not configured
-#   logcost    what one row of the decision log costs to insert, index by index
+#   logdrain   the worker's CPU per logged row, alone: the worker is stopped
+#              (SIGSTOP) while 150,000 hot decisions fill its ring, then let go;
+#              its CPU time until decide_flush() returns, over the rows it wrote
 #   keyset     decide_decisions_page(): page 10,000 vs page 1 over a 10,000,000-row log
-#   logfloor   logging every decision (hot, 2 clients) with today's log partition
-#              holding its five indexes, then only the primary key and the index of
-#              denials, then no index at all: what a table row per decision costs
-#              whatever the indexes (last: it drops the indexes of today's partition);
-#              and the best ratio any indexed log could reach here, from the CPU
-#              a sorted build of the indexes costs a row (bench/log_insert.sql)
 #   uncached   decide() with the caches off on a realistic set (10,000 policies,
 #              100,000 actors, 100,000 resources: every request fetches its
 #              entities) vs SELECT 1, 2 clients
@@ -70,7 +66,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logcost,recovery,redis,keyset,logfloor,uncached,connect,change,listing]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logdrain,recovery,redis,keyset,uncached,connect,change,listing]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -95,7 +91,13 @@ stop_redis() {
     fi
     return 0
 }
-DC_BEFORE_STOP=stop_redis
+WORKER=""
+# A worker left stopped by logdrain would hold up the server's shutdown.
+before_stop() {
+    [ -z "$WORKER" ] || kill -CONT "$WORKER" 2>/dev/null
+    stop_redis
+}
+DC_BEFORE_STOP=before_stop
 
 echo "== building decide into a private copy of PostgreSQL"
 dc_copy_tree "$WORK/src"
@@ -248,7 +250,7 @@ add "| zipf, 8 clients, decide() | p50 $D50 ms | p99 $D99 ms | | target p99 < 1 
 fi
 
 # logging <clients>: ROUNDS rounds of a slice with decide.log = 'all', one
-# with 'deny', one with 'none' (for logging and logfloor); sets LOG_ON,
+# with 'deny', one with 'none'; sets LOG_ON,
 # LOG_DENY, LOG_OFF (mean TPS) and ON_RATIO, DENY_RATIO (medians of the
 # rounds' ratios to 'none').
 logging() {
@@ -319,19 +321,29 @@ SQL
     [ -n "$back" ] && verdict="after $back s"
     add "| recovery after a policy change, zipf, $clients clients | hit ratio before $before, lowest after $dip | back >= 0.90 $verdict | | target < 1 s |"
 }
-# log_costs: runs bench/log_insert.sql once (for logcost and logfloor) into
-# $WORK/logcost.txt, one "step | us/row | added" line per step.
-log_costs() {
-    [ -s "$WORK/logcost.txt" ] && return 0
-    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -v ON_ERROR_STOP=1 postgres \
-        -f "$REPO/bench/log_insert.sql" 2>&1 | sed -n 's/.*log row cost: //p' > "$WORK/logcost.txt"
-}
-if want logcost; then
-echo "== what a log row costs to write, index by index (bench/log_insert.sql)"
-log_costs
-while IFS='|' read -r step per_row added; do
-    add "| log row insert, ${step% } | ${per_row# } | ${added# } | | |"
-done < "$WORK/logcost.txt"
+if want logdrain; then
+echo "== the worker's CPU per logged row, alone"
+# Five rounds: stop the worker, decide 150,000 times (the ring of 16 MB holds
+# them), let it go and wait for decide_flush(); its CPU time (utime + stime
+# of /proc/<pid>/stat, in clock ticks) over the rows it wrote.  The median.
+setting decide.log "'all'"
+WORKER=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'")
+TICK=$(getconf CLK_TCK)
+: > "$WORK/drain"
+for i in $(seq 5); do
+    psql_ -c "SELECT decide_flush()" >/dev/null
+    kill -STOP "$WORKER"
+    before=$(stat log_flushed)
+    pgb -c 2 -j 2 -t 75000 -f "$WORK/hot.sql" >/dev/null
+    cpu0=$(awk '{ print $14 + $15 }' "/proc/$WORKER/stat")
+    kill -CONT "$WORKER"
+    psql_ -c "SELECT decide_flush()" >/dev/null
+    cpu1=$(awk '{ print $14 + $15 }' "/proc/$WORKER/stat")
+    awk -v c=$((cpu1 - cpu0)) -v r=$(($(stat log_flushed) - before)) -v t="$TICK" \
+        'BEGIN { printf "%.2f\n", c * 1e6 / t / r }' >> "$WORK/drain"
+done
+reset_setting decide.log
+add "| the worker alone, a logged row (hot mix, batches of the ring's 1 MB reads) | $(median < "$WORK/drain") us of CPU | rounds: $(tr '\n' ' ' < "$WORK/drain")| | |"
 fi
 
 if want recovery; then
@@ -439,39 +451,6 @@ while IFS='|' read -r label times; do
 done < "$WORK/keyset_times"
 fi
 
-if want logfloor; then
-echo "== logging with fewer indexes on today's partition (hot, 2 clients)"
-TODAY=$(psql_ -c "SELECT 'decide.decisions_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
-psql_ -c "SELECT decide.create_log_partition((now() AT TIME ZONE 'UTC')::date)" >/dev/null
-# floor <label>: logging() at 2 clients, reported for this set of indexes
-floor() {
-    logging 2
-    add "| logging, hot, 2 clients, today's partition with $1 | log=all $LOG_ON TPS | log=none $LOG_OFF TPS | ratio $ON_RATIO | target >= 0.9 |"
-}
-floor "its five indexes"
-# A model of the best case: even if the five indexes were built afterwards,
-# one sorted pass each (bench/log_insert.sql), that CPU comes out of the
-# same two cores as the callers'. A decision without logging costs the
-# machine C = 2 cores / TPS; a logged one at least C + the build's share of
-# a row, so no indexed log can do better than C / (C + build) here.
-log_costs
-HEAP_US=$(awk -F'|' '/^heap only/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$WORK/logcost.txt")
-BUILD_US=$(awk -F'|' '/built afterwards by sort/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$WORK/logcost.txt")
-DECISION_US=$(awk -v t="$LOG_OFF" 'BEGIN { printf "%.1f", 2e6 / t }')
-add "| the best an indexed log can do, hot, 2 clients (a model) | a row: indexes built by sort $BUILD_US us (+ heap insert $HEAP_US us) | a decision without logging: $DECISION_US us of the 2 cores | at most $(awk -v c="$DECISION_US" -v b="$BUILD_US" 'BEGIN { printf "%.3f", c / (c + b) }') ($(awk -v c="$DECISION_US" -v b="$BUILD_US" -v h="$HEAP_US" 'BEGIN { printf "%.3f", c / (c + b + h) }') with the heap insert) | target >= 0.9 |"
-psql_ -c "SELECT decide_flush()" \
-      -c "SELECT format('DROP INDEX decide.%I;', c.relname) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-           WHERE x.indrelid = '$TODAY'::regclass AND NOT x.indisprimary AND x.indpred IS NULL" -o "$WORK/drop.sql"
-psql_ -f "$WORK/drop.sql" >/dev/null
-floor "the primary key and the index of denials only"
-psql_ -c "SELECT decide_flush()" \
-      -c "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I;', '$TODAY', conname) FROM pg_constraint
-           WHERE conrelid = '$TODAY'::regclass AND contype = 'p'" \
-      -c "SELECT format('DROP INDEX decide.%I;', c.relname) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-           WHERE x.indrelid = '$TODAY'::regclass AND NOT x.indisprimary" -o "$WORK/drop.sql"
-psql_ -f "$WORK/drop.sql" >/dev/null
-floor "no index"
-fi
 
 # pgbench -C: a connection per transaction; ROUNDS alternating slices of a
 # decision and of SELECT 1; prints "mean TPS of each, median ratio".

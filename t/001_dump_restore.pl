@@ -59,6 +59,7 @@ $node->safe_psql('source', q{
                                   epoch, source)
     VALUES ((current_date - 3)::timestamp AT TIME ZONE 'UTC' + interval '1 hour', 'user:carol',
             'read', 'doc:1', false, 'deny', 'no policy matched: denied by default', 1, 'miss');
+    SELECT decide.build_decision_keys(current_date - 3);
 });
 my $log = q{
     SELECT count(*) || ' ' || string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, decided_at, actor,
@@ -70,14 +71,23 @@ my $log_indexes = q{
     SELECT string_agg(c.relname || ':' || (SELECT count(*) FROM pg_index x WHERE x.indrelid = c.oid),
                       ' ' ORDER BY c.relname)
       FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
-     WHERE h.inhparent = 'decide.decisions'::regclass AND h.inhrelid IN
-           (SELECT DISTINCT tableoid FROM decide.decisions)
+     WHERE (h.inhparent = 'decide.decisions'::regclass AND h.inhrelid IN
+            (SELECT DISTINCT tableoid FROM decide.decisions))
+        OR (h.inhparent = 'decide.decision_keys'::regclass AND h.inhrelid IN
+            (SELECT DISTINCT tableoid FROM decide.decision_keys))
+};
+my $keys = q{
+    SELECT count(*) || ' ' || string_agg(format('%s|%s|%s|%s|%s', kind, key, first_at, last_at, offsets),
+                                         ';' ORDER BY kind, key, last_at, first_at, offsets::text)
+      FROM decide.decision_keys
 };
 my $log_before = $node->safe_psql('source', $log);
 like($log_before, qr/^5 /, 'the source database logged its decisions');
 my $log_indexes_before = $node->safe_psql('source', $log_indexes);
-like($log_indexes_before, qr/^decisions_\d{8}:5 decisions_\d{8}:5$/,
-     'two log partitions, each with its five indexes');
+like($log_indexes_before,
+     qr/^decision_keys_\d{8}:1 decision_keys_\d{8}:1 decisions_\d{8}:1 decisions_\d{8}:1$/,
+     'two days of the log and of its keys, each partition with its index');
+my $keys_before = $node->safe_psql('source', $keys);
 
 my $dump = $node->basedir . '/source.dump';
 $node->command_ok(['pg_dump', '-Fc', '-d', $node->connstr('source'), '-f', $dump],
@@ -89,12 +99,17 @@ $node->command_ok(['pg_restore', '--exit-on-error', '--single-transaction', '-d'
 is($node->safe_psql('target', $log), $log_before, 'the decision log survives dump and restore');
 is($node->safe_psql('target', $log_indexes), $log_indexes_before,
    'each restored log partition has its indexes, once');
-is($node->safe_psql('target', q{
+is($node->safe_psql('target', $keys), $keys_before, 'the log\'s keys survive dump and restore');
+my $pages = q{
     SELECT string_agg(actor, ',' ORDER BY decided_at DESC, id DESC)
-      FROM decide_decisions_page(NULL, 10, by_allowed => false)}),
-   $node->safe_psql('source', q{
+      FROM decide_decisions_page(NULL, 10, by_allowed => false)
+    UNION ALL
     SELECT string_agg(actor, ',' ORDER BY decided_at DESC, id DESC)
-      FROM decide_decisions_page(NULL, 10, by_allowed => false)}),
+      FROM decide_decisions_page(NULL, 10, by_actor => 'user:carol')
+};
+like($node->safe_psql('source', $pages), qr/user:carol\nuser:carol$/,
+     'the source pages its denials and an actor\'s decisions, the row of a past day included');
+is($node->safe_psql('target', $pages), $node->safe_psql('source', $pages),
    'the restored log pages as the source does');
 
 is($node->safe_psql('target', $tables), $tables_before,
