@@ -45,6 +45,16 @@ my $tables = q{
            (SELECT string_agg(format('%s|%s|%s', uid, parents, attrs), ';' ORDER BY uid)
               FROM decide.entities)
 };
+# The history of those changes (decide.changes) is user data too.
+my $history = q{
+    SELECT count(*) || ' ' || string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, epoch, changed_at,
+                                                current_user_name, operation, key, before, after),
+                                         ';' ORDER BY id)
+      FROM decide.changes
+};
+my $history_before = $node->safe_psql('source', $history);
+like($history_before, qr/^\d+ /, 'the source database recorded its changes');
+my ($history_count) = $history_before =~ /^(\d+) /;
 my $before = $node->safe_psql('source', $requests);
 my $tables_before = $node->safe_psql('source', $tables);
 is($before, "t editors-write-contracts medium\nf no-secret-off-network high\nf  \nf  ",
@@ -112,6 +122,19 @@ like($node->safe_psql('source', $pages), qr/user:carol\nuser:carol$/,
 is($node->safe_psql('target', $pages), $node->safe_psql('source', $pages),
    'the restored log pages as the source does');
 
+is($node->safe_psql('target', qq{SELECT count(*) FROM decide.changes c
+                                   WHERE c.id <= $history_count}), $history_count,
+   'the history survives dump and restore');
+is($node->safe_psql('target', qq{
+    SELECT count(*) || ' ' || string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, epoch, changed_at,
+                                                current_user_name, operation, key, before, after),
+                                         ';' ORDER BY id)
+      FROM decide.changes WHERE id <= $history_count}), $history_before,
+   'each row of the history, as it was');
+is($node->safe_psql('target', qq{
+    SELECT string_agg(DISTINCT operation || ' ' || table_name, ',')
+      FROM decide.changes WHERE id > $history_count}), 'INSERT entities,INSERT policies',
+   'the restore\'s own inserts of policies and entities are recorded after it');
 is($node->safe_psql('target', $tables), $tables_before,
    'policies (ids, conditions, flags) and entities survive dump and restore');
 is($node->safe_psql('target', $requests), $before, 'restored database decides the same way');

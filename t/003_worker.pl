@@ -99,6 +99,23 @@ ok(wait_for($node, q{SELECT to_regclass('decide.decisions_20000101') IS NULL}, '
    'retention dropped the old partition');
 is($node->safe_psql('postgres', q{SELECT to_regclass('decide.decision_keys_20000101') IS NULL}), 't',
    'and the keys of that day');
+
+# The change history is kept (decide.changes_retention = 0) until a
+# retention is set; then rows older than it go, newer ones stay.
+$node->safe_psql('postgres', q{
+    INSERT INTO decide.entities (uid) VALUES ('user:history-old'), ('user:history-new');
+    UPDATE decide.changes SET changed_at = now() - interval '3 days' WHERE key = 'user:history-old';
+});
+sleep 2;    # two maintenance passes
+is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.changes WHERE key LIKE 'user:history-%'}), '2',
+   'the change history is kept by default');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET decide.changes_retention = '1d'; SELECT pg_reload_conf()});
+ok(wait_for($node, q{SELECT count(*) FROM decide.changes WHERE key = 'user:history-old'}, '0',
+            'history retention'),
+   'decide.changes_retention deletes older rows');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.changes WHERE key = 'user:history-new'}), '1',
+   'and keeps newer ones');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});
 ok(wait_for($node, q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass},
             't', 'premade partitions'), 'partitions for the coming days exist');
 

@@ -850,6 +850,62 @@ CREATE TABLE decide.log_stream_positions (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The history of decide.policies and decide.entities: one row per row a
+-- statement inserts, updates, deletes or truncates, written by the
+-- statement triggers below in the changing transaction (a rollback leaves
+-- none).  User data: pg_dump saves it.  Nobody but the owner writes it;
+-- the worker deletes rows older than decide.changes_retention (default:
+-- keep).
+CREATE TABLE decide.changes (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    epoch             bigint NOT NULL,      -- the epoch the change's transaction made
+    changed_at        timestamptz NOT NULL, -- the statement's time
+    session_user_name text NOT NULL,
+    current_user_name text NOT NULL,
+    operation         text NOT NULL
+                      CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+    table_name        text NOT NULL CHECK (table_name IN ('policies', 'entities')),
+    key               text NOT NULL,        -- policies: the id; entities: the uid
+    before            jsonb,                -- NULL for an insert
+    after             jsonb                 -- NULL for a delete or a truncation
+);
+CREATE INDEX changes_epoch_idx ON decide.changes (epoch);
+CREATE INDEX changes_table_name_key_idx ON decide.changes (table_name, key, id);
+COMMENT ON TABLE decide.changes IS
+    'who changed decide.policies and decide.entities, when, and the rows before and after';
+SELECT pg_catalog.pg_extension_config_dump('decide.changes', '');
+SELECT pg_catalog.pg_extension_config_dump('decide.changes_id_seq', '');
+
+CREATE FUNCTION decide.record_changes() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'decide_record_changes'
+    LANGUAGE C;
+REVOKE ALL ON FUNCTION decide.record_changes() FROM PUBLIC;
+-- Transition tables allow one event per trigger, hence one trigger each.
+CREATE TRIGGER policies_inserted_history
+    AFTER INSERT ON decide.policies REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER policies_updated_history
+    AFTER UPDATE ON decide.policies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER policies_deleted_history
+    AFTER DELETE ON decide.policies REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER policies_truncated_history
+    BEFORE TRUNCATE ON decide.policies
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER entities_inserted_history
+    AFTER INSERT ON decide.entities REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER entities_updated_history
+    AFTER UPDATE ON decide.entities REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER entities_deleted_history
+    AFTER DELETE ON decide.entities REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+CREATE TRIGGER entities_truncated_history
+    BEFORE TRUNCATE ON decide.entities
+    FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
+
 -- Privileges. decide_admin edits policies and entities; decide_user may only
 -- ask for decisions. decide_explain shows policy definitions: admins only.
 -- Monitoring may read the statistics; only admins reset them.  The log is
@@ -879,6 +935,7 @@ GRANT EXECUTE ON FUNCTION decide_reset_stats(), decide_cache_reset(), decide_flu
 GRANT USAGE ON SCHEMA decide TO decide_admin, decide_auditor;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON decide.policies, decide.entities TO decide_admin;
 GRANT SELECT ON decide.epoch TO decide_admin;
+GRANT SELECT ON decide.changes TO decide_admin, decide_auditor;
 GRANT USAGE, SELECT ON SEQUENCE decide.policies_id_seq TO decide_admin;
 GRANT SELECT ON decide.decisions, decide.decision_keys TO decide_admin, decide_auditor;
 REVOKE ALL ON FUNCTION decide.decision_reason(boolean, text, integer, boolean) FROM PUBLIC;

@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 
 #include "audit_log.h"
+#include "change_history.h"
 #include "decision.h"
 #include "decision_cache.h"
 #include "entity_store.h"
@@ -79,6 +80,7 @@ _PG_init(void)
 	redis_cache_define_gucs();
 	shared_sets_define_gucs();
 	warm_define_gucs();
+	change_history_define_gucs();
 	MarkGUCPrefixReserved("decide");
 	policy_set_init();
 

@@ -2,7 +2,8 @@
  * worker_maintain.c — the worker's maintenance, every
  * decide.maintenance_interval on the primary: creates the next days'
  * partitions of decide.decisions, drops those older than
- * decide.log_retention, and runs ANALYZE on decide's tables when they
+ * decide.log_retention, deletes the change history older than
+ * decide.changes_retention, and runs ANALYZE on decide's tables when they
  * changed a lot (autovacuum never analyzes a partitioned parent).
  */
 #include "postgres.h"
@@ -15,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
+#include "change_history.h"
 #include "worker_common.h"
 #include "worker_flush.h"
 #include "worker_maintain.h"
@@ -67,6 +69,12 @@ maintain(void *arg)
 								 names[i])));
 		}
 	}
+
+	/* The change history past decide.changes_retention (0: kept). */
+	if (decide_changes_retention_min > 0 &&
+		OidIsValid(get_relname_relid("changes", get_namespace_oid("decide", false))))
+		SPI_execute(psprintf("DELETE FROM decide.changes WHERE changed_at < now() - interval '%d minutes'",
+							 decide_changes_retention_min), false, 0);
 
 	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS)
 	{

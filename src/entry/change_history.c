@@ -1,0 +1,169 @@
+/*
+ * change_history.c — decide.changes: who changed which policy or entity,
+ * when, under which epoch, and the row before and after.  The statement
+ * triggers of decide.policies and decide.entities call
+ * decide_record_changes(), in the transaction that makes the change, so a
+ * rolled-back change (or subtransaction) leaves no trace and a committed
+ * one always does.
+ *
+ * The trigger runs as the caller, to read current_user and session_user,
+ * and writes the history as the owner of decide.changes (as the server's
+ * referential-integrity triggers act as the table's owner): nobody but
+ * the owner may write the history table directly.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "change_history.h"
+
+int			decide_changes_retention_min = 0;
+
+void
+change_history_define_gucs(void)
+{
+	DefineCustomIntVariable("decide.changes_retention",
+							"Age after which the worker deletes rows of decide.changes; 0 keeps them.",
+							NULL,
+							&decide_changes_retention_min, 0, 0, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+}
+
+/* The key that names a row of each table in the history. */
+static const char *
+row_key(const char *table)
+{
+	if (strcmp(table, "policies") == 0)
+		return "id::text";
+	if (strcmp(table, "entities") == 0)
+		return "uid::text";
+	return NULL;
+}
+
+/* The start of the INSERT ... SELECT that records one kind of change. */
+static char *
+history_insert(const char *operation, const char *table, const char *key_before_after)
+{
+	return psprintf("INSERT INTO decide.changes (epoch, changed_at, session_user_name,"
+					" current_user_name, operation, table_name, key, before, after)"
+					" SELECT (SELECT epoch FROM decide.epoch), pg_catalog.statement_timestamp(),"
+					" $1, $2, '%s', '%s', %s",
+					operation, table, key_before_after);
+}
+
+/* One INSERT ... SELECT that records the statement's rows. */
+static char *
+history_query(const char *table, const char *key, TriggerEvent event)
+{
+	if (TRIGGER_FIRED_BY_INSERT(event))
+		return psprintf("%s FROM new_rows r",
+						history_insert("INSERT", table,
+									   psprintf("r.%s, NULL, pg_catalog.to_jsonb(r)", key)));
+	if (TRIGGER_FIRED_BY_DELETE(event))
+		return psprintf("%s FROM old_rows r",
+						history_insert("DELETE", table,
+									   psprintf("r.%s, pg_catalog.to_jsonb(r), NULL", key)));
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		return psprintf("%s FROM decide.%s r",
+						history_insert("TRUNCATE", table,
+									   psprintf("r.%s, pg_catalog.to_jsonb(r), NULL", key)),
+						table);
+
+	/*
+	 * An update: the rows before and after are paired by their key.  A
+	 * statement that changes a row's key records the old key with its row
+	 * before, and the new key with its row after.
+	 */
+	return psprintf("%s FROM (SELECT o.%s AS k, pg_catalog.to_jsonb(o) AS row FROM old_rows o) b"
+					" FULL JOIN (SELECT n.%s AS k, pg_catalog.to_jsonb(n) AS row FROM new_rows n) a"
+					" ON a.k OPERATOR(pg_catalog.=) b.k"
+					" WHERE b.row IS DISTINCT FROM a.row",
+					history_insert("UPDATE", table, "coalesce(b.k, a.k), b.row, a.row"),
+					key, key);
+}
+
+PG_FUNCTION_INFO_V1(decide_record_changes);
+Datum
+decide_record_changes(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigger = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	const char *table;
+	const char *key;
+	Oid			history;
+	Oid			history_owner;
+	Oid			save_user;
+	int			save_sec;
+	int			guc_level;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("decide_record_changes() must be called as a statement trigger")));
+	rel = trigger->tg_relation;
+	table = RelationGetRelationName(rel);
+	key = row_key(table);
+	if (key == NULL || RelationGetNamespace(rel) != get_namespace_oid("decide", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("decide_record_changes() records changes of decide.policies and decide.entities only, not of \"%s\"",
+						table)));
+	history = get_relname_relid("changes", RelationGetNamespace(rel));
+	if (!OidIsValid(history))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"decide.changes\" does not exist")));
+	{
+		Relation	history_rel = table_open(history, AccessShareLock);
+
+		history_owner = history_rel->rd_rel->relowner;
+		table_close(history_rel, AccessShareLock);
+	}
+
+	/* Who, before acting as the owner. */
+	args[0] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_register_trigger_data(trigger) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "could not register the transition tables");
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(history_owner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/* As the owner, nothing of the caller's search_path is looked up. */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * A restore copies the history back with its ids, then the policies
+	 * and entities, whose inserts are recorded too: their ids must follow
+	 * the restored ones, whether or not the restore has set the sequence
+	 * yet.
+	 */
+	if (SPI_execute("SELECT pg_catalog.setval('decide.changes_id_seq', m)"
+					"  FROM (SELECT max(id) AS m FROM decide.changes) h,"
+					"       decide.changes_id_seq s"
+					" WHERE m > s.last_value OR (m = s.last_value AND NOT s.is_called)",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.changes_id_seq");
+	/* The epoch this transaction's changes make (once per transaction). */
+	if (SPI_execute("SELECT decide.advance_epoch()", false, 0) != SPI_OK_SELECT ||
+		SPI_execute_with_args(history_query(table, key, trigger->tg_event), 2, argtypes, args,
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the changes of decide.%s", table);
+	AtEOXact_GUC(true, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
