@@ -13,6 +13,7 @@
 
 #include "utils/jsonb.h"
 
+#include "evaluator.h"
 #include "uid.h"
 
 #define DECIDE_MAX_UID_BYTES		DEC_MAX_UID_BYTES
@@ -25,5 +26,14 @@
 extern void decide_validate_uid(const char *what, const char *uid, int len);
 extern void decide_validate_pattern(const char *what, const char *pattern, int len);
 extern void decide_validate_context(Jsonb *context);
+
+/* A text value's bytes as a DecStr (no copy: valid while the value is). */
+static inline DecStr
+decide_text_str(text *value)
+{
+	DecStr		s = {VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)};
+
+	return s;
+}
 
 #endif							/* DECIDE_INPUT_H */

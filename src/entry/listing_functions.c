@@ -35,14 +35,6 @@ required_text(FunctionCallInfo fcinfo, int argno, const char *name)
 	return PG_GETARG_TEXT_PP(argno);
 }
 
-static DecStr
-text_str(text *value)
-{
-	DecStr		s = {VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)};
-
-	return s;
-}
-
 static void
 emit_row(DecStr uid, const char *policy, void *arg)
 {
@@ -92,7 +84,7 @@ list_allowed(FunctionCallInfo fcinfo, DecDim free_dim)
 	request.context = PG_GETARG_JSONB_P(2);
 	decide_validate_context(request.context);
 
-	request.prefix = text_str(required_text(fcinfo, 3, "prefix"));
+	request.prefix = decide_text_str(required_text(fcinfo, 3, "prefix"));
 	if (request.prefix.len > DECIDE_MAX_UID_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -185,10 +177,10 @@ row_allowed(FunctionCallInfo fcinfo, bool text_key)
 
 	memset(&request, 0, sizeof(request));
 	request.free_dim = DEC_RESOURCE;
-	request.uid[DEC_ACTOR] = text_str(PG_GETARG_TEXT_PP(0));
-	request.uid[DEC_ACTION] = text_str(PG_GETARG_TEXT_PP(1));
+	request.uid[DEC_ACTOR] = decide_text_str(PG_GETARG_TEXT_PP(0));
+	request.uid[DEC_ACTION] = decide_text_str(PG_GETARG_TEXT_PP(1));
 	request.context = PG_GETARG_JSONB_P(4);
-	request.prefix = text_str(PG_GETARG_TEXT_PP(2));
+	request.prefix = decide_text_str(PG_GETARG_TEXT_PP(2));
 	request.page_size = -1;
 	/* Arguments are checked when they change, not for every row. */
 	same_request = listing_check_same_request(state->check, &request);

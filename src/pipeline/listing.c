@@ -60,6 +60,7 @@
 #include "entity_image.h"
 #include "entity_images.h"
 #include "entity_store.h"
+#include "input.h"
 #include "listing.h"
 #include "listing_cache.h"
 #include "stats.h"
@@ -226,14 +227,6 @@ static DecStr
 copy_str(const char *ptr, uint32 len)
 {
 	DecStr		s = {pnstrdup(ptr, len), len};
-
-	return s;
-}
-
-static DecStr
-text_str(text *value)
-{
-	DecStr		s = {VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)};
 
 	return s;
 }
@@ -527,7 +520,7 @@ ancestor_matches(Listing *listing, const CandidateRow *row)
 		deconstruct_array(row->parents, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 		uids = palloc(sizeof(DecStr) * Max(n, 1));
 		for (i = 0; i < n; i++)
-			uids[i] = text_str(DatumGetTextPP(elems[i]));
+			uids[i] = decide_text_str(DatumGetTextPP(elems[i]));
 	}
 	else
 	{
@@ -743,7 +736,7 @@ decide_row(Listing *listing, HeapTuple tuple)
 	bool		ok;
 	MemoryContext caller = MemoryContextSwitchTo(listing->row_context);
 
-	row.uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
+	row.uid = decide_text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
 	row.parents = DatumGetArrayTypeP(heap_getattr(tuple, ENTITY_PARENTS, desc, &isnull));
 	Assert(row.parents != NULL);
 	value = heap_getattr(tuple, ENTITY_ATTRS, desc, &isnull);
@@ -810,7 +803,7 @@ list_range(Listing *listing)
 	while (!page_full(listing) && (tuple = key_scan_next(&entities)) != NULL)
 	{
 		bool		isnull;
-		DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID,
+		DecStr		uid = decide_text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID,
 																RelationGetDescr(listing->entities),
 																&isnull)));
 
@@ -909,7 +902,7 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 		while (walk->n_rows <= limit && (tuple = key_scan_next(&scan)) != NULL)
 		{
 			bool		isnull;
-			DecStr		uid = text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
+			DecStr		uid = decide_text_str(DatumGetTextPP(heap_getattr(tuple, ENTITY_UID, desc, &isnull)));
 
 			CHECK_FOR_INTERRUPTS();
 			if (!starts_with(uid, literal))
@@ -934,7 +927,7 @@ walk_glob_roots(const Listing *listing, Walk *walk, const char *glob, double lim
 		tuple = key_scan_next(&scan);
 		if (tuple == NULL)
 			break;
-		parent = text_str(DatumGetTextPP(heap_getattr(tuple, LINK_PARENT,
+		parent = decide_text_str(DatumGetTextPP(heap_getattr(tuple, LINK_PARENT,
 													  RelationGetDescr(listing->links), &isnull)));
 		if (!starts_with(parent, literal))
 			break;
