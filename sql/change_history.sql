@@ -115,6 +115,88 @@ RESET search_path;
 SELECT after ? 'shadowed' AS shadowed, after->>'uid' AS uid FROM decide.changes ORDER BY id DESC LIMIT 1;
 DROP FUNCTION public.to_jsonb(anyelement);
 
+-- As of an epoch: decide_policies_at() and decide_entities_at() give back
+-- the tables as they were, at every epoch of a random run of 80 changes,
+-- each in its own transaction (inserts, updates, deletes, renames and a
+-- truncation of each table).
+TRUNCATE decide.policies, decide.entities;
+TRUNCATE decide.changes;
+CREATE TABLE public.history_states (epoch bigint PRIMARY KEY, policies jsonb, entities jsonb);
+CREATE PROCEDURE public.history_snapshot() LANGUAGE sql AS $$
+    INSERT INTO public.history_states
+    SELECT e.epoch,
+           (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.id), '[]') FROM decide.policies p),
+           (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.uid), '[]') FROM decide.entities x)
+      FROM decide.epoch e
+    ON CONFLICT (epoch) DO UPDATE SET policies = excluded.policies, entities = excluded.entities
+$$;
+CREATE PROCEDURE public.history_random_changes(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    step int;
+BEGIN
+    PERFORM setseed(0.42);
+    CALL public.history_snapshot();
+    COMMIT;
+    FOR i IN 1 .. n LOOP
+        step := CASE WHEN i = 40 THEN 10 WHEN i = 60 THEN 11 ELSE floor(random() * 8)::int END;
+        CASE step
+            WHEN 0, 1 THEN
+                INSERT INTO decide.policies (name, effect, actor, action, resource, priority)
+                VALUES ('r' || i, 'allow', 'user:*', 'read', 'doc:' || i, i);
+            WHEN 2 THEN
+                UPDATE decide.policies SET priority = priority + 1, description = 'step ' || i
+                 WHERE id IN (SELECT id FROM decide.policies ORDER BY random() LIMIT 2);
+            WHEN 3 THEN
+                DELETE FROM decide.policies
+                 WHERE id IN (SELECT id FROM decide.policies ORDER BY random() LIMIT 1);
+            WHEN 4, 5 THEN
+                INSERT INTO decide.entities (uid, attrs) VALUES ('user:r' || i, jsonb_build_object('n', i));
+            WHEN 6 THEN
+                UPDATE decide.entities SET attrs = jsonb_build_object('n', i)
+                 WHERE uid IN (SELECT uid FROM decide.entities ORDER BY random() LIMIT 2);
+            WHEN 7 THEN
+                UPDATE decide.entities SET uid = 'user:renamed' || i
+                 WHERE uid IN (SELECT uid FROM decide.entities ORDER BY random() LIMIT 1);
+            WHEN 10 THEN
+                TRUNCATE decide.entities;
+            ELSE
+                TRUNCATE decide.policies;
+        END CASE;
+        CALL public.history_snapshot();
+        COMMIT;
+    END LOOP;
+END
+$$;
+CALL public.history_random_changes(80);
+SELECT count(*) AS epochs,
+       count(*) FILTER (WHERE s.policies IS DISTINCT FROM
+           (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.id), '[]')
+              FROM decide_policies_at(s.epoch) p)) AS policies_differ,
+       count(*) FILTER (WHERE s.entities IS DISTINCT FROM
+           (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.uid), '[]')
+              FROM decide_entities_at(s.epoch) x)) AS entities_differ,
+       count(DISTINCT s.policies) > 20 AND count(DISTINCT s.entities) > 20 AS states_vary
+  FROM public.history_states s;
+-- Epochs the history cannot give back, and who may ask.
+SELECT min(epoch) AS first_epoch, max(epoch) AS last_epoch FROM public.history_states \gset
+-- (epoch numbers depend on the tests run before: shown as N)
+CREATE FUNCTION pg_temp.epochs_hidden(message text) RETURNS text LANGUAGE sql AS $$
+    SELECT regexp_replace(regexp_replace(message, 'epochs [0-9]+ to [0-9]+', 'epochs N to N'),
+                          'epoch [0-9]+ ', 'epoch N ')
+$$;
+SELECT pg_temp.epochs_hidden(pg_temp.try(format('SELECT count(*) FROM decide_policies_at(%s)', :first_epoch - 1)));
+SELECT pg_temp.epochs_hidden(pg_temp.try(format('SELECT count(*) FROM decide_entities_at(%s)', :last_epoch + 1)));
+SELECT count(*) AS policies_at_the_oldest FROM decide_policies_at(:first_epoch);
+SELECT pg_temp.try($$SELECT count(*) FROM decide_policies_at(NULL)$$);
+SET ROLE regress_history_app;
+SELECT pg_temp.try($$SELECT count(*) FROM decide_policies_at(1)$$);
+RESET ROLE;
+SET ROLE regress_history_auditor;
+SELECT count(*) >= 0 AS auditor_rebuilds FROM decide_entities_at(:last_epoch);
+RESET ROLE;
+DROP PROCEDURE public.history_random_changes(int), public.history_snapshot();
+DROP TABLE public.history_states;
+
 TRUNCATE decide.policies, decide.entities;
 TRUNCATE decide.changes;
 DROP ROLE regress_history_alice, regress_history_bob, regress_history_app, regress_history_auditor;

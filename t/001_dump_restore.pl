@@ -131,10 +131,22 @@ is($node->safe_psql('target', qq{
                                          ';' ORDER BY id)
       FROM decide.changes WHERE id <= $history_count}), $history_before,
    'each row of the history, as it was');
-is($node->safe_psql('target', qq{
-    SELECT string_agg(DISTINCT operation || ' ' || table_name, ',')
-      FROM decide.changes WHERE id > $history_count}), 'INSERT entities,INSERT policies',
-   'the restore\'s own inserts of policies and entities are recorded after it');
+is($node->safe_psql('target', $history), $history_before,
+   'the restore inserts the rows the history holds: nothing more is recorded');
+my $states = q{
+    SELECT string_agg(format('%s: %s / %s', e,
+                             (SELECT string_agg(format('%s|%s|%s', p.id, p.name, p.active), ',' ORDER BY p.id)
+                                FROM decide_policies_at(e) p),
+                             (SELECT string_agg(format('%s|%s', x.uid, x.attrs), ',' ORDER BY x.uid)
+                                FROM decide_entities_at(e) x)), '; ' ORDER BY e)
+      FROM generate_series((SELECT min(epoch) - 1 FROM decide.changes),
+                           (SELECT max(epoch) FROM decide.changes)) AS e
+};
+is($node->safe_psql('target', $states), $node->safe_psql('source', $states),
+   'the policies and entities at every epoch of the history are those of the source');
+is($node->safe_psql('target', q{
+    SELECT epoch > (SELECT max(epoch) FROM decide.changes) FROM decide.epoch}), 't',
+   'the restored database\'s epochs go on past the history\'s');
 is($node->safe_psql('target', $tables), $tables_before,
    'policies (ids, conditions, flags) and entities survive dump and restore');
 is($node->safe_psql('target', $requests), $before, 'restored database decides the same way');

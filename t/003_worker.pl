@@ -103,8 +103,10 @@ is($node->safe_psql('postgres', q{SELECT to_regclass('decide.decision_keys_20000
 # The change history is kept (decide.changes_retention = 0) until a
 # retention is set; then rows older than it go, newer ones stay.
 $node->safe_psql('postgres', q{
-    INSERT INTO decide.entities (uid) VALUES ('user:history-old'), ('user:history-new');
-    UPDATE decide.changes SET changed_at = now() - interval '3 days' WHERE key = 'user:history-old';
+    INSERT INTO decide.entities (uid) VALUES ('user:history-old');
+    INSERT INTO decide.entities (uid) VALUES ('user:history-new');
+    UPDATE decide.changes SET changed_at = now() - interval '3 days'
+     WHERE epoch <= (SELECT epoch FROM decide.changes WHERE key = 'user:history-old');
 });
 sleep 2;    # two maintenance passes
 is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.changes WHERE key LIKE 'user:history-%'}), '2',
@@ -113,6 +115,18 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET decide.changes_retention = '1d';
 ok(wait_for($node, q{SELECT count(*) FROM decide.changes WHERE key = 'user:history-old'}, '0',
             'history retention'),
    'decide.changes_retention deletes older rows');
+is($node->safe_psql('postgres', q{
+    SELECT min(epoch) - 1 = (SELECT epoch FROM decide.changes WHERE key = 'user:history-new') - 1
+      FROM decide.changes}), 't', 'whole epochs: the oldest kept is the newer row\'s');
+is($node->safe_psql('postgres', q{
+    SELECT count(*) FROM decide_entities_at((SELECT epoch - 1 FROM decide.changes
+                                              WHERE key = 'user:history-new'))
+     WHERE uid IN ('user:history-old', 'user:history-new')}), '1',
+   'the epoch before the oldest kept is rebuilt: the older row, not yet the newer');
+my ($rc, $out, $err) = $node->psql('postgres', q{
+    SELECT count(*) FROM decide_entities_at((SELECT epoch - 2 FROM decide.changes
+                                              WHERE key = 'user:history-new'))});
+like($err, qr/is not in the change history/, 'an older epoch is refused');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.changes WHERE key = 'user:history-new'}), '1',
    'and keeps newer ones');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});

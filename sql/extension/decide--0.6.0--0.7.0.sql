@@ -713,3 +713,99 @@ CREATE TRIGGER entities_truncated_history
     BEFORE TRUNCATE ON decide.entities
     FOR EACH STATEMENT EXECUTE FUNCTION decide.record_changes();
 GRANT SELECT ON decide.changes TO decide_admin, decide_auditor;
+
+CREATE OR REPLACE FUNCTION decide.advance_epoch() RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Once per transaction: the epoch is a version of committed state.
+    -- Past every epoch of the change history too: after a restore, whose
+    -- history carries the source's epochs, the epochs go on from there.
+    UPDATE decide.epoch
+       SET epoch = greatest(epoch, coalesce((SELECT max(c.epoch) FROM decide.changes c), 0)) + 1,
+           version = gen_random_uuid(), changed_by = pg_current_xact_id()
+     WHERE changed_by IS DISTINCT FROM pg_current_xact_id();
+    PERFORM decide.invalidate_policy_set();
+END
+$$;
+
+-- decide.policies and decide.entities as they were at an epoch, rebuilt
+-- from decide.changes: the rows no later change touched, and for each key
+-- a later change touched, the row before the first such change (none: the
+-- row did not exist then).  The history gives back the epochs from the
+-- one before its oldest to the current one.
+CREATE FUNCTION decide.check_history_epoch(at_epoch bigint) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current bigint := (SELECT e.epoch FROM decide.epoch e);
+    oldest bigint := coalesce((SELECT min(c.epoch) - 1 FROM decide.changes c), current);
+BEGIN
+    IF at_epoch IS NULL THEN
+        RAISE EXCEPTION 'the epoch must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF at_epoch > current THEN
+        RAISE EXCEPTION 'epoch % is not in the change history', at_epoch
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The history gives back epochs %s to %s.', oldest, current);
+    END IF;
+    IF at_epoch < oldest THEN
+        RAISE EXCEPTION 'epoch % is not in the change history', at_epoch
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The history gives back epochs %s to %s.', oldest, current),
+                  HINT = 'decide.changes_retention sets how long the history is kept.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION decide.check_history_epoch(bigint) FROM PUBLIC;
+CREATE FUNCTION decide_policies_at(at_epoch bigint) RETURNS SETOF decide.policies
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.check_history_epoch(at_epoch);
+    RETURN QUERY
+    SELECT (jsonb_populate_record(NULL::decide.policies, f.before)).*
+      FROM (SELECT DISTINCT ON (c.key) c.key, c.before
+              FROM decide.changes c
+             WHERE c.table_name = 'policies' AND c.epoch > at_epoch
+             ORDER BY c.key, c.id) AS f
+     WHERE f.before IS NOT NULL
+    UNION ALL
+    SELECT p.*
+      FROM decide.policies p
+     WHERE NOT EXISTS (SELECT FROM decide.changes c
+                        WHERE c.table_name = 'policies' AND c.key = p.id::text
+                          AND c.epoch > at_epoch);
+END
+$$;
+CREATE FUNCTION decide_entities_at(at_epoch bigint) RETURNS SETOF decide.entities
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM decide.check_history_epoch(at_epoch);
+    RETURN QUERY
+    SELECT (jsonb_populate_record(NULL::decide.entities, f.before)).*
+      FROM (SELECT DISTINCT ON (c.key) c.key, c.before
+              FROM decide.changes c
+             WHERE c.table_name = 'entities' AND c.epoch > at_epoch
+             ORDER BY c.key, c.id) AS f
+     WHERE f.before IS NOT NULL
+    UNION ALL
+    SELECT e.*
+      FROM decide.entities e
+     WHERE NOT EXISTS (SELECT FROM decide.changes c
+                        WHERE c.table_name = 'entities' AND c.key = e.uid::text
+                          AND c.epoch > at_epoch);
+END
+$$;
+COMMENT ON FUNCTION decide_policies_at(bigint) IS
+    'decide.policies as it was at an epoch, rebuilt from decide.changes';
+COMMENT ON FUNCTION decide_entities_at(bigint) IS
+    'decide.entities as it was at an epoch, rebuilt from decide.changes';
+REVOKE ALL ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint)
+    TO decide_admin, decide_auditor;

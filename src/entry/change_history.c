@@ -63,10 +63,21 @@ history_insert(const char *operation, const char *table, const char *key_before_
 static char *
 history_query(const char *table, const char *key, TriggerEvent event)
 {
+	/*
+	 * An insert, with the row the history last held under its key as the
+	 * row before (none for a new key).  A row equal to it is the history's
+	 * own row inserted again, as a restore does after the history itself
+	 * was restored: nothing changed, nothing is recorded.
+	 */
 	if (TRIGGER_FIRED_BY_INSERT(event))
-		return psprintf("%s FROM new_rows r",
-						history_insert("INSERT", table,
-									   psprintf("r.%s, NULL, pg_catalog.to_jsonb(r)", key)));
+		return psprintf("%s FROM (SELECT r.%s AS k, pg_catalog.to_jsonb(r) AS row,"
+						"              (SELECT h.after FROM decide.changes h"
+						"                WHERE h.table_name OPERATOR(pg_catalog.=) '%s'"
+						"                  AND h.key OPERATOR(pg_catalog.=) r.%s"
+						"                ORDER BY h.id DESC LIMIT 1) AS last"
+						"         FROM new_rows r) n"
+						" WHERE n.last IS DISTINCT FROM n.row",
+						history_insert("INSERT", table, "n.k, n.last, n.row"), key, table, key);
 	if (TRIGGER_FIRED_BY_DELETE(event))
 		return psprintf("%s FROM old_rows r",
 						history_insert("DELETE", table,

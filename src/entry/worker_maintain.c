@@ -70,10 +70,18 @@ maintain(void *arg)
 		}
 	}
 
-	/* The change history past decide.changes_retention (0: kept). */
+	/*
+	 * The change history past decide.changes_retention (0: kept), whole
+	 * epochs at a time: the epochs before the oldest with a change within
+	 * the retention, so that every epoch from the one before the oldest
+	 * kept can still be rebuilt.
+	 */
 	if (decide_changes_retention_min > 0 &&
 		OidIsValid(get_relname_relid("changes", get_namespace_oid("decide", false))))
-		SPI_execute(psprintf("DELETE FROM decide.changes WHERE changed_at < now() - interval '%d minutes'",
+		SPI_execute(psprintf("DELETE FROM decide.changes WHERE epoch < coalesce("
+							 "(SELECT min(epoch) FROM decide.changes"
+							 "  WHERE changed_at >= now() - interval '%d minutes'),"
+							 " (SELECT epoch + 1 FROM decide.epoch))",
 							 decide_changes_retention_min), false, 0);
 
 	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS)
