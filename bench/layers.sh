@@ -23,6 +23,9 @@
 #              (SIGSTOP) while 150,000 hot decisions fill its ring, then let go;
 #              its CPU time until decide_flush() returns, over the rows it wrote
 #   keyset     decide_decisions_page(): page 10,000 vs page 1 over a 10,000,000-row log
+#   replay     decide_replay() of 100,000 logged decisions (Zipf mix) under an
+#              uncommitted policy change, vs deciding the same requests with the
+#              caches off
 #   uncached   decide() with the caches off on a realistic set (10,000 policies,
 #              100,000 actors, 100,000 resources: every request fetches its
 #              entities) vs SELECT 1, 2 clients
@@ -66,7 +69,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logdrain,recovery,redis,keyset,uncached,connect,change,listing]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logdrain,recovery,redis,keyset,replay,uncached,connect,change,listing]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -466,6 +469,41 @@ per_connection() {
     done
     echo "$(cut -d' ' -f1 "$WORK/connect" | mean) $(cut -d' ' -f2 "$WORK/connect" | mean) $(cut -d' ' -f3 "$WORK/connect" | median)"
 }
+
+if want replay; then
+echo "== replay of 100,000 logged decisions vs deciding them with the caches off"
+setting decide.log "'all'"
+psql_ -c "SELECT decide_flush()" >/dev/null
+SINCE=$(psql_ -c "SELECT clock_timestamp()")
+pgb -c 2 -j 2 -t 50000 -f "$WORK/zipf.sql" >/dev/null
+reset_setting decide.log
+psql_ -c "SELECT decide_flush()" >/dev/null
+# The replay runs under an uncommitted change (no cache is read or filled);
+# the baseline decides the same requests with decide.cache = off.
+printf '%s\n' "BEGIN;" \
+    "UPDATE decide.policies SET description = description || ' ' WHERE id = (SELECT min(id) FROM decide.policies);" \
+    "SELECT count(*) FROM decide_replay('$SINCE', now(), 100000);" \
+    "ROLLBACK;" > "$WORK/replay.sql"
+printf '%s\n' "SET decide.cache = off;" \
+    "SELECT count(*) FILTER (WHERE n) FROM (SELECT decide_allowed(d.actor, d.action, d.resource) AS n FROM decide.decisions d WHERE d.decided_at >= '$SINCE' ORDER BY d.decided_at DESC, d.id DESC LIMIT 100000) s;" \
+    > "$WORK/redecide.sql"
+chown postgres "$WORK/replay.sql" "$WORK/redecide.sql"
+REPLAYED=$(psql_ -c "SELECT count(*) FROM decide.decisions WHERE decided_at >= '$SINCE'")
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -v ON_ERROR_STOP=1 -f "$1" postgres >/dev/null
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+: > "$WORK/replay_times"
+for i in 1 2 3; do
+    a=$(seconds "$WORK/replay.sql")
+    b=$(seconds "$WORK/redecide.sql")
+    echo "$a $b $(ratio "$a" "$b")" >> "$WORK/replay_times"
+done
+add "| replay of $REPLAYED logged decisions under an uncommitted change | $(cut -d' ' -f1 "$WORK/replay_times" | median) s | deciding them with the caches off $(cut -d' ' -f2 "$WORK/replay_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/replay_times" | median) | target < 10 |"
+fi
 
 if want uncached; then
 echo "== uncached: decide() with the caches off, every request new, vs SELECT 1 (2 clients)"

@@ -809,3 +809,45 @@ COMMENT ON FUNCTION decide_entities_at(bigint) IS
 REVOKE ALL ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint)
     TO decide_admin, decide_auditor;
+
+-- What-if replay: the logged decisions of a time window (newest first, at
+-- most max_rows) decided again under the policy set the caller sees now,
+-- its own uncommitted changes included, and those whose answer (allowed or
+-- deciding policy) differs.  Meant for BEGIN; change the policies; SELECT
+-- ... FROM decide_replay(...); ROLLBACK: under the caller's own change a
+-- decision reads and fills no cache, and replaying logs nothing.  A request
+-- logged without its context is replayed with '{}' (context_logged false).
+CREATE FUNCTION decide_replay(since timestamptz, until timestamptz DEFAULT now(),
+                              max_rows integer DEFAULT 100000)
+RETURNS TABLE (id bigint, decided_at timestamptz, actor text, action text, resource text,
+               allowed_then boolean, policy_then text, allowed_now boolean, policy_now text,
+               context_logged boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET decide.log = 'none'
+AS $$
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'since and until must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF max_rows IS NULL OR max_rows < 1 OR max_rows > 10000000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 10000000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text,
+           d.allowed, d.policy, n.allowed, n.policy, d.context IS NOT NULL
+      FROM (SELECT l.* FROM decide.decisions l
+             WHERE l.decided_at >= since AND l.decided_at < until
+             ORDER BY l.decided_at DESC, l.id DESC
+             LIMIT max_rows) AS d
+     CROSS JOIN LATERAL @extschema@.decide(d.actor, d.action, d.resource,
+                                          coalesce(d.context, '{}')) AS n
+     WHERE n.allowed IS DISTINCT FROM d.allowed OR n.policy IS DISTINCT FROM d.policy
+     ORDER BY d.decided_at DESC, d.id DESC;
+END
+$$;
+COMMENT ON FUNCTION decide_replay(timestamptz, timestamptz, integer) IS
+    'logged decisions of a window decided again under the policies seen now; those that differ';
+REVOKE ALL ON FUNCTION decide_replay(timestamptz, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide_replay(timestamptz, timestamptz, integer) TO decide_admin;
