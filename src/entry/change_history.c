@@ -67,13 +67,17 @@ history_query(const char *table, const char *key, TriggerEvent event)
 	 * An insert, with the row the history last held under its key as the
 	 * row before (none for a new key).  A row equal to it is the history's
 	 * own row inserted again, as a restore does after the history itself
-	 * was restored: nothing changed, nothing is recorded.
+	 * was restored: nothing changed, nothing is recorded.  The key is
+	 * compared in the collation of decide.changes.key, so that the lookup
+	 * is one probe of its index (a uid's own collation, "C", would make it
+	 * a scan of the history per inserted row).
 	 */
 	if (TRIGGER_FIRED_BY_INSERT(event))
 		return psprintf("%s FROM (SELECT r.%s AS k, pg_catalog.to_jsonb(r) AS row,"
 						"              (SELECT h.after FROM decide.changes h"
 						"                WHERE h.table_name OPERATOR(pg_catalog.=) '%s'"
-						"                  AND h.key OPERATOR(pg_catalog.=) r.%s"
+						"                  AND h.key OPERATOR(pg_catalog.=)"
+						"                      (r.%s COLLATE pg_catalog.\"default\")"
 						"                ORDER BY h.id DESC LIMIT 1) AS last"
 						"         FROM new_rows r) n"
 						" WHERE n.last IS DISTINCT FROM n.row",
