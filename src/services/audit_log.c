@@ -26,16 +26,21 @@
  *
  * Locking rules:
  *   - which database a ring belongs to changes only under the claim lock,
- *     exclusive, and only while the ring is empty or its database gone;
- *   - head (write position) moves only under the ring's lock, exclusive;
- *     appenders check that the ring is still their database's and copy
- *     their record in while holding it (a few hundred bytes, no I/O, no
- *     other lock);
- *   - tail (read position) moves only in audit_log_consume(), by the
- *     worker, under the same lock.  The bytes between tail and head are
- *     never written while there, so the worker copies them out without the
- *     lock.  Positions never go back, so a ring's record positions are
- *     unique for the life of the shared memory, whoever holds it.
+ *     exclusive, and the ring's lock, exclusive, and only while the ring is
+ *     empty or its database gone;
+ *   - appenders hold the ring's lock shared, so deciding backends never
+ *     wait for each other: each reserves its record's bytes by moving head
+ *     (write position) with a compare-and-swap, copies the record in, and
+ *     publishes it by writing its size word last, after a write barrier.
+ *     Bytes not yet published read as zero: the worker stops at a record
+ *     whose size word is still zero and takes it on its next round;
+ *   - tail (read position) moves only in ring_discard(), by the worker (or
+ *     whoever gives the ring back, holding its lock exclusive), after the
+ *     discarded bytes are zeroed again.  The bytes between tail and head
+ *     are never written once published, so the worker copies them out
+ *     without the lock.  Positions never go back, so a ring's record
+ *     positions are unique for the life of the shared memory, whoever
+ *     holds it.
  */
 #include "postgres.h"
 
@@ -81,9 +86,9 @@ typedef struct LogRing
 	LWLock	   *lock;
 	Oid			database;		/* InvalidOid: free */
 	bool		no_worker;		/* the launcher could not start its worker */
-	uint64		head;			/* bytes ever written */
-	uint64		tail;			/* bytes ever consumed */
-	uint64		dropped;		/* records dropped: the ring was full */
+	pg_atomic_uint64 head;		/* bytes ever reserved */
+	pg_atomic_uint64 tail;		/* bytes ever consumed */
+	pg_atomic_uint64 dropped;	/* records dropped: the ring was full */
 	uint64		reported_drops;
 	Size		data_offset;	/* of its bytes, from the start of the block */
 } LogRing;
@@ -224,8 +229,18 @@ audit_log_shmem_startup(void)
 			memset(ring, 0, sizeof(LogRing));
 			ring->lock = &locks[i + 1].lock;
 			ring->database = InvalidOid;
+			pg_atomic_init_u64(&ring->head, 0);
+			pg_atomic_init_u64(&ring->tail, 0);
+			pg_atomic_init_u64(&ring->dropped, 0);
 			ring->data_offset = header_bytes() + (Size) i * ring_bytes();
 		}
+
+		/*
+		 * Unpublished bytes must read as zero (see the locking rules).
+		 * Zeroing here also maps the rings' pages now, not one page fault
+		 * at a time in the deciding backends.
+		 */
+		memset((char *) rings + header_bytes(), 0, mul_size(ring_bytes(), max_databases));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -266,6 +281,57 @@ ring_read(const LogRing *ring, uint64 pos, void *dst, Size len)
 }
 
 /*
+ * The size word of the record at a position: zero while its appender is
+ * still copying it in.  Records are LOG_RECORD_ALIGN-aligned and the
+ * capacity a multiple of it, so the word never wraps.
+ */
+static volatile uint32 *
+ring_size_word(const LogRing *ring, uint64 pos)
+{
+	StaticAssertStmt(LOG_RECORD_ALIGN % sizeof(uint32) == 0, "size word alignment");
+	return (volatile uint32 *) (ring_data(ring) + pos % rings->capacity);
+}
+
+/* Zeroes the ring's bytes up to end and moves its tail there. */
+static void
+ring_discard(LogRing *ring, uint64 end)
+{
+	uint64		tail = pg_atomic_read_u64(&ring->tail);
+	Size		len = end - tail;
+	Size		offset = tail % rings->capacity;
+	Size		first = Min(len, rings->capacity - offset);
+
+	Assert(end >= tail && end <= pg_atomic_read_u64(&ring->head));
+	memset(ring_data(ring) + offset, 0, first);
+	if (first < len)
+		memset(ring_data(ring), 0, len - first);
+	/* Appenders that see the new tail must see the zeroes. */
+	pg_write_barrier();
+	pg_atomic_write_u64(&ring->tail, end);
+}
+
+/*
+ * The end of the published records from tail on, up to head: where the
+ * first record still being copied in (or head) starts.  With drop, the
+ * records are dropped and counted as they are passed.
+ */
+static uint64
+ring_published_end(const LogRing *ring, uint64 pos, uint64 head, bool drop)
+{
+	while (pos < head)
+	{
+		uint32		size = *ring_size_word(ring, pos);
+
+		if (size == 0)
+			break;
+		if (drop)
+			stats_count(STAT_LOG_DROPPED, 1);
+		pos += size;
+	}
+	return pos;
+}
+
+/*
  * The ring of a database, or with claim a free one for it (the launcher is
  * then told the database wants a worker); NULL: none.
  */
@@ -292,7 +358,8 @@ ring_of(Oid database, bool claim)
 		LWLockAcquire(free_ring->lock, LW_EXCLUSIVE);
 		free_ring->database = database;
 		free_ring->no_worker = false;
-		free_ring->tail = free_ring->head;	/* empty; positions go on */
+		/* Emptied when given back; positions go on. */
+		Assert(pg_atomic_read_u64(&free_ring->tail) == pg_atomic_read_u64(&free_ring->head));
 		LWLockRelease(free_ring->lock);
 		found = free_ring;
 		claimed = true;
@@ -378,17 +445,40 @@ audit_log_append(LogRecord *record)
 		record->context.len = 0;
 	size = log_record_encode(record, encoded);
 
-	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
+	LWLockAcquire(ring->lock, LW_SHARED);
 	if (ring->database != MyDatabaseId)
 		moved = true;			/* given back since audit_log_wanted() */
-	else if (rings->capacity - (ring->head - ring->tail) >= size)
-	{
-		ring_write(ring, ring->head, encoded, size);
-		ring->head += size;
-		appended = true;
-	}
 	else
-		ring->dropped++;
+	{
+		uint64		head = pg_atomic_read_u64(&ring->head);
+
+		/* Reserve [head, head + size), unless the ring is full. */
+		for (;;)
+		{
+			uint64		tail = pg_atomic_read_u64(&ring->tail);
+
+			if (rings->capacity - (head - tail) < size)
+				break;
+			if (pg_atomic_compare_exchange_u64(&ring->head, &head, head + size))
+			{
+				appended = true;
+				break;
+			}
+		}
+		if (appended)
+		{
+			uint32		size_word;
+
+			/* The body first; the size word, last, publishes it. */
+			memcpy(&size_word, encoded, sizeof(size_word));
+			ring_write(ring, head + sizeof(size_word), encoded + sizeof(size_word),
+					   size - sizeof(size_word));
+			pg_write_barrier();
+			*ring_size_word(ring, head) = size_word;
+		}
+		else
+			pg_atomic_fetch_add_u64(&ring->dropped, 1);
+	}
 	LWLockRelease(ring->lock);
 	if (moved)
 	{
@@ -424,16 +514,11 @@ audit_log_release(Oid database)
 
 		if (ring->database != database)
 			continue;
+		/* No appender holds it now: every reserved record is published. */
 		LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 		/* What it still holds has no table to go to: dropped. */
-		while (ring->tail < ring->head)
-		{
-			uint32		size;
-
-			ring_read(ring, ring->tail, &size, sizeof(size));
-			ring->tail += size;
-			stats_count(STAT_LOG_DROPPED, 1);
-		}
+		ring_discard(ring, ring_published_end(ring, pg_atomic_read_u64(&ring->tail),
+											  pg_atomic_read_u64(&ring->head), true));
 		ring->database = InvalidOid;
 		ring->no_worker = false;
 		LWLockRelease(ring->lock);
@@ -483,21 +568,19 @@ audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 		*start = *end = 0;
 		return 0;
 	}
-	LWLockAcquire(ring->lock, LW_SHARED);
-	head = ring->head;
-	pos = ring->tail;
-	LWLockRelease(ring->lock);
+	pos = pg_atomic_read_u64(&ring->tail);
+	head = pg_atomic_read_u64(&ring->head);
 	*start = pos;
 
-	/* [tail, head) is stable until we consume it: copy without the lock. */
+	/* Published records stay as they are until we consume them. */
 	while (pos < head)
 	{
-		uint32		size;
-
 		/* A record starts with its size (log_record.c). */
-		ring_read(ring, pos, &size, sizeof(size));
-		if (copied + size > bufsize)
-			break;
+		uint32		size = *ring_size_word(ring, pos);
+
+		if (size == 0 || copied + size > bufsize)
+			break;				/* still being copied in, or no room */
+		pg_read_barrier();
 		ring_read(ring, pos, buf + copied, size);
 		copied += size;
 		pos += size;
@@ -513,10 +596,7 @@ audit_log_consume(uint64 end)
 
 	if (ring == NULL)
 		return;
-	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	Assert(end <= ring->head);
-	ring->tail = end;
-	LWLockRelease(ring->lock);
+	ring_discard(ring, end);
 }
 
 void
@@ -537,16 +617,14 @@ audit_log_wait_flushed(int timeout_ms)
 	ring = ring_of(MyDatabaseId, false);
 	if (ring == NULL)
 		return;					/* nothing was logged here */
-	LWLockAcquire(ring->lock, LW_SHARED);
-	target = ring->head;
-	LWLockRelease(ring->lock);
+	target = pg_atomic_read_u64(&ring->head);
 	for (;;)
 	{
 		uint64		tail;
 		Oid			database;
 
 		LWLockAcquire(ring->lock, LW_SHARED);
-		tail = ring->tail;
+		tail = pg_atomic_read_u64(&ring->tail);
 		database = ring->database;
 		LWLockRelease(ring->lock);
 		if (tail >= target || database != MyDatabaseId)
@@ -571,13 +649,14 @@ audit_log_take_unreported_drops(void)
 {
 	LogRing    *ring = worker_ring;
 	uint64		unreported;
+	uint64		dropped;
 
 	if (ring == NULL)
 		return 0;
-	LWLockAcquire(ring->lock, LW_EXCLUSIVE);
-	unreported = ring->dropped - ring->reported_drops;
-	ring->reported_drops = ring->dropped;
-	LWLockRelease(ring->lock);
+	/* Only the ring's worker reads and moves reported_drops. */
+	dropped = pg_atomic_read_u64(&ring->dropped);
+	unreported = dropped - ring->reported_drops;
+	ring->reported_drops = dropped;
 	return unreported;
 }
 
@@ -600,7 +679,7 @@ audit_log_pending_bytes(void)
 		return 0;
 	LWLockAcquire(ring->lock, LW_SHARED);
 	if (ring->database == MyDatabaseId)
-		pending = ring->head - ring->tail;
+		pending = pg_atomic_read_u64(&ring->head) - pg_atomic_read_u64(&ring->tail);
 	LWLockRelease(ring->lock);
 	return pending;
 }
