@@ -1,12 +1,14 @@
 # The background worker: it comes back after SIGTERM and SIGKILL, a clean
-# restart loses no logged decision, retention drops old partitions, hot
-# requests are warmed after a policy change, and on a hot standby it runs
-# without writing or failing.
+# restart loses no logged decision, retention drops old partitions,
+# maintenance that fails is retried without a restart, hot requests are
+# warmed after a policy change, and on a hot standby it runs without writing
+# or failing.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
@@ -133,6 +135,35 @@ $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELE
 ok(wait_for($node, q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass},
             't', 'premade partitions'), 'partitions for the coming days exist');
 
+# Maintenance that cannot get a lock within the worker's lock_timeout (a
+# session holds the change history locked while retention wants to delete
+# from it) is reported and tried again next interval; the worker stays up
+# and goes on writing the log.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET decide.changes_retention = '1d'; SELECT pg_reload_conf()});
+my $maintenance_pid = worker_pid($node);
+my $lock_log_offset = -s $node->logfile;
+my ($locker_out, $locker_err) = ('', '');
+my $locker = IPC::Run::start(['psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+                              q{BEGIN; LOCK TABLE decide.changes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;}],
+                             '>', \$locker_out, '2>', \$locker_err);
+my $timed_out = 0;
+foreach (1 .. 100)
+{
+    $timed_out = slurp_file($node->logfile, $lock_log_offset)
+        =~ /\[$maintenance_pid\] ERROR:  canceling statement due to lock timeout/;
+    last if $timed_out;
+    usleep(100_000);
+}
+ok($timed_out, 'the worker reported the lock it could not get');
+is($node->safe_psql('postgres', q{
+    SELECT count(*) FROM generate_series(1, 100) g, decide('user:locked' || g, 'read', 'doc:1');
+    SELECT decide_flush();
+    SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:locked%'}), "100\n\n100",
+   'decisions logged while maintenance fails are written');
+$locker->finish;
+is(worker_pid($node), $maintenance_pid, 'the failing maintenance did not restart the worker');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});
+
 # Warming: hot requests are recomputed under the new epoch by the worker,
 # so a new backend finds them in the shared cache right after the change.
 $node->safe_psql('postgres', q{
@@ -169,7 +200,8 @@ $node->safe_psql('postgres', q{
     UPDATE decide.entities
        SET parents = parents || ARRAY(SELECT 'extra:' || g FROM generate_series(1, 48) g)
      WHERE uid = 'wide:all'});
-my ($ret, $out, $err) = $node->psql('postgres', q{SELECT decide('wide:child', 'read', 'doc:hot')});
+my $ret;
+($ret, $out, $err) = $node->psql('postgres', q{SELECT decide('wide:child', 'read', 'doc:hot')});
 like($err, qr/has more than 1023 ancestors/, 'the request no longer decides');
 ok(wait_for($node, qq{SELECT warmed >= $warmed_before + 5 FROM decide_stats}, 't', 'warming past a failing request'),
    'the worker warmed the other hot requests');

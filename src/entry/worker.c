@@ -220,7 +220,7 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
 		if (TimestampDifferenceExceeds(*last_maintenance, GetCurrentTimestamp(),
 									   decide_maintenance_interval_s * 1000))
 		{
-			worker_in_transaction(maintain, NULL);
+			maintain();
 			*last_maintenance = GetCurrentTimestamp();
 		}
 		if (decide_warm)

@@ -5,6 +5,10 @@
  * decide.log_retention, deletes the change history older than
  * decide.changes_retention, and runs ANALYZE on decide's tables when they
  * changed a lot (autovacuum never analyzes a partitioned parent).
+ *
+ * A failure here (a lock not granted within the worker's lock_timeout,
+ * say) is reported and tried again next interval: it must not restart the
+ * worker, whose first job is the log.
  */
 #include "postgres.h"
 
@@ -21,10 +25,20 @@
 #include "worker_flush.h"
 #include "worker_maintain.h"
 
+/*
+ * The log's parents are analyzed, as autovacuum analyzes a table, after
+ * 50,000 rows plus a tenth of what they held when last analyzed: ANALYZE
+ * of a partitioned table samples every partition, a second or more on a
+ * large log, so a fixed count would cost a growing share of the worker's
+ * time per logged row.
+ */
 #define ANALYZE_AFTER_ROWS 50000
+#define ANALYZE_AFTER_FRACTION 0.1
 
-void
-maintain(void *arg)
+static double log_rows_at_analyze = 0;
+
+static void
+maintain_in_transaction(void *arg)
 {
 	int32		today = log_day_of(GetCurrentTimestamp());
 	int32		oldest_kept = log_day_of(GetCurrentTimestamp() -
@@ -84,11 +98,22 @@ maintain(void *arg)
 							 " (SELECT epoch + 1 FROM decide.epoch))",
 							 decide_changes_retention_min), false, 0);
 
-	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS)
+	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_at_analyze)
 	{
-		SPI_execute("ANALYZE decide.decisions", false, 0);
+		/* Tables another session holds locked wait for the next turn. */
+		SPI_execute("ANALYZE (SKIP_LOCKED) decide.decisions", false, 0);
 		if (OidIsValid(get_relname_relid("decision_keys", get_namespace_oid("decide", false))))
-			SPI_execute("ANALYZE decide.decision_keys", false, 0);
+			SPI_execute("ANALYZE (SKIP_LOCKED) decide.decision_keys", false, 0);
+		if (SPI_execute("SELECT pg_catalog.sum(pg_catalog.greatest(c.reltuples, 0))::float8"
+						" FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+						" WHERE i.inhparent = 'decide.decisions'::regclass", true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			log_rows_at_analyze = isnull ? 0 : DatumGetFloat8(rows);
+		}
 		log_rows_since_analyze = 0;
 	}
 	/* Policies and entities: when a tenth of their rows changed. */
@@ -102,6 +127,26 @@ maintain(void *arg)
 		for (i = 0; i < n; i++)
 			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		for (i = 0; i < n; i++)
-			SPI_execute(psprintf("ANALYZE %s", names[i]), false, 0);
+			SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) %s", names[i]), false, 0);
 	}
+}
+
+void
+maintain(void)
+{
+	MemoryContext context = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		worker_in_transaction(maintain_in_transaction, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(context);
+	}
+	PG_END_TRY();
 }

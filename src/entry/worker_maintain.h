@@ -4,7 +4,8 @@
 #ifndef DECIDE_WORKER_MAINTAIN_H
 #define DECIDE_WORKER_MAINTAIN_H
 
-/* Partitions ahead, retention, ANALYZE; in a transaction with SPI. */
-extern void maintain(void *arg);
+/* Partitions ahead, retention, ANALYZE, in a transaction of their own;
+ * a failure is reported and left for the next interval. */
+extern void maintain(void);
 
 #endif							/* DECIDE_WORKER_MAINTAIN_H */
