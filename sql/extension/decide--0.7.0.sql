@@ -989,6 +989,32 @@ REVOKE ALL ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint) FR
 GRANT EXECUTE ON FUNCTION decide_policies_at(bigint), decide_entities_at(bigint)
     TO decide_admin, decide_auditor;
 
+-- Decisions and explanations as of an epoch: decide() and decide_explain()
+-- with at_epoch evaluate under the policies and entities that
+-- decide_policies_at() and decide_entities_at() rebuild, called as the
+-- caller, so only roles that may read the history may ask.  Audit queries:
+-- not logged, not counted, not cached.
+CREATE FUNCTION decide(actor text, action text, resource text, context jsonb, at_epoch bigint)
+    RETURNS decide.decision
+    AS 'MODULE_PATHNAME', 'decide_decide_at_epoch'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+CREATE FUNCTION decide_explain(actor text, action text, resource text, context jsonb,
+                               at_epoch bigint)
+    RETURNS TABLE (rank integer, policy text, effect text, priority integer, risk_level text,
+                   actor_matched boolean, action_matched boolean, resource_matched boolean,
+                   condition text, decisive boolean, note text)
+    AS 'MODULE_PATHNAME', 'decide_explain_at_epoch'
+    LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION decide(text, text, text, jsonb, bigint) IS
+    'the decision as it was made at an epoch, under that epoch''s policies and entities';
+COMMENT ON FUNCTION decide_explain(text, text, text, jsonb, bigint) IS
+    'the explanation as of an epoch, under that epoch''s policies and entities';
+REVOKE ALL ON FUNCTION decide(text, text, text, jsonb, bigint),
+                       decide_explain(text, text, text, jsonb, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide(text, text, text, jsonb, bigint),
+                          decide_explain(text, text, text, jsonb, bigint)
+    TO decide_admin, decide_auditor;
+
 -- Privileges. decide_admin edits policies and entities; decide_user may only
 -- ask for decisions. decide_explain shows policy definitions: admins only.
 -- Monitoring may read the statistics; only admins reset them.  The log is

@@ -8,6 +8,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -23,6 +24,7 @@
 #include "change_history.h"
 #include "decision.h"
 #include "decision_cache.h"
+#include "entity_images.h"
 #include "entity_store.h"
 #include "hot_keys.h"
 #include "input.h"
@@ -396,6 +398,87 @@ decide_explain(PG_FUNCTION_ARGS)
 
 	request_from_args(fcinfo, &request);
 	InitMaterializedSRF(fcinfo, 0);
-	decision_explain(&request, emit_explain_row, fcinfo->resultinfo);
+	decision_explain(&request, NULL, emit_explain_row, fcinfo->resultinfo);
+	return (Datum) 0;
+}
+
+/*
+ * As of an epoch: decide() and decide_explain() with a fifth argument,
+ * at_epoch, evaluate under the policies and entities of that epoch, rebuilt
+ * from the change history (decide_policies_at(), decide_entities_at(), in
+ * the schema of the calling function, as the caller: only roles that may
+ * read the history may ask).  Audit queries: nothing is logged, counted as
+ * a decision, or cached where live decisions look.
+ *
+ * The set last built is kept while the live set it was built beside is
+ * current: an epoch's state is rebuilt from the live tables and the history
+ * after it, and neither changes without the epoch moving (retention only
+ * deletes epochs, which a kept set then still answers for, correctly).
+ */
+static PolicySet *as_of_set = NULL;
+static uint64 as_of_live_generation = 0;
+
+static PolicySet *
+as_of_set_for(FunctionCallInfo fcinfo)
+{
+	PolicySet  *live = policy_set_current();
+	Oid			functions_schema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	MemoryContext caller = CurrentMemoryContext;
+	PolicySet  *set;
+	int64		epoch;
+
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("at_epoch must not be NULL"),
+				 errhint("Call the function without at_epoch to decide under the current policies.")));
+	epoch = PG_GETARG_INT64(4);
+	if (as_of_set && as_of_set->epoch == epoch && as_of_live_generation == live->generation)
+		return as_of_set;
+	if (as_of_set)
+	{
+		policy_set_free(as_of_set);
+		as_of_set = NULL;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* In the caller's context until complete: an error frees it. */
+	MemoryContextSwitchTo(caller);
+	set = policy_set_as_of(epoch, functions_schema);
+	set->as_of_entities = entity_images_as_of(epoch, functions_schema, set->context);
+	SPI_finish();
+	MemoryContextSetParent(set->context, TopMemoryContext);
+	as_of_set = set;
+	as_of_live_generation = live->generation;
+	return set;
+}
+
+PG_FUNCTION_INFO_V1(decide_decide_at_epoch);
+Datum
+decide_decide_at_epoch(PG_FUNCTION_ARGS)
+{
+	DecisionRequest request;
+	Decision	decision;
+	Datum		values[DECISION_COLUMNS];
+	bool		nulls[DECISION_COLUMNS];
+	TupleDesc	desc = decision_result_desc(fcinfo);
+
+	request_from_args(fcinfo, &request);
+	decision_make_as_of(&request, as_of_set_for(fcinfo), &decision);
+	decision_to_values(&decision, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(decide_explain_at_epoch);
+Datum
+decide_explain_at_epoch(PG_FUNCTION_ARGS)
+{
+	DecisionRequest request;
+	PolicySet  *set;
+
+	request_from_args(fcinfo, &request);
+	set = as_of_set_for(fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	decision_explain(&request, set, emit_explain_row, fcinfo->resultinfo);
 	return (Datum) 0;
 }

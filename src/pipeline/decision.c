@@ -223,11 +223,12 @@ fill_evaluation(const PolicySet *set, const DecisionRequest *request,
 
 /*
  * Resolves the request's entities under the current policy set, reloading
- * when the epoch moves underneath.  Leaves the evaluator's request and the
- * condition document's parts in *state.
+ * when the epoch moves underneath, or under a set of an earlier epoch
+ * (as_of), whose entities never move.  Leaves the evaluator's request and
+ * the condition document's parts in *state.
  */
 static void
-prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
+prepare_evaluation(const DecisionRequest *request, PolicySet *as_of, EvaluationState *state,
 				   DecRequest *evaluator_request)
 {
 	EntityInfo	entities[DEC_NDIMS];
@@ -236,9 +237,11 @@ prepare_evaluation(const DecisionRequest *request, EvaluationState *state,
 
 	for (attempt = 0;; attempt++)
 	{
-		set = policy_set_current();
+		set = as_of ? as_of : policy_set_current();
 		if (entity_store_resolve(set, request->uid, DEC_NDIMS, entities))
 			break;
+		if (as_of)
+			elog(ERROR, "the entities of epoch " INT64_FORMAT " could not be resolved", as_of->epoch);
 		if (attempt == 100)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -498,7 +501,7 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 		DecAllocator scratch = decide_allocator(decision_context);
 		DecDecision result;
 
-		prepare_evaluation(request, &state, &evaluator_request);
+		prepare_evaluation(request, NULL, &state, &evaluator_request);
 		/* A reload during entity resolution moved the epoch: the key is stale. */
 		if (cacheable && state.set->epoch != key.epoch)
 			cacheable = false;
@@ -539,6 +542,29 @@ decision_make(const DecisionRequest *request, Decision *decision, bool warming)
 	stats_record_latency((uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
 }
 
+void
+decision_make_as_of(const DecisionRequest *request, PolicySet *as_of, Decision *decision)
+{
+	MemoryContext caller_context = begin_decision();
+	EvaluationState state;
+	DecRequest	evaluator_request;
+	DecAllocator scratch = decide_allocator(decision_context);
+	DecDecision result;
+
+	prepare_evaluation(request, as_of, &state, &evaluator_request);
+	dec_evaluate(as_of->compiled, &evaluator_request, evaluate_condition, &state, &scratch,
+				 &result, check_interrupts);
+	if (state.condition_failures)
+		stats_count(STAT_CONDITION_FAILURES, state.condition_failures);
+	decision->allowed = result.allowed;
+	decision->set = as_of;
+	decision->policy = result.policy >= 0 ? &as_of->policies[result.policy] : NULL;
+	decision->condition_unknown = result.condition_unknown;
+	decision->epoch = as_of->epoch;
+	decision->source = LOG_SOURCE_MISS;
+	MemoryContextSwitchTo(caller_context);
+}
+
 char *
 decision_reason(bool allowed, const char *policy, int32 priority, bool condition_unknown)
 {
@@ -566,7 +592,7 @@ condition_result_name(DecConditionResult result)
 }
 
 void
-decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
+decision_explain(const DecisionRequest *request, PolicySet *as_of, ExplainRowFn emit, void *arg)
 {
 	EvaluationState state;
 	DecRequest	evaluator_request;
@@ -578,7 +604,7 @@ decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg)
 
 	caller_context = begin_decision();
 	scratch = decide_allocator(decision_context);
-	prepare_evaluation(request, &state, &evaluator_request);
+	prepare_evaluation(request, as_of, &state, &evaluator_request);
 	dec_evaluate(state.set->compiled, &evaluator_request, evaluate_condition, &state,
 				 &scratch, &result, check_interrupts);
 

@@ -43,6 +43,13 @@ extern void decision_set_uid(DecisionRequest *request, int dim, text *value, con
  */
 extern void decision_make(const DecisionRequest *request, Decision *decision, bool warming);
 
+/*
+ * Decides a request under a set of an earlier epoch (policy_set_as_of, its
+ * entities attached): no cache is read or filled and nothing is logged.
+ */
+extern void decision_make_as_of(const DecisionRequest *request, PolicySet *as_of,
+								Decision *decision);
+
 /* The reason text of a decision (also rebuilt for logged decisions). */
 extern char *decision_reason(bool allowed, const char *policy, int32 priority,
 							 bool condition_unknown);
@@ -63,9 +70,11 @@ typedef void (*ExplainRowFn) (const ExplainRow *row, void *arg);
 
 /*
  * Calls emit for every active policy that matches at least one part of the
- * request.  The deciding policy comes from the evaluator, so explanations
- * never disagree with decisions.
+ * request, under the current set or one of an earlier epoch (as_of; NULL:
+ * the current).  The deciding policy comes from the evaluator, so
+ * explanations never disagree with decisions.
  */
-extern void decision_explain(const DecisionRequest *request, ExplainRowFn emit, void *arg);
+extern void decision_explain(const DecisionRequest *request, PolicySet *as_of, ExplainRowFn emit,
+							 void *arg);
 
 #endif							/* DECIDE_DECISION_H */

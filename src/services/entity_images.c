@@ -23,12 +23,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -58,6 +60,58 @@ copy_text(text *value)
 	DecStr		s = {pnstrdup(VARDATA_ANY(value), len), len};
 
 	return s;
+}
+
+/*
+ * Adds a row of decide.entities (uid, parents, attrs: its first three
+ * columns) to a growing array, copying what it points to.
+ */
+static void
+add_row(HeapTuple tuple, TupleDesc desc, DecEntityRow **rows, uint32 *n, uint32 *capacity)
+{
+	DecEntityRow *row;
+	bool		isnull;
+	Datum		value;
+
+	if (*n == *capacity)
+	{
+		*capacity *= 2;
+		*rows = repalloc_huge(*rows, sizeof(DecEntityRow) * *capacity);
+	}
+	row = &(*rows)[(*n)++];
+	memset(row, 0, sizeof(*row));
+	row->uid = copy_text(DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull)));
+	value = heap_getattr(tuple, 2, desc, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			count;
+		int			i;
+		DecStr	   *parents;
+
+		deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &count);
+		parents = palloc(sizeof(DecStr) * Max(count, 1));
+		for (i = 0; i < count; i++)
+			if (!nulls[i])
+				parents[row->n_parents++] = copy_text(DatumGetTextPP(elems[i]));
+		row->parents = parents;
+	}
+	value = heap_getattr(tuple, 3, desc, &isnull);
+	if (!isnull)
+	{
+		Jsonb	   *attrs = DatumGetJsonbP(value);
+
+		if (JsonContainerSize(&attrs->root) > 0)
+		{
+			char	   *copy = palloc(VARSIZE(attrs));
+
+			memcpy(copy, attrs, VARSIZE(attrs));
+			row->attrs = copy;
+			row->attrs_len = VARSIZE(attrs);
+		}
+	}
 }
 
 /*
@@ -100,51 +154,9 @@ build_image(const PolicySet *set, Size *size)
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		DecEntityRow *row;
-		bool		isnull;
-		Datum		value;
-
 		if ((n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (n == capacity)
-		{
-			capacity *= 2;
-			rows = repalloc_huge(rows, sizeof(DecEntityRow) * capacity);
-		}
-		row = &rows[n++];
-		memset(row, 0, sizeof(*row));
-		row->uid = copy_text(DatumGetTextPP(heap_getattr(tuple, 1, desc, &isnull)));
-		value = heap_getattr(tuple, 2, desc, &isnull);
-		if (!isnull)
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			count;
-			int			i;
-			DecStr	   *parents;
-
-			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &count);
-			parents = palloc(sizeof(DecStr) * Max(count, 1));
-			for (i = 0; i < count; i++)
-				if (!nulls[i])
-					parents[row->n_parents++] = copy_text(DatumGetTextPP(elems[i]));
-			row->parents = parents;
-		}
-		value = heap_getattr(tuple, 3, desc, &isnull);
-		if (!isnull)
-		{
-			Jsonb	   *attrs = DatumGetJsonbP(value);
-
-			if (JsonContainerSize(&attrs->root) > 0)
-			{
-				char	   *copy = palloc(VARSIZE(attrs));
-
-				memcpy(copy, attrs, VARSIZE(attrs));
-				row->attrs = copy;
-				row->attrs_len = VARSIZE(attrs);
-			}
-		}
+		add_row(tuple, desc, &rows, &n, &capacity);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -206,10 +218,51 @@ build_and_publish(const PolicySet *set, int slot)
 }
 
 const void *
+entity_images_as_of(int64 epoch, Oid functions_schema, MemoryContext context)
+{
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext,
+												  "decide entities as of an epoch",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(scratch);
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(epoch)};
+	uint32		capacity = 1024;
+	uint32		n = 0;
+	DecEntityRow *rows = palloc(sizeof(DecEntityRow) * capacity);
+	DecAllocator allocator = decide_allocator(context);
+	void	   *image;
+	size_t		size;
+	uint64		i;
+
+	if (SPI_execute_with_args(psprintf("SELECT uid, parents, attrs FROM %s.decide_entities_at($1)",
+									   quote_identifier(get_namespace_name(functions_schema))),
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the entities as of epoch " INT64_FORMAT, epoch);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		add_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &rows, &n, &capacity);
+	}
+	image = dec_entity_image_build(rows, n, &allocator, &size);
+	if (image == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the entities as of epoch " INT64_FORMAT " are too large to load", epoch),
+				 errdetail("Their image would exceed 4 GB (%u entities).", n)));
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch);
+	return image;
+}
+
+const void *
 entity_images_get(const PolicySet *set)
 {
 	const char *image = NULL;
 	int			slot = -1;
+
+	if (set->as_of_entities)
+		return set->as_of_entities;
 
 	if (!policy_set_entities_shareable(set))
 		return NULL;

@@ -18,7 +18,16 @@ extern bool entity_images_may_build;
 /*
  * The image of the entities under this set (src/core/entity_image.h),
  * pinned until the set's entities version changes, or NULL: read the table.
+ * A set of an earlier epoch gives its own.
  */
 extern const void *entity_images_get(const PolicySet *set);
+
+/*
+ * The image of every entity as it was at an epoch, from decide_entities_at()
+ * in functions_schema (the caller is connected to SPI), built in context;
+ * a set of that epoch (policy_set_as_of) carries it as its entities.
+ */
+extern const void *entity_images_as_of(int64 epoch, Oid functions_schema,
+									   MemoryContext context);
 
 #endif							/* DECIDE_ENTITY_IMAGES_H */

@@ -44,6 +44,8 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -450,61 +452,139 @@ compare_read_ids(const void *a, const void *b, void *arg)
 	return (x > y) - (x < y);
 }
 
-/* Reads the active policies under a snapshot (in the current context). */
-static ReadPolicy *
-read_policies(Snapshot snapshot, uint32 *count)
+/* The columns of decide.policies that a set is compiled from. */
+typedef enum PolicyColumn
 {
-	Relation	rel = table_open(catalog.policies, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
-	AttrNumber	att_id = get_attnum(catalog.policies, "id");
-	AttrNumber	att_name = get_attnum(catalog.policies, "name");
-	AttrNumber	att_effect = get_attnum(catalog.policies, "effect");
-	AttrNumber	att_priority = get_attnum(catalog.policies, "priority");
-	AttrNumber	att_pattern[DEC_NDIMS] = {
-		get_attnum(catalog.policies, "actor"),
-		get_attnum(catalog.policies, "action"),
-		get_attnum(catalog.policies, "resource")
-	};
-	AttrNumber	att_condition = get_attnum(catalog.policies, "condition");
-	AttrNumber	att_risk = get_attnum(catalog.policies, "risk_level");
-	AttrNumber	att_active = get_attnum(catalog.policies, "active");
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	PC_ID,
+	PC_NAME,
+	PC_EFFECT,
+	PC_PRIORITY,
+	PC_ACTOR,
+	PC_ACTION,
+	PC_RESOURCE,
+	PC_CONDITION,
+	PC_RISK_LEVEL,
+	PC_ACTIVE,
+	POLICY_COLUMNS
+} PolicyColumn;
+
+static const char *const policy_column_names[POLICY_COLUMNS] = {
+	"id", "name", "effect", "priority", "actor", "action", "resource", "condition",
+	"risk_level", "active"
+};
+
+/* Where each column is in a tuple descriptor of decide.policies' row type. */
+static void
+find_policy_columns(TupleDesc desc, AttrNumber *attnums)
+{
+	int			c;
+	int			a;
+
+	for (c = 0; c < POLICY_COLUMNS; c++)
+	{
+		attnums[c] = InvalidAttrNumber;
+		for (a = 0; a < desc->natts; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a)->attname), policy_column_names[c]) == 0)
+				attnums[c] = a + 1;
+		if (attnums[c] == InvalidAttrNumber)
+			elog(ERROR, "decide.policies has no column %s", policy_column_names[c]);
+	}
+}
+
+/*
+ * Adds one policy row to a growing array, if it is active; rows come from
+ * the table or from decide_policies_at(), which returns the table's rows.
+ */
+static void
+add_read_policy(HeapTuple tuple, TupleDesc desc, const AttrNumber *attnums, Datum *values,
+				bool *nulls, LabelCache *labels, ReadPolicy **policies, uint32 *n,
+				uint32 *capacity)
+{
+	ReadPolicy *p;
+	int			d;
+
+#define VALUE(column) (values[attnums[column] - 1])
+	heap_deform_tuple(tuple, desc, values, nulls);
+	if (!DatumGetBool(VALUE(PC_ACTIVE)))
+		return;
+	if (*n == *capacity)
+	{
+		*capacity *= 2;
+		*policies = repalloc_huge(*policies, sizeof(ReadPolicy) * *capacity);
+	}
+	p = &(*policies)[(*n)++];
+	p->id = DatumGetInt64(VALUE(PC_ID));
+	p->name = TextDatumGetCString(VALUE(PC_NAME));
+	p->effect = strcmp(enum_label(labels, DatumGetObjectId(VALUE(PC_EFFECT))),
+					   "deny") == 0 ? DEC_DENY : DEC_ALLOW;
+	p->priority = DatumGetInt32(VALUE(PC_PRIORITY));
+	p->risk_level = enum_label(labels, DatumGetObjectId(VALUE(PC_RISK_LEVEL)));
+	for (d = 0; d < DEC_NDIMS; d++)
+		p->pattern[d] = TextDatumGetCString(VALUE(PC_ACTOR + d));
+	p->condition = nulls[attnums[PC_CONDITION] - 1] ? NULL :
+		DatumGetJsonPathPCopy(VALUE(PC_CONDITION));
+#undef VALUE
+}
+
+/*
+ * Reads the active policies (in the current context): under a snapshot
+ * from the table, or, with no snapshot, as they were at an epoch, from
+ * decide_policies_at() in functions_schema (through SPI, connected by the
+ * caller).
+ */
+static ReadPolicy *
+read_policies(Snapshot snapshot, int64 as_of_epoch, Oid functions_schema, uint32 *count)
+{
 	uint32		capacity = 64;
 	uint32		n = 0;
 	ReadPolicy *policies = palloc_extended(sizeof(ReadPolicy) * capacity, MCXT_ALLOC_HUGE);
 	LabelCache	labels = {0};
-	HeapTuple	tuple;
+	AttrNumber	attnums[POLICY_COLUMNS];
+	Datum	   *values;
+	bool	   *nulls;
 
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	if (snapshot != NULL)
 	{
-		ReadPolicy *p;
-		int			d;
+		Relation	rel = table_open(catalog.policies, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+		TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+		HeapTuple	tuple;
 
-		CHECK_FOR_INTERRUPTS();
-		heap_deform_tuple(tuple, desc, values, nulls);
-		if (!DatumGetBool(values[att_active - 1]))
-			continue;
-		if (n == capacity)
+		find_policy_columns(desc, attnums);
+		values = palloc(sizeof(Datum) * desc->natts);
+		nulls = palloc(sizeof(bool) * desc->natts);
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
-			capacity *= 2;
-			policies = repalloc_huge(policies, sizeof(ReadPolicy) * capacity);
+			CHECK_FOR_INTERRUPTS();
+			add_read_policy(tuple, desc, attnums, values, nulls, &labels, &policies, &n,
+							&capacity);
 		}
-		p = &policies[n++];
-		p->id = DatumGetInt64(values[att_id - 1]);
-		p->name = TextDatumGetCString(values[att_name - 1]);
-		p->effect = strcmp(enum_label(&labels, DatumGetObjectId(values[att_effect - 1])),
-						   "deny") == 0 ? DEC_DENY : DEC_ALLOW;
-		p->priority = DatumGetInt32(values[att_priority - 1]);
-		p->risk_level = enum_label(&labels, DatumGetObjectId(values[att_risk - 1]));
-		for (d = 0; d < DEC_NDIMS; d++)
-			p->pattern[d] = TextDatumGetCString(values[att_pattern[d] - 1]);
-		p->condition = nulls[att_condition - 1] ? NULL :
-			DatumGetJsonPathPCopy(values[att_condition - 1]);
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
 	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	else
+	{
+		Oid			argtypes[1] = {INT8OID};
+		Datum		args[1] = {Int64GetDatum(as_of_epoch)};
+		TupleDesc	desc;
+		uint64		i;
+
+		if (SPI_execute_with_args(psprintf("SELECT * FROM %s.decide_policies_at($1)",
+										   quote_identifier(get_namespace_name(functions_schema))),
+								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the policies as of epoch " INT64_FORMAT, as_of_epoch);
+		desc = SPI_tuptable->tupdesc;
+		find_policy_columns(desc, attnums);
+		values = palloc(sizeof(Datum) * desc->natts);
+		nulls = palloc(sizeof(bool) * desc->natts);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			add_read_policy(SPI_tuptable->vals[i], desc, attnums, values, nulls, &labels,
+							&policies, &n, &capacity);
+		}
+	}
 	*count = n;
 	return policies;
 }
@@ -523,7 +603,7 @@ add_bytes(Size *size, Size bytes, Size align)
  * memory context; scratch work goes to a context of its own.
  */
 static char *
-build_image(Snapshot snapshot, Size *size_out)
+build_image(Snapshot snapshot, int64 as_of_epoch, Oid functions_schema, Size *size_out)
 {
 	MemoryContext target = CurrentMemoryContext;
 	MemoryContext scratch_context = AllocSetContextCreate(CurrentMemoryContext,
@@ -531,7 +611,7 @@ build_image(Snapshot snapshot, Size *size_out)
 														  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(scratch_context);
 	uint32		n;
-	ReadPolicy *read = read_policies(snapshot, &n);
+	ReadPolicy *read = read_policies(snapshot, as_of_epoch, functions_schema, &n);
 	DecPolicyDef *defs = palloc_extended(sizeof(DecPolicyDef) * Max(n, 1), MCXT_ALLOC_HUGE);
 	uint32	   *by_id = palloc_extended(sizeof(uint32) * Max(n, 1), MCXT_ALLOC_HUGE);
 	DecAllocator scratch = decide_allocator(scratch_context);
@@ -653,7 +733,7 @@ build_private(PolicySet *set, Snapshot snapshot)
 	MemoryContext old = MemoryContextSwitchTo(set->context);
 	Size		size;
 
-	open_image(set, build_image(snapshot, &size));
+	open_image(set, build_image(snapshot, -1, InvalidOid, &size));
 	MemoryContextSwitchTo(old);
 }
 
@@ -686,7 +766,7 @@ attach_shared(PolicySet *set, Snapshot snapshot, instr_time start)
 
 				PG_TRY();
 				{
-					built = build_image(snapshot, &size);
+					built = build_image(snapshot, -1, InvalidOid, &size);
 				}
 				PG_CATCH();
 				{
@@ -764,6 +844,45 @@ free_policy_set(PolicySet *set)
 	if (set->shared_slot >= 0)
 		shared_sets_release(set->shared_slot);
 	MemoryContextDelete(set->context);
+}
+
+/*
+ * The policies as they were at an epoch, compiled into a set of this
+ * backend's own: never shared, never current, not cached (as if read under
+ * the caller's own change).  Its entities are the caller's to attach
+ * (as_of_entities).  The caller is connected to SPI and names the schema of
+ * the extension's functions; errors for an epoch outside the history come
+ * from decide_policies_at().
+ */
+PolicySet *
+policy_set_as_of(int64 epoch, Oid functions_schema)
+{
+	PolicySet  *current = policy_set_current();
+	MemoryContext set_context = AllocSetContextCreate(CurrentMemoryContext,
+													  "decide policy set as of an epoch",
+													  ALLOCSET_DEFAULT_SIZES);
+	PolicySet  *set = MemoryContextAllocZero(set_context, sizeof(PolicySet));
+	MemoryContext old;
+	Size		size;
+
+	set->context = set_context;
+	set->shared_slot = -1;
+	set->generation = next_generation++;
+	set->epoch = epoch;
+	set->store_id = current->store_id;
+	set->includes_own_changes = true;
+	set->carry_from_epoch = -1;
+	old = MemoryContextSwitchTo(set_context);
+	open_image(set, build_image(NULL, epoch, functions_schema, &size));
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+void
+policy_set_free(PolicySet *set)
+{
+	Assert(set != current_set);
+	free_policy_set(set);
 }
 
 PolicySet *

@@ -89,6 +89,12 @@ typedef struct PolicySet
 	int64		carry_from_epoch;
 	DecPolicySet *changed;		/* NULL: no policy differs */
 	uint32		n_changed;
+
+	/*
+	 * A set of an earlier epoch (policy_set_as_of): the image of every
+	 * entity as it was then, in the set's context; NULL for live sets.
+	 */
+	const void *as_of_entities;
 } PolicySet;
 
 static inline const char *
@@ -124,6 +130,14 @@ extern void policy_set_init(void);
  * the epoch moved.  Errors if the extension is not installed here.
  */
 extern PolicySet *policy_set_current(void);
+
+/*
+ * The policies as they were at an epoch, in a set of the caller's own
+ * (connected to SPI; functions_schema: where decide_policies_at() is); let
+ * go with policy_set_free().
+ */
+extern PolicySet *policy_set_as_of(int64 epoch, Oid functions_schema);
+extern void policy_set_free(PolicySet *set);
 
 /* The policy with this id, or NULL. */
 extern const PolicyInfo *policy_set_find(const PolicySet *set, int64 id);
