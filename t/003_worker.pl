@@ -210,6 +210,20 @@ like(slurp_file($node->logfile, $log_offset),
      qr/\[$warm_pid\] ERROR:  entity "wide:child" has more than 1023 ancestors/,
      'the worker logged the failing request');
 
+# A ring filling past half wakes the worker before decide.flush_interval:
+# with the interval at a minute, 1 MB ring, decisions with 4 kB contexts
+# reach the table without decide_flush().
+$node->safe_psql('postgres', q{ALTER SYSTEM SET decide.flush_interval = '1min'; SELECT pg_reload_conf()});
+sleep 1;    # the worker takes the new interval after its current wait
+my $half_before = $node->safe_psql('postgres', 'SELECT log_flushed FROM decide_stats');
+$node->safe_psql('postgres', q{
+    SET decide.log_context = on;
+    SELECT count(*) FROM generate_series(1, 150) g,
+           decide('user:half' || g, 'read', 'doc:1', jsonb_build_object('pad', repeat('x', 4000)))});
+ok(wait_for($node, qq{SELECT log_flushed >= $half_before + 120 FROM decide_stats}, 't', 'half-full wake'),
+   'a ring past half full is flushed before the interval');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.flush_interval; SELECT pg_reload_conf()});
+
 # A full ring drops records (never blocking the caller), counts them, and
 # the worker says so in the server log, once.
 $log_offset = -s $node->logfile;

@@ -349,7 +349,8 @@ writer_insert(PartitionWriter *w, int count)
 {
 	int			i;
 
-	table_multi_insert(w->rel, w->slots, count, w->cid, 0, w->bistate);
+	/* Nothing frees space in the log: every new row goes at the end. */
+	table_multi_insert(w->rel, w->slots, count, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
 	for (i = 0; i < count; i++)
 	{
 		if (w->result->ri_NumIndices > 0)

@@ -3,7 +3,9 @@
  * shared memory.
  *
  * Deciding backends append records to their database's ring; that
- * database's worker (worker_flush.c) copies them out, inserts them into its
+ * database's worker (worker_flush.c), woken every decide.flush_interval or
+ * by the record that fills the ring past half, copies them out, inserts
+ * them into its
  * decide.decisions in one transaction per batch, and only then advances the
  * read position, so a failed insert loses nothing.  The caller's path does
  * no table I/O and never waits for room: when the ring is full the record
@@ -110,7 +112,7 @@ static double log_allow_sample_rate = 1.0;
 static bool log_context = false;
 static int	log_buffer_size_mb = 16;
 static int	max_databases = 4;
-int			decide_flush_interval_ms = 200;
+int			decide_flush_interval_ms = 1000;
 int			decide_log_retention_min = 30 * 24 * 60;
 int			decide_maintenance_interval_s = 60;
 
@@ -143,7 +145,7 @@ audit_log_define_gucs(void)
 	DefineCustomIntVariable("decide.flush_interval",
 							"Longest time a logged decision waits in the ring.",
 							NULL,
-							&decide_flush_interval_ms, 200, 10, 60 * 1000,
+							&decide_flush_interval_ms, 1000, 10, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("decide.log_retention",
 							"Age after which daily partitions of decide.decisions are dropped.",
@@ -438,6 +440,7 @@ audit_log_append(LogRecord *record)
 	Size		size;
 	bool		appended = false;
 	bool		moved = false;
+	bool		half_full = false;
 
 	Assert(ring != NULL);
 	record->decided_at = GetCurrentTimestamp();
@@ -451,12 +454,12 @@ audit_log_append(LogRecord *record)
 	else
 	{
 		uint64		head = pg_atomic_read_u64(&ring->head);
+		uint64		tail;
 
 		/* Reserve [head, head + size), unless the ring is full. */
 		for (;;)
 		{
-			uint64		tail = pg_atomic_read_u64(&ring->tail);
-
+			tail = pg_atomic_read_u64(&ring->tail);
 			if (rings->capacity - (head - tail) < size)
 				break;
 			if (pg_atomic_compare_exchange_u64(&ring->head, &head, head + size))
@@ -475,11 +478,16 @@ audit_log_append(LogRecord *record)
 					   size - sizeof(size_word));
 			pg_write_barrier();
 			*ring_size_word(ring, head) = size_word;
+			/* The record that fills the ring past half wakes the worker early. */
+			half_full = head - tail < rings->capacity / 2 &&
+				head + size - tail >= rings->capacity / 2;
 		}
 		else
 			pg_atomic_fetch_add_u64(&ring->dropped, 1);
 	}
 	LWLockRelease(ring->lock);
+	if (half_full)
+		worker_wake();
 	if (moved)
 	{
 		my_ring = NULL;
