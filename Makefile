@@ -19,11 +19,13 @@ BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/work
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
 	src/services/decision_cache.o src/services/hot_keys.o src/services/redis_client.o \
 	src/services/redis_cache.o src/services/audit_log.o src/services/log_stream.o \
-	src/services/shared_sets.o src/services/listing_cache.o src/services/entity_images.o
+	src/services/shared_sets.o src/services/listing_cache.o src/services/entity_images.o \
+	src/services/log_chain.o
 PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
 ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/launcher.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
-	src/entry/worker_warm.o src/entry/listing_functions.o src/entry/change_history.o
+	src/entry/worker_warm.o src/entry/listing_functions.o src/entry/change_history.o \
+	src/entry/log_verify.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 

@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
 SELECT decide_flush();
-TRUNCATE decide.decisions;
+TRUNCATE decide.decisions, decide.log_chain;
 SELECT decide_reset_stats();
 
 INSERT INTO decide.entities (uid, parents) VALUES ('user:alice', '{role:editor}');

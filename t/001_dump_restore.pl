@@ -92,6 +92,17 @@ my $keys = q{
       FROM decide.decision_keys
 };
 my $log_before = $node->safe_psql('source', $log);
+# The hash chain: the worker's rows verify; the row written by hand above
+# is the one the verification names, before and after the restore.
+my $verify = q{
+    SELECT string_agg(problem || ' ' || coalesce(first_id::text, '') || '-' || coalesce(last_id::text, ''),
+                      '; ' ORDER BY problem, first_id)
+      FROM decide_verify_log()
+};
+my $verify_before = $node->safe_psql('source', $verify);
+is($verify_before, $node->safe_psql('source', q{
+    SELECT 'rows not in the chain ' || id || '-' || id FROM decide.decisions WHERE actor = 'user:carol'}),
+   'the source log verifies, but for the row written by hand');
 like($log_before, qr/^5 /, 'the source database logged its decisions');
 my $log_indexes_before = $node->safe_psql('source', $log_indexes);
 like($log_indexes_before,
@@ -107,6 +118,7 @@ $node->command_ok(['pg_restore', '--exit-on-error', '--single-transaction', '-d'
                    $node->connstr('target'), $dump],
                   'pg_restore into a new database, in one transaction, without an error');
 is($node->safe_psql('target', $log), $log_before, 'the decision log survives dump and restore');
+is($node->safe_psql('target', $verify), $verify_before, 'and verifies against its chain as before');
 is($node->safe_psql('target', $log_indexes), $log_indexes_before,
    'each restored log partition has its indexes, once');
 is($node->safe_psql('target', $keys), $keys_before, 'the log\'s keys survive dump and restore');

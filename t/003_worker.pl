@@ -91,9 +91,26 @@ ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM decide.decisions'), $before + 2000,
    'a clean restart loses no logged decision');
 
-# Retention: a partition whose day is past decide.log_retention goes.
+# Retention: a partition whose day is past decide.log_retention goes, with
+# its keys and its links of the hash chain.  A log that starts with a link
+# of that day (made by hand, so the chain is broken there until it goes),
+# and the worker's links after it; once retention drops the day, the
+# oldest link kept starts the chain and the log verifies clean.
 $node->safe_psql('postgres', q{
+    SELECT decide_flush();
+    TRUNCATE decide.decisions, decide.log_chain;
     SELECT decide.create_log_partition('2000-01-01');
+    INSERT INTO decide.log_chain
+    VALUES (1, 0, 0, '2000-01-01 12:00+00', '2000-01-01 12:00+00', 0,
+            sha256('rows'), sha256('before'), sha256('old link'));
+});
+$node->safe_psql('postgres', q{
+    SELECT count(*) FROM generate_series(1, 20) g, decide('user:chain' || g, 'read', 'doc:1');
+    SELECT decide_flush();
+});
+ok($node->safe_psql('postgres', q{SELECT count(*) FROM decide_verify_log()}) > 0,
+   'the hand-made link breaks the chain');
+$node->safe_psql('postgres', q{
     INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
     VALUES ('2000-01-01 12:00+00', 'user:old', 'read', 'doc:1', true, 'allow', 'old', 1, 'miss');
 });
@@ -101,6 +118,10 @@ ok(wait_for($node, q{SELECT to_regclass('decide.decisions_20000101') IS NULL}, '
    'retention dropped the old partition');
 is($node->safe_psql('postgres', q{SELECT to_regclass('decide.decision_keys_20000101') IS NULL}), 't',
    'and the keys of that day');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.log_chain WHERE last_at < '2000-01-02'}), '0',
+   'and its links');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM decide_verify_log()}), '0',
+   'the chain verifies from the oldest link kept');
 
 # The change history is kept (decide.changes_retention = 0) until a
 # retention is set; then rows older than it go, newer ones stay.

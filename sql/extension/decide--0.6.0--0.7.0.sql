@@ -877,3 +877,43 @@ COMMENT ON FUNCTION decide_replay(timestamptz, timestamptz, integer) IS
     'logged decisions of a window decided again under the policies seen now; those that differ';
 REVOKE ALL ON FUNCTION decide_replay(timestamptz, timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide_replay(timestamptz, timestamptz, integer) TO decide_admin;
+
+-- The decision log's hash chain: with each day's part of a flushed batch
+-- the worker writes a link, the id range, count and SHA-256 digest of the
+-- rows it wrote and a hash over the previous link's; decide_verify_log()
+-- recomputes them, decide_log_head() gives the newest link to keep outside
+-- the database.  Retention deletes the links of the days it drops.
+CREATE TABLE decide.log_chain (
+    link        bigint PRIMARY KEY,         -- 1, 2, ... in the order written
+    first_id    bigint NOT NULL,            -- the ids of its rows: first_id to last_id
+    last_id     bigint NOT NULL,
+    first_at    timestamptz NOT NULL,       -- their times
+    last_at     timestamptz NOT NULL,
+    rows        integer NOT NULL,
+    digest      bytea NOT NULL,             -- SHA-256 of the rows, in id order
+    previous    bytea NOT NULL,             -- the previous link's hash (zeros for the first)
+    hash        bytea NOT NULL              -- SHA-256 of previous, link, ids, rows and digest
+);
+CREATE INDEX log_chain_last_at_idx ON decide.log_chain (last_at);
+COMMENT ON TABLE decide.log_chain IS
+    'the hash chain of decide.decisions: one link per UTC day of each batch the worker writes';
+SELECT pg_catalog.pg_extension_config_dump('decide.log_chain', '');
+CREATE FUNCTION decide_verify_log(from_time timestamptz DEFAULT NULL,
+                                  to_time timestamptz DEFAULT NULL, head text DEFAULT NULL)
+    RETURNS TABLE (problem text, link bigint, first_id bigint, last_id bigint, detail text)
+    AS 'MODULE_PATHNAME', 'decide_verify_log'
+    LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+CREATE FUNCTION decide_log_head() RETURNS text
+    AS 'MODULE_PATHNAME', 'decide_log_head'
+    LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION decide_verify_log(timestamptz, timestamptz, text) IS
+    'checks the decision log against its hash chain: one row per break, none when intact';
+COMMENT ON FUNCTION decide_log_head() IS
+    'the newest link of the decision log''s hash chain, to keep outside the database';
+REVOKE ALL ON FUNCTION decide_verify_log(timestamptz, timestamptz, text), decide_log_head()
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide_verify_log(timestamptz, timestamptz, text), decide_log_head()
+    TO decide_admin, decide_auditor;
+GRANT SELECT ON decide.log_chain TO decide_admin, decide_auditor;

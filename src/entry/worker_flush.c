@@ -35,6 +35,7 @@
 #include "audit_log.h"
 #include "bytes_table.h"
 #include "decision.h"
+#include "log_chain.h"
 #include "stats.h"
 #include "worker_common.h"
 #include "worker_flush.h"
@@ -146,6 +147,16 @@ text_datum(DecStr s)
 	return PointerGetDatum(cstring_to_text_with_len(s.ptr, s.len));
 }
 
+static bytea *
+bytes_datum(const uint8 *hash)
+{
+	bytea	   *b = palloc(VARHDRSZ + LOG_CHAIN_HASH_BYTES);
+
+	SET_VARSIZE(b, VARHDRSZ + LOG_CHAIN_HASH_BYTES);
+	memcpy(VARDATA(b), hash, LOG_CHAIN_HASH_BYTES);
+	return b;
+}
+
 /* A record's context as a jsonb datum (its JSON text was checked before). */
 static Datum
 context_datum(const LogRecord *record)
@@ -220,6 +231,7 @@ typedef struct LogSchema
 	Oid			namespace;
 	Oid			id_sequence;
 	bool		compact;		/* 0.7.0: priority and flags, the source an enum */
+	bool		chained;		/* 0.7.0: decide.log_chain links each day's part of a batch */
 	Datum		effect[2];		/* deny, allow */
 	Datum		risk_level[RISK_LEVELS];
 	Datum		source[LOG_SOURCES];
@@ -263,6 +275,8 @@ load_schema(LogSchema *schema)
 		schema->risk_level[i] = enum_label(risk_type, risk_level_names[i]);
 	schema->compact = OidIsValid(source_type) &&
 		OidIsValid(get_relname_relid("decision_keys", schema->namespace));
+	schema->chained = schema->compact &&
+		OidIsValid(get_relname_relid("log_chain", schema->namespace));
 	for (i = 0; i < LOG_SOURCES; i++)
 		schema->source[i] = schema->compact ? enum_label(source_type, log_source_names[i]) :
 			CStringGetTextDatum(log_source_names[i]);
@@ -501,6 +515,86 @@ check_key_columns(Relation rel)
 				 names[c]);
 }
 
+/* Adds a compact row, as written, to its link's digest. */
+static void
+add_to_chain(pg_cryptohash_ctx *chain, int64 id, const LogRecord *r, const Jsonb *context)
+{
+	static const DecStr none = {NULL, 0};
+	ChainRow	row;
+
+	row.id = id;
+	row.decided_at = r->decided_at;
+	row.actor = r->actor;
+	row.action = r->action;
+	row.resource = r->resource;
+	row.allowed = r->allowed;
+	row.effect.ptr = r->allowed ? "allow" : "deny";
+	row.effect.len = strlen(row.effect.ptr);
+	row.policy = r->has_policy ? r->policy : none;
+	row.risk_level = r->has_policy ? r->risk_level : none;
+	row.reason = none;
+	row.epoch = r->epoch;
+	row.source.ptr = log_source_names[r->source];
+	row.source.len = strlen(row.source.ptr);
+	row.context.ptr = context ? VARDATA(context) : NULL;
+	row.context.len = context ? VARSIZE(context) - VARHDRSZ : 0;
+	row.has_priority = row.has_condition_unknown = r->has_policy;
+	row.priority = r->priority;
+	row.condition_unknown = r->condition_unknown;
+	log_chain_add_row(chain, &row);
+}
+
+/*
+ * Appends the link of rows just written (ids first_id to last_id, times
+ * first_at to last_at, their digest in chain) to decide.log_chain, after
+ * the newest link.  In the batch's transaction: the rows and their link
+ * commit together.
+ */
+static void
+append_link(pg_cryptohash_ctx *chain, int64 first_id, int64 last_id, int64 rows,
+			TimestampTz first_at, TimestampTz last_at)
+{
+	uint8		digest[LOG_CHAIN_HASH_BYTES];
+	uint8		previous[LOG_CHAIN_HASH_BYTES] = {0};
+	uint8		hash[LOG_CHAIN_HASH_BYTES];
+	int64		link = 1;
+	Oid			argtypes[9] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT4OID, BYTEAOID, BYTEAOID, BYTEAOID};
+	Datum		args[9];
+
+	log_chain_finish(chain, digest);
+	if (SPI_execute("SELECT link, hash FROM decide.log_chain ORDER BY link DESC LIMIT 1",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the newest link of decide.log_chain");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *newest;
+
+		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull)) + 1;
+		newest = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+											   &isnull));
+		if (VARSIZE_ANY_EXHDR(newest) == LOG_CHAIN_HASH_BYTES)
+			memcpy(previous, VARDATA_ANY(newest), LOG_CHAIN_HASH_BYTES);
+	}
+	log_chain_link_hash(previous, link, first_id, last_id, rows, digest, hash);
+	args[0] = Int64GetDatum(link);
+	args[1] = Int64GetDatum(first_id);
+	args[2] = Int64GetDatum(last_id);
+	args[3] = TimestampTzGetDatum(first_at);
+	args[4] = TimestampTzGetDatum(last_at);
+	args[5] = Int32GetDatum((int32) rows);
+	args[6] = PointerGetDatum(bytes_datum(digest));
+	args[7] = PointerGetDatum(bytes_datum(previous));
+	args[8] = PointerGetDatum(bytes_datum(hash));
+	if (SPI_execute_with_args("INSERT INTO decide.log_chain (link, first_id, last_id, first_at,"
+							  " last_at, rows, digest, previous, hash)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							  9, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append a link to decide.log_chain");
+}
+
 /*
  * Inserts the records of one day into that day's partition, as COPY does,
  * then where each actor, policy and risk level, and the denials, occur
@@ -514,6 +608,9 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 	PartitionWriter w;
 	AttrNumber	attnum[LOG_COLUMNS];
 	int			done;
+	pg_cryptohash_ctx *chain = schema->chained ? log_chain_begin() : NULL;
+	int64		first_id = 0;
+	int64		last_id = 0;
 
 	writer_open(&w, schema, "decisions_%04d%02d%02d", day, Min(n, MULTI_INSERT_SLOTS));
 	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum, schema);
@@ -529,8 +626,10 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 			Datum	   *values = slot->tts_values;
 			bool	   *nulls = slot->tts_isnull;
 
+			int64		id = nextval_internal(schema->id_sequence, false);
+
 #define SET(col, datum) (values[attnum[col] - 1] = (datum), nulls[attnum[col] - 1] = false)
-			SET(COL_ID, Int64GetDatum(nextval_internal(schema->id_sequence, false)));
+			SET(COL_ID, Int64GetDatum(id));
 			SET(COL_DECIDED_AT, TimestampTzGetDatum(r->decided_at));
 			SET(COL_ACTOR, text_datum(r->actor));
 			SET(COL_ACTION, text_datum(r->action));
@@ -564,10 +663,19 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 				SET(COL_CONTEXT, context_datum(r));
 #undef SET
 			ExecStoreVirtualTuple(slot);
+			if (chain)
+				add_to_chain(chain, id, r, nulls[attnum[COL_CONTEXT] - 1] ? NULL :
+							 DatumGetJsonbP(values[attnum[COL_CONTEXT] - 1]));
+			if (done + i == 0)
+				first_id = id;
+			last_id = id;
 		}
 		writer_insert(&w, count);
 	}
 	writer_close(&w);
+	if (chain)
+		append_link(chain, first_id, last_id, n, records[rows[0]].decided_at,
+					records[rows[n - 1]].decided_at);
 
 	if (schema->compact)
 	{

@@ -78,6 +78,11 @@ maintain_in_transaction(void *arg)
 			/* The day's keys go with its rows (a 0.6.0 schema has none). */
 			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d",
 								 quote_identifier(names[i]), year, month, mday), false, 0);
+			/* And its links: the oldest kept then starts the chain. */
+			if (OidIsValid(get_relname_relid("log_chain", get_namespace_oid("decide", false))))
+				SPI_execute(psprintf("DELETE FROM decide.log_chain WHERE last_at < "
+									 "'%04d-%02d-%02d 00:00:00+00'::timestamptz + interval '1 day'",
+									 year, month, mday), false, 0);
 			log_forget_partitions();
 			ereport(LOG, (errmsg("decide dropped partition decide.%s (older than decide.log_retention)",
 								 names[i])));

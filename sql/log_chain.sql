@@ -1,0 +1,125 @@
+-- The decision log's hash chain: decide_verify_log() finds a logged row
+-- altered, removed or inserted by hand, links removed or altered, and with
+-- a head kept from decide_log_head() the newest rows cut with their links;
+-- an untouched log verifies clean.
+SET client_min_messages = warning;
+TRUNCATE decide.policies, decide.entities;
+-- A log of this test's own (the rows other tests wrote by hand are not the worker's).
+TRUNCATE decide.decisions, decide.log_chain;
+\i sql/include/try.sql
+GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
+CREATE ROLE regress_chain_auditor;
+CREATE ROLE regress_chain_admin;
+CREATE ROLE regress_chain_app;
+GRANT decide_auditor TO regress_chain_auditor;
+GRANT decide_admin TO regress_chain_admin;
+GRANT decide_user TO regress_chain_app;
+INSERT INTO decide.policies (name, effect, priority, actor, action, resource) VALUES
+    ('chain-read', 'allow', 0, '*', 'read', 'doc:*'),
+    ('chain-deny', 'deny', 5, 'user:eve', '*', '*');
+SELECT decide_flush();
+SELECT clock_timestamp() AS start \gset
+
+-- Three flushed batches: plain, with contexts, and denials.
+SET decide.log = 'all';
+SELECT count(*) FROM generate_series(1, 40) g, decide('user:c' || g, 'read', 'doc:' || g);
+SELECT decide_flush();
+SET decide.log_context = on;
+SELECT count(*) FROM generate_series(1, 40) g,
+       decide('user:c' || g, 'read', 'doc:x', jsonb_build_object('n', g, 'tags', jsonb_build_array('a', g)));
+RESET decide.log_context;
+SELECT decide_flush();
+SELECT count(*) FROM generate_series(1, 40) g, decide('user:eve', 'write', 'doc:' || g);
+SELECT decide_flush();
+RESET decide.log;
+SELECT decide_log_head() AS head \gset
+SELECT count(*) AS rows_logged, count(DISTINCT c.link) >= 3 AS in_three_links_or_more,
+       bool_and(c.link IS NOT NULL) AS every_row_in_a_link
+  FROM decide.decisions d
+  LEFT JOIN decide.log_chain c ON d.id BETWEEN c.first_id AND c.last_id
+ WHERE d.decided_at >= :'start';
+SELECT :'head' ~ '^[0-9]+:[0-9a-f]{64}$' AS head_shape,
+       split_part(:'head', ':', 1)::bigint = (SELECT max(link) FROM decide.log_chain) AS head_is_newest;
+SELECT min(id) AS first_row, max(id) AS last_row FROM decide.decisions WHERE decided_at >= :'start' \gset
+SELECT id AS context_row FROM decide.decisions
+ WHERE decided_at >= :'start' AND context IS NOT NULL ORDER BY id LIMIT 1 \gset
+SELECT link AS context_link FROM decide.log_chain WHERE :context_row BETWEEN first_id AND last_id \gset
+
+-- Untouched: clean, whole, in a window, and against the kept head.
+SELECT count(*) AS problems FROM decide_verify_log();
+SELECT count(*) AS problems_from_start FROM decide_verify_log(:'start');
+SELECT count(*) AS problems_with_head FROM decide_verify_log(:'start', NULL, :'head');
+
+-- A superuser alters one row: its link's rows differ.
+BEGIN;
+UPDATE decide.decisions SET allowed = NOT allowed WHERE id = :context_row;
+SELECT problem, link = :context_link AS its_link, first_id <= :context_row AND last_id >= :context_row AS covers_it,
+       regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
+  FROM decide_verify_log(:'start');
+ROLLBACK;
+-- Only its context changed.
+BEGIN;
+UPDATE decide.decisions SET context = context || '{"extra": 1}' WHERE id = :context_row;
+SELECT problem, link = :context_link AS its_link FROM decide_verify_log(:'start');
+ROLLBACK;
+-- One row deleted.
+BEGIN;
+DELETE FROM decide.decisions WHERE id = :context_row;
+SELECT problem, link = :context_link AS its_link, regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
+  FROM decide_verify_log(:'start');
+ROLLBACK;
+-- A forged row inserted as the worker would, with the next id.
+BEGIN;
+INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+VALUES (now(), 'user:forged', 'read', 'doc:1', true, 'allow', 1, 'miss');
+SELECT problem, link IS NULL AS no_link, first_id > :last_row AS after_the_log,
+       regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
+  FROM decide_verify_log(:'start');
+-- ... or slipped into a batch's id range, at another time.
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source)
+VALUES (:context_row, now() - interval '1 hour', 'user:forged', 'read', 'doc:1', true, 'allow', 1, 'miss');
+SELECT problem, link = :context_link AS its_link, first_id IS NOT NULL AS named FROM decide_verify_log() ORDER BY 1;
+ROLLBACK;
+-- The newest rows cut with their links: the chain left is intact, and only
+-- the kept head shows the cut.
+BEGIN;
+SELECT min(link) AS cut_link FROM decide.log_chain WHERE last_id >= :first_row + 80 \gset
+DELETE FROM decide.decisions WHERE id >= (SELECT first_id FROM decide.log_chain WHERE link = :cut_link);
+DELETE FROM decide.log_chain WHERE link >= :cut_link;
+SELECT count(*) AS problems_without_head FROM decide_verify_log(:'start');
+SELECT problem, link = split_part(:'head', ':', 1)::bigint AS the_head_link,
+       regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
+  FROM decide_verify_log(:'start', NULL, :'head');
+ROLLBACK;
+-- A link removed from the middle, its rows kept: the gap, and its rows.
+BEGIN;
+DELETE FROM decide.log_chain WHERE link = :context_link;
+SELECT problem, link = :context_link AS that_link, first_id IS NOT NULL AS names_rows
+  FROM decide_verify_log(:'start') ORDER BY 1;
+ROLLBACK;
+-- A link edited: its hash no longer agrees with it, nor its rows.
+BEGIN;
+UPDATE decide.log_chain SET rows = rows - 1 WHERE link = :context_link;
+SELECT problem, link = :context_link AS that_link FROM decide_verify_log(:'start') ORDER BY 1, 2;
+ROLLBACK;
+-- A head that is not one; after all that rolled back, the log verifies
+-- clean against the kept head again.
+SELECT pg_temp.try($$SELECT * FROM decide_verify_log(NULL, NULL, 'not a head')$$);
+SELECT count(*) AS problems_after FROM decide_verify_log(:'start', NULL, :'head');
+
+-- Who may verify, and nobody writes the chain.
+SET ROLE regress_chain_auditor;
+SELECT count(*) AS auditor_problems FROM decide_verify_log(:'start');
+SELECT decide_log_head() IS NOT NULL AS auditor_head;
+RESET ROLE;
+SET ROLE regress_chain_admin;
+SELECT pg_temp.try($$DELETE FROM decide.log_chain$$);
+SELECT pg_temp.try($$UPDATE decide.decisions SET allowed = true$$);
+RESET ROLE;
+SET ROLE regress_chain_app;
+SELECT pg_temp.try($$SELECT * FROM decide_verify_log()$$);
+SELECT pg_temp.try($$SELECT decide_log_head()$$);
+RESET ROLE;
+
+TRUNCATE decide.policies, decide.entities;
+DROP ROLE regress_chain_auditor, regress_chain_admin, regress_chain_app;

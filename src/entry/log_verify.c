@@ -1,0 +1,449 @@
+/*
+ * log_verify.c — decide_verify_log() and decide_log_head(): checking the
+ * decision log against its hash chain (log_chain.c says what is hashed).
+ *
+ * The links of the window are read in order and each is checked to follow
+ * the one before it (no link number skipped, its previous hash the hash of
+ * the link before, its own hash recomputed); the oldest link kept is
+ * trusted for what came before it, which retention dropped.  Then the rows
+ * of the window are read once in id order and walked against the links'
+ * id ranges: each link's rows must hash to its digest and be as many as it
+ * says, and a row in no link's range is a row the worker never wrote.  A
+ * head kept from decide_log_head() must still be in the chain, unchanged:
+ * without it, rows cut from the newest end, with their links, leave a
+ * shorter chain that is intact.  Rows older than the chain's first link
+ * (logged before it existed) are outside it.
+ *
+ * As the caller (for decide_admin and decide_auditor), with search_path
+ * pinned by the function's definition.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "log_chain.h"
+
+typedef struct Link
+{
+	int64		link;
+	int64		first_id;
+	int64		last_id;
+	int64		rows;
+	uint8		digest[LOG_CHAIN_HASH_BYTES];
+	uint8		previous[LOG_CHAIN_HASH_BYTES];
+	uint8		hash[LOG_CHAIN_HASH_BYTES];
+	TimestampTz first_at;
+	TimestampTz last_at;
+	/* while the rows are walked */
+	pg_cryptohash_ctx *found;
+	int64		found_rows;
+} Link;
+
+typedef struct Report
+{
+	ReturnSetInfo *rsinfo;
+	int64		problems;
+} Report;
+
+static void
+report(Report *out, const char *problem, const int64 *link, const int64 *first_id,
+	   const int64 *last_id, const char *detail)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false, link == NULL, first_id == NULL, last_id == NULL, false};
+
+	values[0] = CStringGetTextDatum(problem);
+	values[1] = link ? Int64GetDatum(*link) : (Datum) 0;
+	values[2] = first_id ? Int64GetDatum(*first_id) : (Datum) 0;
+	values[3] = last_id ? Int64GetDatum(*last_id) : (Datum) 0;
+	values[4] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+	out->problems++;
+}
+
+static void
+copy_hash(Datum value, uint8 *dest)
+{
+	bytea	   *b = DatumGetByteaPP(value);
+
+	memset(dest, 0, LOG_CHAIN_HASH_BYTES);
+	if (VARSIZE_ANY_EXHDR(b) == LOG_CHAIN_HASH_BYTES)
+		memcpy(dest, VARDATA_ANY(b), LOG_CHAIN_HASH_BYTES);
+}
+
+static char *
+hex(const uint8 *hash)
+{
+	char	   *out = palloc(LOG_CHAIN_HASH_BYTES * 2 + 1);
+
+	out[hex_encode((const char *) hash, LOG_CHAIN_HASH_BYTES, out)] = '\0';
+	return out;
+}
+
+/* The links whose rows may lie in [from, to] (NULL: open), in order. */
+static Link *
+read_links(Datum *bounds, const char *bound_nulls, int *count, bool *has_before,
+		   uint8 *before_hash)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Link	   *links;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT link, first_id, last_id, rows, digest, previous, hash,"
+							  " first_at, last_at FROM decide.log_chain"
+							  " WHERE ($1 IS NULL OR last_at >= $1) AND ($2 IS NULL OR first_at <= $2)"
+							  " ORDER BY link",
+							  2, argtypes, bounds, bound_nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.log_chain");
+	*count = (int) SPI_processed;
+	links = palloc0(sizeof(Link) * Max(*count, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Link	   *l = &links[i];
+
+		l->link = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		l->first_id = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
+		l->last_id = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+		l->rows = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
+		copy_hash(SPI_getbinval(tuple, desc, 5, &isnull), l->digest);
+		copy_hash(SPI_getbinval(tuple, desc, 6, &isnull), l->previous);
+		copy_hash(SPI_getbinval(tuple, desc, 7, &isnull), l->hash);
+		l->first_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 8, &isnull));
+		l->last_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 9, &isnull));
+	}
+	*has_before = false;
+	if (*count > 0)
+	{
+		Oid			linktype[1] = {INT8OID};
+		Datum		linkarg[1] = {Int64GetDatum(links[0].link - 1)};
+
+		if (SPI_execute_with_args("SELECT hash FROM decide.log_chain WHERE link = $1",
+								  1, linktype, linkarg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read decide.log_chain");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			*has_before = true;
+			copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+					  before_hash);
+		}
+	}
+	return links;
+}
+
+/* Each link follows the one before it and hashes to what it says. */
+static void
+check_links(Link *links, int count, bool has_before, const uint8 *before_hash, Report *out)
+{
+	int			i;
+
+	for (i = 0; i < count; i++)
+	{
+		Link	   *l = &links[i];
+		uint8		hash[LOG_CHAIN_HASH_BYTES];
+		const uint8 *expected_previous = i > 0 ? links[i - 1].hash :
+			has_before ? before_hash : NULL;
+
+		if (i > 0 && l->link != links[i - 1].link + 1)
+		{
+			int64		missing = links[i - 1].link + 1;
+
+			report(out, "links removed", &missing, NULL, NULL,
+				   psprintf("links " INT64_FORMAT " to " INT64_FORMAT
+							" are gone, with the rows they covered",
+							missing, l->link - 1));
+		}
+		else if (expected_previous &&
+				 memcmp(l->previous, expected_previous, LOG_CHAIN_HASH_BYTES) != 0)
+			report(out, "link altered", &l->link, &l->first_id, &l->last_id,
+				   "its previous hash is not the hash of the link before it");
+		log_chain_link_hash(l->previous, l->link, l->first_id, l->last_id, l->rows, l->digest,
+							hash);
+		if (memcmp(hash, l->hash, LOG_CHAIN_HASH_BYTES) != 0)
+			report(out, "link altered", &l->link, &l->first_id, &l->last_id,
+				   "its hash does not match its contents");
+	}
+}
+
+static DecStr
+text_or_null(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+	DecStr		s = {NULL, 0};
+
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(value);
+
+		s.ptr = VARDATA_ANY(t);
+		s.len = VARSIZE_ANY_EXHDR(t);
+	}
+	return s;
+}
+
+static void
+row_from_tuple(HeapTuple tuple, TupleDesc desc, ChainRow *row)
+{
+	bool		isnull;
+	Datum		value;
+
+	row->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	row->decided_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
+	row->actor = text_or_null(tuple, desc, 3);
+	row->action = text_or_null(tuple, desc, 4);
+	row->resource = text_or_null(tuple, desc, 5);
+	row->allowed = DatumGetBool(SPI_getbinval(tuple, desc, 6, &isnull));
+	row->effect = text_or_null(tuple, desc, 7);
+	row->policy = text_or_null(tuple, desc, 8);
+	row->risk_level = text_or_null(tuple, desc, 9);
+	row->reason = text_or_null(tuple, desc, 10);
+	row->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 11, &isnull));
+	row->source = text_or_null(tuple, desc, 12);
+	value = SPI_getbinval(tuple, desc, 13, &isnull);
+	row->context.ptr = NULL;
+	row->context.len = 0;
+	if (!isnull)
+	{
+		Jsonb	   *context = DatumGetJsonbP(value);
+
+		row->context.ptr = VARDATA(context);
+		row->context.len = VARSIZE(context) - VARHDRSZ;
+	}
+	value = SPI_getbinval(tuple, desc, 14, &isnull);
+	row->has_priority = !isnull;
+	row->priority = isnull ? 0 : DatumGetInt32(value);
+	value = SPI_getbinval(tuple, desc, 15, &isnull);
+	row->has_condition_unknown = !isnull;
+	row->condition_unknown = isnull ? false : DatumGetBool(value);
+}
+
+static void
+finish_link(Link *l, Report *out)
+{
+	uint8		digest[LOG_CHAIN_HASH_BYTES];
+
+	if (l->found == NULL)
+		l->found = log_chain_begin();
+	log_chain_finish(l->found, digest);
+	l->found = NULL;
+	if (l->found_rows != l->rows)
+		report(out, "rows differ", &l->link, &l->first_id, &l->last_id,
+			   psprintf(INT64_FORMAT " rows were logged in this range, " INT64_FORMAT
+						" are there: rows were removed or inserted", l->rows, l->found_rows));
+	else if (memcmp(digest, l->digest, LOG_CHAIN_HASH_BYTES) != 0)
+		report(out, "rows differ", &l->link, &l->first_id, &l->last_id,
+			   "the rows in this range are not those logged: a row was altered, or one removed and one inserted");
+}
+
+/* A run of rows, consecutive in id order, in no link's range. */
+typedef struct Outside
+{
+	int64		first_id;
+	int64		last_id;
+	int64		rows;
+} Outside;
+
+static void
+report_outside(Outside *outside, Report *out)
+{
+	if (outside->rows == 0)
+		return;
+	report(out, "rows not in the chain", NULL, &outside->first_id, &outside->last_id,
+		   psprintf(INT64_FORMAT " rows in no link's range: the worker did not write them",
+					outside->rows));
+	outside->rows = 0;
+}
+
+/* Reads the window's rows in id order and walks them against the links. */
+static void
+check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bound_nulls,
+		   Report *out)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		range[2];
+	char		range_nulls[2];
+	Portal		portal;
+	int			next = 0;		/* the first link not finished */
+	Outside		outside = {0};
+
+	/* Widened to the links' own times, so that their rows are read whole. */
+	range[0] = bounds[0];
+	range_nulls[0] = bound_nulls[0];
+	range[1] = bounds[1];
+	range_nulls[1] = bound_nulls[1];
+	if (count > 0)
+	{
+		TimestampTz first = links[0].first_at;
+		TimestampTz last = links[0].last_at;
+		int			i;
+
+		for (i = 1; i < count; i++)
+		{
+			first = Min(first, links[i].first_at);
+			last = Max(last, links[i].last_at);
+		}
+		if (bound_nulls[0] != 'n')
+			range[0] = TimestampTzGetDatum(Min(first, DatumGetTimestampTz(bounds[0])));
+		if (bound_nulls[1] != 'n')
+			range[1] = TimestampTzGetDatum(Max(last, DatumGetTimestampTz(bounds[1])));
+	}
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT id, decided_at, actor, action, resource, allowed,"
+									   " effect::text, policy, risk_level::text, reason, epoch,"
+									   " source::text, context, priority, condition_unknown"
+									   " FROM decide.decisions"
+									   " WHERE ($1 IS NULL OR decided_at >= $1)"
+									   " AND ($2 IS NULL OR decided_at <= $2) ORDER BY id",
+									   2, argtypes, range, range_nulls, true, 0);
+	for (;;)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			ChainRow	row;
+
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			row_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &row);
+			while (next < count && links[next].last_id < row.id)
+				finish_link(&links[next++], out);
+			if (next < count && row.id >= links[next].first_id)
+			{
+				Link	   *l = &links[next];
+
+				if (l->found == NULL)
+					l->found = log_chain_begin();
+				log_chain_add_row(l->found, &row);
+				l->found_rows++;
+			}
+			else if (count > 0 && row.id > links[0].first_id &&
+					 (next < count || whole_log))
+			{
+				/* Consecutive ones are reported together. */
+				if (outside.rows == 0)
+					outside.first_id = row.id;
+				outside.last_id = row.id;
+				outside.rows++;
+				continue;
+			}
+			report_outside(&outside, out);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	report_outside(&outside, out);
+	while (next < count)
+		finish_link(&links[next++], out);
+}
+
+/* "link:hash" as decide_log_head() gives it. */
+static void
+check_head(const char *head, Report *out)
+{
+	int64		link;
+	char		hash_hex[LOG_CHAIN_HASH_BYTES * 2 + 2];
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	if (sscanf(head, INT64_FORMAT ":%65s", &link, hash_hex) != 2 ||
+		strlen(hash_hex) != LOG_CHAIN_HASH_BYTES * 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a head of the decision log", head),
+				 errhint("Pass what decide_log_head() returned: a link number, a colon and 64 hex digits.")));
+	args[0] = Int64GetDatum(link);
+	if (SPI_execute_with_args("SELECT hash FROM decide.log_chain WHERE link = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.log_chain");
+	if (SPI_processed == 0)
+		report(out, "cut at the newest end", &link, NULL, NULL,
+			   psprintf("link " INT64_FORMAT " of the kept head is gone: the newest rows were removed with their links",
+						link));
+	else
+	{
+		bool		isnull;
+		uint8		hash[LOG_CHAIN_HASH_BYTES];
+
+		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), hash);
+		if (pg_strcasecmp(hex(hash), hash_hex) != 0)
+			report(out, "head differs", &link, NULL, NULL,
+				   psprintf("link " INT64_FORMAT " is not the one of the kept head: the chain was rewritten",
+							link));
+	}
+}
+
+PG_FUNCTION_INFO_V1(decide_verify_log);
+Datum
+decide_verify_log(PG_FUNCTION_ARGS)
+{
+	Report		out = {0};
+	Datum		bounds[2];
+	char		bound_nulls[2];
+	Link	   *links;
+	int			count;
+	bool		has_before;
+	uint8		before_hash[LOG_CHAIN_HASH_BYTES];
+	MemoryContext caller = CurrentMemoryContext;
+
+	InitMaterializedSRF(fcinfo, 0);
+	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bounds[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	bounds[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	bound_nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	bound_nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(caller);
+	links = read_links(bounds, bound_nulls, &count, &has_before, before_hash);
+	MemoryContextSwitchTo(caller);
+	check_links(links, count, has_before, before_hash, &out);
+	check_rows(links, count, PG_ARGISNULL(1), bounds, bound_nulls, &out);
+	if (!PG_ARGISNULL(2))
+		check_head(text_to_cstring(PG_GETARG_TEXT_PP(2)), &out);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(decide_log_head);
+Datum
+decide_log_head(PG_FUNCTION_ARGS)
+{
+	char	   *head = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT link, hash FROM decide.log_chain ORDER BY link DESC LIMIT 1",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.log_chain");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		int64		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+		uint8		hash[LOG_CHAIN_HASH_BYTES];
+
+		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), hash);
+		head = SPI_palloc(64 + LOG_CHAIN_HASH_BYTES * 2);
+		snprintf(head, 64 + LOG_CHAIN_HASH_BYTES * 2, INT64_FORMAT ":%s", link, hex(hash));
+	}
+	SPI_finish();
+	if (head == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(head));
+}

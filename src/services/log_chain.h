@@ -1,0 +1,58 @@
+/*
+ * log_chain.h — the decision log's hash chain: how a logged row and a link
+ * are hashed (see log_chain.c).
+ */
+#ifndef DECIDE_LOG_CHAIN_H
+#define DECIDE_LOG_CHAIN_H
+
+#include "postgres.h"
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "datatype/timestamp.h"
+
+#include "evaluator.h"
+
+#define LOG_CHAIN_HASH_BYTES PG_SHA256_DIGEST_LENGTH
+
+/*
+ * One row of decide.decisions as the chain sees it: its columns in table
+ * order, enums as their labels.  A NULL string has ptr NULL.
+ */
+typedef struct ChainRow
+{
+	int64		id;
+	TimestampTz decided_at;
+	DecStr		actor;
+	DecStr		action;
+	DecStr		resource;
+	bool		allowed;
+	DecStr		effect;
+	DecStr		policy;
+	DecStr		risk_level;
+	DecStr		reason;
+	int64		epoch;
+	DecStr		source;
+	DecStr		context;		/* the jsonb's bytes, header excluded */
+	bool		has_priority;
+	int32		priority;
+	bool		has_condition_unknown;
+	bool		condition_unknown;
+} ChainRow;
+
+/* A SHA-256 context for one link's rows; freed with its resource owner. */
+extern pg_cryptohash_ctx *log_chain_begin(void);
+
+/* Adds a row to a link's digest (rows go in id order). */
+extern void log_chain_add_row(pg_cryptohash_ctx *ctx, const ChainRow *row);
+
+extern void log_chain_finish(pg_cryptohash_ctx *ctx, uint8 *digest);
+
+/*
+ * The hash of a link: of the previous link's hash (zeros for the first),
+ * the link's number, its rows' id range and count, and their digest.
+ */
+extern void log_chain_link_hash(const uint8 *previous, int64 link, int64 first_id,
+								int64 last_id, int64 rows, const uint8 *digest, uint8 *hash);
+
+#endif							/* DECIDE_LOG_CHAIN_H */
