@@ -26,6 +26,8 @@
 #   replay     decide_replay() of 100,000 logged decisions (Zipf mix) under an
 #              uncommitted policy change, vs deciding the same requests with the
 #              caches off
+#   verify     decide_verify_log() over 1,000,000 logged decisions (hot mix,
+#              written by the worker) vs reading the same rows in id order
 #   uncached   decide() with the caches off on a realistic set (10,000 policies,
 #              100,000 actors, 100,000 resources: every request fetches its
 #              entities) vs SELECT 1, 2 clients
@@ -69,7 +71,7 @@ while [ $# -gt 0 ]; do
         --quick) SECONDS_PER_RUN=3; ROUNDS=3; SLICE=2; ROWS=1000000; WARM_REQUESTS=1000000; shift ;;
         --out) OUT=$2; shift 2 ;;
         --only) ONLY=",$2,"; shift 2 ;;
-        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logdrain,recovery,redis,keyset,replay,uncached,connect,change,listing]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--out FILE] [--only hot,zipf,p99,logging,logdrain,recovery,redis,keyset,replay,verify,uncached,connect,change,listing]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
@@ -166,6 +168,14 @@ chown postgres "$WORK"/*.sql
 tps() { pgb "$@" | awk '/^tps/ { print $3 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 # The median of the numbers on standard input, one a line.
+# Wall seconds of a psql script.
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -v ON_ERROR_STOP=1 -f "$1" postgres >/dev/null
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mean() { awk '{ s += $1 } END { printf "%.0f", NR ? s / NR : 0 }'; }
 # tps_split <pgbench args>: "whole steady": pgbench's TPS over the slice, and
@@ -489,13 +499,6 @@ printf '%s\n' "SET decide.cache = off;" \
     > "$WORK/redecide.sql"
 chown postgres "$WORK/replay.sql" "$WORK/redecide.sql"
 REPLAYED=$(psql_ -c "SELECT count(*) FROM decide.decisions WHERE decided_at >= '$SINCE'")
-seconds() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -v ON_ERROR_STOP=1 -f "$1" postgres >/dev/null
-    t1=$(date +%s.%N)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
-}
 : > "$WORK/replay_times"
 for i in 1 2 3; do
     a=$(seconds "$WORK/replay.sql")
@@ -503,6 +506,30 @@ for i in 1 2 3; do
     echo "$a $b $(ratio "$a" "$b")" >> "$WORK/replay_times"
 done
 add "| replay of $REPLAYED logged decisions under an uncommitted change | $(cut -d' ' -f1 "$WORK/replay_times" | median) s | deciding them with the caches off $(cut -d' ' -f2 "$WORK/replay_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/replay_times" | median) | target < 10 |"
+fi
+
+if want verify; then
+echo "== verifying 1,000,000 logged decisions against the hash chain"
+setting decide.log "'all'"
+psql_ -c "SELECT decide_flush()" >/dev/null
+SINCE=$(psql_ -c "SELECT clock_timestamp()")
+pgb -c 2 -j 2 -t 500000 -f "$WORK/hot.sql" >/dev/null
+reset_setting decide.log
+psql_ -c "SELECT decide_flush()" >/dev/null
+VERIFIED=$(psql_ -c "SELECT count(*) FROM decide.decisions WHERE decided_at >= '$SINCE'")
+# The baseline reads what the verification reads: the window's rows, every
+# column it hashes, in id order.
+echo "SELECT count(*) FROM decide_verify_log('$SINCE');" > "$WORK/verify.sql"
+echo "SELECT count(*), sum(length(actor) + length(resource)) FROM (SELECT id, decided_at, actor, action, resource, allowed, effect::text, policy, risk_level::text, reason, epoch, source::text, context, priority, condition_unknown FROM decide.decisions WHERE decided_at >= '$SINCE' ORDER BY id) s;" > "$WORK/read.sql"
+chown postgres "$WORK/verify.sql" "$WORK/read.sql"
+PROBLEMS=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -f "$WORK/verify.sql" postgres)
+: > "$WORK/verify_times"
+for i in 1 2 3; do
+    a=$(seconds "$WORK/verify.sql")
+    b=$(seconds "$WORK/read.sql")
+    echo "$a $b $(ratio "$a" "$b")" >> "$WORK/verify_times"
+done
+add "| decide_verify_log() over $VERIFIED logged decisions ($PROBLEMS problems) | $(cut -d' ' -f1 "$WORK/verify_times" | median) s | reading the same rows in id order $(cut -d' ' -f2 "$WORK/verify_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/verify_times" | median) | timed |"
 fi
 
 if want uncached; then
