@@ -42,7 +42,7 @@ typedef struct Link
 	TimestampTz first_at;
 	TimestampTz last_at;
 	/* while the rows are walked */
-	pg_cryptohash_ctx *found;
+	ChainDigest *found;
 	int64		found_rows;
 } Link;
 

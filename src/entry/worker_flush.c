@@ -517,7 +517,7 @@ check_key_columns(Relation rel)
 
 /* Adds a compact row, as written, to its link's digest. */
 static void
-add_to_chain(pg_cryptohash_ctx *chain, int64 id, const LogRecord *r, const Jsonb *context)
+add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *context)
 {
 	static const DecStr none = {NULL, 0};
 	ChainRow	row;
@@ -551,7 +551,7 @@ add_to_chain(pg_cryptohash_ctx *chain, int64 id, const LogRecord *r, const Jsonb
  * commit together.
  */
 static void
-append_link(pg_cryptohash_ctx *chain, int64 first_id, int64 last_id, int64 rows,
+append_link(ChainDigest *chain, int64 first_id, int64 last_id, int64 rows,
 			TimestampTz first_at, TimestampTz last_at)
 {
 	uint8		digest[LOG_CHAIN_HASH_BYTES];
@@ -608,7 +608,7 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 	PartitionWriter w;
 	AttrNumber	attnum[LOG_COLUMNS];
 	int			done;
-	pg_cryptohash_ctx *chain = schema->chained ? log_chain_begin() : NULL;
+	ChainDigest *chain = schema->chained ? log_chain_begin() : NULL;
 	int64		first_id = 0;
 	int64		last_id = 0;
 

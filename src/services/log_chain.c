@@ -24,102 +24,131 @@ hash_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
 		elog(ERROR, "could not compute a SHA-256 digest");
 }
 
+/* Rows are encoded into this buffer and hashed a buffer at a time. */
 static void
-put_present(pg_cryptohash_ctx *ctx, bool present)
+flush_buffer(ChainDigest *d)
 {
-	uint8		flag = present ? 1 : 0;
-
-	hash_update(ctx, &flag, 1);
+	if (d->used > 0)
+		hash_update(d->ctx, d->buffer, d->used);
+	d->used = 0;
 }
 
 static void
-put_bytes(pg_cryptohash_ctx *ctx, const char *ptr, size_t len)
+put_raw(ChainDigest *d, const void *data, size_t len)
+{
+	if (len > sizeof(d->buffer) - d->used)
+	{
+		flush_buffer(d);
+		if (len > sizeof(d->buffer))
+		{
+			hash_update(d->ctx, data, len);
+			return;
+		}
+	}
+	memcpy(d->buffer + d->used, data, len);
+	d->used += len;
+}
+
+static void
+put_present(ChainDigest *d, bool present)
+{
+	uint8		flag = present ? 1 : 0;
+
+	put_raw(d, &flag, 1);
+}
+
+static void
+put_bytes(ChainDigest *d, const char *ptr, size_t len)
 {
 	uint8		header[4];
 
-	put_present(ctx, ptr != NULL);
+	put_present(d, ptr != NULL);
 	if (ptr == NULL)
 		return;
 	header[0] = (uint8) (len >> 24);
 	header[1] = (uint8) (len >> 16);
 	header[2] = (uint8) (len >> 8);
 	header[3] = (uint8) len;
-	hash_update(ctx, header, 4);
-	hash_update(ctx, ptr, len);
+	put_raw(d, header, 4);
+	put_raw(d, ptr, len);
 }
 
 static void
-put_str(pg_cryptohash_ctx *ctx, DecStr s)
+put_str(ChainDigest *d, DecStr s)
 {
-	put_bytes(ctx, s.ptr, s.len);
+	put_bytes(d, s.ptr, s.len);
 }
 
 static void
-put_int64(pg_cryptohash_ctx *ctx, int64 value)
+put_int64(ChainDigest *d, int64 value)
 {
 	char		bytes[8];
 	int			i;
 
 	for (i = 0; i < 8; i++)
 		bytes[i] = (char) ((uint64) value >> (56 - 8 * i));
-	put_bytes(ctx, bytes, 8);
+	put_bytes(d, bytes, 8);
 }
 
-pg_cryptohash_ctx *
+ChainDigest *
 log_chain_begin(void)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	ChainDigest *d = palloc(sizeof(ChainDigest));
 
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+	d->ctx = pg_cryptohash_create(PG_SHA256);
+	if (d->ctx == NULL || pg_cryptohash_init(d->ctx) < 0)
 		elog(ERROR, "could not start a SHA-256 digest");
-	return ctx;
+	d->used = 0;
+	return d;
 }
 
 void
-log_chain_add_row(pg_cryptohash_ctx *ctx, const ChainRow *row)
+log_chain_add_row(ChainDigest *d, const ChainRow *row)
 {
-	put_int64(ctx, row->id);
-	put_int64(ctx, row->decided_at);
-	put_str(ctx, row->actor);
-	put_str(ctx, row->action);
-	put_str(ctx, row->resource);
-	put_int64(ctx, row->allowed ? 1 : 0);
-	put_str(ctx, row->effect);
-	put_str(ctx, row->policy);
-	put_str(ctx, row->risk_level);
-	put_str(ctx, row->reason);
-	put_int64(ctx, row->epoch);
-	put_str(ctx, row->source);
-	put_str(ctx, row->context);
+	put_int64(d, row->id);
+	put_int64(d, row->decided_at);
+	put_str(d, row->actor);
+	put_str(d, row->action);
+	put_str(d, row->resource);
+	put_int64(d, row->allowed ? 1 : 0);
+	put_str(d, row->effect);
+	put_str(d, row->policy);
+	put_str(d, row->risk_level);
+	put_str(d, row->reason);
+	put_int64(d, row->epoch);
+	put_str(d, row->source);
+	put_str(d, row->context);
 	if (row->has_priority)
-		put_int64(ctx, row->priority);
+		put_int64(d, row->priority);
 	else
-		put_present(ctx, false);
+		put_present(d, false);
 	if (row->has_condition_unknown)
-		put_int64(ctx, row->condition_unknown ? 1 : 0);
+		put_int64(d, row->condition_unknown ? 1 : 0);
 	else
-		put_present(ctx, false);
+		put_present(d, false);
 }
 
 void
-log_chain_finish(pg_cryptohash_ctx *ctx, uint8 *digest)
+log_chain_finish(ChainDigest *d, uint8 *digest)
 {
-	if (pg_cryptohash_final(ctx, digest, LOG_CHAIN_HASH_BYTES) < 0)
+	flush_buffer(d);
+	if (pg_cryptohash_final(d->ctx, digest, LOG_CHAIN_HASH_BYTES) < 0)
 		elog(ERROR, "could not finish a SHA-256 digest");
-	pg_cryptohash_free(ctx);
+	pg_cryptohash_free(d->ctx);
+	pfree(d);
 }
 
 void
 log_chain_link_hash(const uint8 *previous, int64 link, int64 first_id, int64 last_id,
 					int64 rows, const uint8 *digest, uint8 *hash)
 {
-	pg_cryptohash_ctx *ctx = log_chain_begin();
+	ChainDigest *d = log_chain_begin();
 
-	put_bytes(ctx, (const char *) previous, LOG_CHAIN_HASH_BYTES);
-	put_int64(ctx, link);
-	put_int64(ctx, first_id);
-	put_int64(ctx, last_id);
-	put_int64(ctx, rows);
-	put_bytes(ctx, (const char *) digest, LOG_CHAIN_HASH_BYTES);
-	log_chain_finish(ctx, hash);
+	put_bytes(d, (const char *) previous, LOG_CHAIN_HASH_BYTES);
+	put_int64(d, link);
+	put_int64(d, first_id);
+	put_int64(d, last_id);
+	put_int64(d, rows);
+	put_bytes(d, (const char *) digest, LOG_CHAIN_HASH_BYTES);
+	log_chain_finish(d, hash);
 }

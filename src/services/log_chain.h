@@ -40,13 +40,20 @@ typedef struct ChainRow
 	bool		condition_unknown;
 } ChainRow;
 
-/* A SHA-256 context for one link's rows; freed with its resource owner. */
-extern pg_cryptohash_ctx *log_chain_begin(void);
+/* The SHA-256 digest of one link's rows, being computed. */
+typedef struct ChainDigest
+{
+	pg_cryptohash_ctx *ctx;		/* freed with its resource owner on error */
+	size_t		used;
+	char		buffer[65536];	/* rows encoded, hashed a buffer at a time */
+} ChainDigest;
+
+extern ChainDigest *log_chain_begin(void);
 
 /* Adds a row to a link's digest (rows go in id order). */
-extern void log_chain_add_row(pg_cryptohash_ctx *ctx, const ChainRow *row);
+extern void log_chain_add_row(ChainDigest *d, const ChainRow *row);
 
-extern void log_chain_finish(pg_cryptohash_ctx *ctx, uint8 *digest);
+extern void log_chain_finish(ChainDigest *d, uint8 *digest);
 
 /*
  * The hash of a link: of the previous link's hash (zeros for the first),
