@@ -4,7 +4,7 @@
 -- policies and entities changed since; not logged, not cached.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
-TRUNCATE decide.changes;
+TRUNCATE decide.changes, decide.changes_chain;
 \i sql/include/try.sql
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 CREATE ROLE regress_as_of_auditor;

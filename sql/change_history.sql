@@ -4,7 +4,7 @@
 -- current role, and the row before and after.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
-TRUNCATE decide.changes;
+TRUNCATE decide.changes, decide.changes_chain;
 \i sql/include/try.sql
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 CREATE ROLE regress_history_alice;
@@ -120,7 +120,7 @@ DROP FUNCTION public.to_jsonb(anyelement);
 -- each in its own transaction (inserts, updates, deletes, renames and a
 -- truncation of each table).
 TRUNCATE decide.policies, decide.entities;
-TRUNCATE decide.changes;
+TRUNCATE decide.changes, decide.changes_chain;
 CREATE TABLE public.history_states (epoch bigint PRIMARY KEY, policies jsonb, entities jsonb);
 CREATE PROCEDURE public.history_snapshot() LANGUAGE sql AS $$
     INSERT INTO public.history_states
@@ -198,5 +198,5 @@ DROP PROCEDURE public.history_random_changes(int), public.history_snapshot();
 DROP TABLE public.history_states;
 
 TRUNCATE decide.policies, decide.entities;
-TRUNCATE decide.changes;
+TRUNCATE decide.changes, decide.changes_chain;
 DROP ROLE regress_history_alice, regress_history_bob, regress_history_app, regress_history_auditor;

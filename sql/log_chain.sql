@@ -1,11 +1,14 @@
--- The decision log's hash chain: decide_verify_log() finds a logged row
--- altered, removed or inserted by hand, links removed or altered, and with
--- a head kept from decide_log_head() the newest rows cut with their links;
--- an untouched log verifies clean.
+-- The hash chains of the decision log and of the change history:
+-- decide_verify_log() finds a logged row altered, removed or inserted by
+-- hand, links removed or altered, and with a head kept from
+-- decide_log_head() the newest rows cut with their links; the same for the
+-- change history; an untouched log and history verify clean.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
--- A log of this test's own (the rows other tests wrote by hand are not the worker's).
+-- A log and a history of this test's own (the rows other tests wrote by
+-- hand are not the worker's).
 TRUNCATE decide.decisions, decide.log_chain;
+TRUNCATE decide.changes, decide.changes_chain;
 \i sql/include/try.sql
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 CREATE ROLE regress_chain_auditor;
@@ -38,7 +41,7 @@ SELECT count(*) AS rows_logged, count(DISTINCT c.link) >= 3 AS in_three_links_or
   FROM decide.decisions d
   LEFT JOIN decide.log_chain c ON d.id BETWEEN c.first_id AND c.last_id
  WHERE d.decided_at >= :'start';
-SELECT :'head' ~ '^[0-9]+:[0-9a-f]{64}$' AS head_shape,
+SELECT :'head' ~ '^[0-9]+:[0-9a-f]{64}/[0-9]+:[0-9a-f]{64}$' AS head_shape,
        split_part(:'head', ':', 1)::bigint = (SELECT max(link) FROM decide.log_chain) AS head_is_newest;
 SELECT min(id) AS first_row, max(id) AS last_row FROM decide.decisions WHERE decided_at >= :'start' \gset
 SELECT id AS context_row FROM decide.decisions
@@ -107,6 +110,35 @@ ROLLBACK;
 SELECT pg_temp.try($$SELECT * FROM decide_verify_log(NULL, NULL, 'not a head')$$);
 SELECT count(*) AS problems_after FROM decide_verify_log(:'start', NULL, :'head');
 
+-- The change history's chain: a link per statement that changed policies
+-- or entities.
+SELECT count(*) AS history_links, sum(rows) AS history_rows,
+       sum(rows) = (SELECT count(*) FROM decide.changes) AS every_change_linked
+  FROM decide.changes_chain;
+BEGIN;
+UPDATE decide.changes SET current_user_name = 'someone else'
+ WHERE id = (SELECT max(id) FROM decide.changes WHERE table_name = 'policies');
+SELECT problem, first_id IS NOT NULL AS named FROM decide_verify_log(:'start');
+ROLLBACK;
+BEGIN;
+DELETE FROM decide.changes WHERE id = (SELECT min(id) FROM decide.changes);
+SELECT problem, regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail FROM decide_verify_log(:'start');
+ROLLBACK;
+-- Changes made after the head was kept, then cut with their links: only
+-- the kept head shows it.
+SELECT decide_log_head() AS head_before_changes \gset
+INSERT INTO decide.entities (uid) VALUES ('user:chain-1');
+UPDATE decide.entities SET attrs = '{"a": 1}' WHERE uid = 'user:chain-1';
+SELECT decide_log_head() AS head_after_changes \gset
+SELECT count(*) AS problems_after_changes FROM decide_verify_log(:'start', NULL, :'head_after_changes');
+BEGIN;
+DELETE FROM decide.changes WHERE key = 'user:chain-1';
+DELETE FROM decide.changes_chain WHERE link > split_part(split_part(:'head_before_changes', '/', 2), ':', 1)::bigint;
+SELECT count(*) AS problems_without_head FROM decide_verify_log(:'start');
+SELECT problem, regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
+  FROM decide_verify_log(:'start', NULL, :'head_after_changes');
+ROLLBACK;
+
 -- Who may verify, and nobody writes the chain.
 SET ROLE regress_chain_auditor;
 SELECT count(*) AS auditor_problems FROM decide_verify_log(:'start');
@@ -114,6 +146,7 @@ SELECT decide_log_head() IS NOT NULL AS auditor_head;
 RESET ROLE;
 SET ROLE regress_chain_admin;
 SELECT pg_temp.try($$DELETE FROM decide.log_chain$$);
+SELECT pg_temp.try($$DELETE FROM decide.changes_chain$$);
 SELECT pg_temp.try($$UPDATE decide.decisions SET allowed = true$$);
 RESET ROLE;
 SET ROLE regress_chain_app;

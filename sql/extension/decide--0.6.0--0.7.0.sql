@@ -917,3 +917,20 @@ REVOKE ALL ON FUNCTION decide_verify_log(timestamptz, timestamptz, text), decide
 GRANT EXECUTE ON FUNCTION decide_verify_log(timestamptz, timestamptz, text), decide_log_head()
     TO decide_admin, decide_auditor;
 GRANT SELECT ON decide.log_chain TO decide_admin, decide_auditor;
+
+-- The change history's hash chain: the rows each statement records are
+-- linked as the log's batches are (decide.log_chain), in the changing
+-- transaction; decide_verify_log() checks both chains.
+CREATE TABLE decide.changes_chain (
+    link        bigint PRIMARY KEY,         -- 1, 2, ... in commit order
+    first_id    bigint NOT NULL,            -- the ids of its rows of decide.changes
+    last_id     bigint NOT NULL,
+    rows        integer NOT NULL,
+    digest      bytea NOT NULL,
+    previous    bytea NOT NULL,
+    hash        bytea NOT NULL
+);
+COMMENT ON TABLE decide.changes_chain IS
+    'the hash chain of decide.changes: one link per statement that changed policies or entities';
+SELECT pg_catalog.pg_extension_config_dump('decide.changes_chain', '');
+GRANT SELECT ON decide.changes_chain TO decide_admin, decide_auditor;

@@ -9,11 +9,14 @@
  * The trigger runs as the caller, to read current_user and session_user,
  * and writes the history as the owner of decide.changes (as the server's
  * referential-integrity triggers act as the table's owner): nobody but
- * the owner may write the history table directly.
+ * the owner may write the history table directly.  The rows a statement
+ * records are linked into the history's hash chain, decide.changes_chain
+ * (log_chain.c), in the same transaction.
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -24,6 +27,7 @@
 #include "utils/rel.h"
 
 #include "change_history.h"
+#include "log_chain.h"
 
 int			decide_changes_retention_min = 0;
 
@@ -57,6 +61,39 @@ history_insert(const char *operation, const char *table, const char *key_before_
 					" SELECT (SELECT epoch FROM decide.epoch), pg_catalog.statement_timestamp(),"
 					" $1, $2, '%s', '%s', %s",
 					operation, table, key_before_after);
+}
+
+static int
+compare_ids(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Links the rows just recorded into decide.changes_chain (log_chain.c):
+ * read back in id order and hashed.  The epoch row, locked by this
+ * transaction since its first change, orders the links of concurrent
+ * transactions.
+ */
+static void
+chain_recorded(const int64 *ids, uint64 n)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(ids[0]), Int64GetDatum(ids[n - 1])};
+	ChainDigest *d = log_chain_begin();
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT " CHANGES_CHAIN_COLUMNS " FROM decide.changes"
+							  " WHERE id OPERATOR(pg_catalog.>=) $1 AND id OPERATOR(pg_catalog.<=) $2"
+							  " ORDER BY id",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the changes just recorded");
+	for (i = 0; i < SPI_processed; i++)
+		log_chain_add_change(d, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	log_chain_append("changes_chain", d, ids[0], ids[n - 1], SPI_processed, NULL, NULL);
 }
 
 /* One INSERT ... SELECT that records the statement's rows. */
@@ -120,6 +157,7 @@ decide_record_changes(PG_FUNCTION_ARGS)
 	int			guc_level;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
+	bool		chained;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event))
 		ereport(ERROR,
@@ -134,6 +172,7 @@ decide_record_changes(PG_FUNCTION_ARGS)
 				 errmsg("decide_record_changes() records changes of decide.policies and decide.entities only, not of \"%s\"",
 						table)));
 	history = get_relname_relid("changes", RelationGetNamespace(rel));
+	chained = OidIsValid(get_relname_relid("changes_chain", RelationGetNamespace(rel)));
 	if (!OidIsValid(history))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -174,9 +213,25 @@ decide_record_changes(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read decide.changes_id_seq");
 	/* The epoch this transaction's changes make (once per transaction). */
 	if (SPI_execute("SELECT decide.advance_epoch()", false, 0) != SPI_OK_SELECT ||
-		SPI_execute_with_args(history_query(table, key, trigger->tg_event), 2, argtypes, args,
-							  NULL, false, 0) != SPI_OK_INSERT)
+		SPI_execute_with_args(psprintf("%s RETURNING id", history_query(table, key, trigger->tg_event)),
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the changes of decide.%s", table);
+	if (SPI_processed > 0 && chained)
+	{
+		uint64		n = SPI_processed;
+		int64	   *ids = palloc(sizeof(int64) * n);
+		uint64		i;
+
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+												 &isnull));
+		}
+		qsort(ids, n, sizeof(int64), compare_ids);
+		chain_recorded(ids, n);
+	}
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();

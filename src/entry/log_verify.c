@@ -1,6 +1,7 @@
 /*
  * log_verify.c — decide_verify_log() and decide_log_head(): checking the
- * decision log against its hash chain (log_chain.c says what is hashed).
+ * decision log and the change history against their hash chains
+ * (log_chain.c says what is hashed).
  *
  * The links of the window are read in order and each is checked to follow
  * the one before it (no link number skipped, its previous hash the hash of
@@ -12,7 +13,9 @@
  * head kept from decide_log_head() must still be in the chain, unchanged:
  * without it, rows cut from the newest end, with their links, leave a
  * shorter chain that is intact.  Rows older than the chain's first link
- * (logged before it existed) are outside it.
+ * (logged before it existed) are outside it.  The change history is
+ * checked the same way, whole (it is small), its problems named
+ * "history ...", and the head holds the newest link of each chain.
  *
  * As the caller (for decide_admin and decide_auditor), with search_path
  * pinned by the function's definition.
@@ -46,10 +49,21 @@ typedef struct Link
 	int64		found_rows;
 } Link;
 
+/* What differs between the two chains. */
+typedef struct ChainKind
+{
+	const char *links;			/* the table of links */
+	const char *prefix;			/* of the problems reported */
+	const char *writer;
+	bool		timed;			/* links and rows are read for a window of time */
+	const char *rows_query;		/* in id order; when timed, $1 and $2 bound the times */
+	void		(*add) (ChainDigest *d, HeapTuple tuple, TupleDesc desc);
+} ChainKind;
+
 typedef struct Report
 {
 	ReturnSetInfo *rsinfo;
-	int64		problems;
+	const ChainKind *kind;
 } Report;
 
 static void
@@ -59,13 +73,12 @@ report(Report *out, const char *problem, const int64 *link, const int64 *first_i
 	Datum		values[5];
 	bool		nulls[5] = {false, link == NULL, first_id == NULL, last_id == NULL, false};
 
-	values[0] = CStringGetTextDatum(problem);
+	values[0] = CStringGetTextDatum(psprintf("%s%s", out->kind->prefix, problem));
 	values[1] = link ? Int64GetDatum(*link) : (Datum) 0;
 	values[2] = first_id ? Int64GetDatum(*first_id) : (Datum) 0;
 	values[3] = last_id ? Int64GetDatum(*last_id) : (Datum) 0;
 	values[4] = CStringGetTextDatum(detail);
 	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
-	out->problems++;
 }
 
 static void
@@ -89,19 +102,20 @@ hex(const uint8 *hash)
 
 /* The links whose rows may lie in [from, to] (NULL: open), in order. */
 static Link *
-read_links(Datum *bounds, const char *bound_nulls, int *count, bool *has_before,
-		   uint8 *before_hash)
+read_links(const ChainKind *kind, Datum *bounds, const char *bound_nulls, int *count,
+		   bool *has_before, uint8 *before_hash)
 {
 	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Link	   *links;
 	uint64		i;
-
-	if (SPI_execute_with_args("SELECT link, first_id, last_id, rows, digest, previous, hash,"
-							  " first_at, last_at FROM decide.log_chain"
-							  " WHERE ($1 IS NULL OR last_at >= $1) AND ($2 IS NULL OR first_at <= $2)"
-							  " ORDER BY link",
-							  2, argtypes, bounds, bound_nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read decide.log_chain");
+	if (SPI_execute_with_args(psprintf("SELECT link, first_id, last_id, rows, digest, previous, hash,"
+									   " %s FROM decide.%s WHERE %s ORDER BY link",
+									   kind->timed ? "first_at, last_at" : "NULL::timestamptz, NULL::timestamptz",
+									   kind->links,
+									   kind->timed ? "($1 IS NULL OR last_at >= $1) AND ($2 IS NULL OR first_at <= $2)" :
+									   "true"),
+							  kind->timed ? 2 : 0, argtypes, bounds, bound_nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.%s", kind->links);
 	*count = (int) SPI_processed;
 	links = palloc0(sizeof(Link) * Max(*count, 1));
 	for (i = 0; i < SPI_processed; i++)
@@ -118,6 +132,7 @@ read_links(Datum *bounds, const char *bound_nulls, int *count, bool *has_before,
 		copy_hash(SPI_getbinval(tuple, desc, 5, &isnull), l->digest);
 		copy_hash(SPI_getbinval(tuple, desc, 6, &isnull), l->previous);
 		copy_hash(SPI_getbinval(tuple, desc, 7, &isnull), l->hash);
+		/* NULL for the history's links, which are not read by time */
 		l->first_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 8, &isnull));
 		l->last_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 9, &isnull));
 	}
@@ -127,9 +142,9 @@ read_links(Datum *bounds, const char *bound_nulls, int *count, bool *has_before,
 		Oid			linktype[1] = {INT8OID};
 		Datum		linkarg[1] = {Int64GetDatum(links[0].link - 1)};
 
-		if (SPI_execute_with_args("SELECT hash FROM decide.log_chain WHERE link = $1",
+		if (SPI_execute_with_args(psprintf("SELECT hash FROM decide.%s WHERE link = $1", kind->links),
 								  1, linktype, linkarg, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read decide.log_chain");
+			elog(ERROR, "could not read decide.%s", kind->links);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
@@ -194,39 +209,41 @@ text_or_null(HeapTuple tuple, TupleDesc desc, int column)
 }
 
 static void
-row_from_tuple(HeapTuple tuple, TupleDesc desc, ChainRow *row)
+add_log_row(ChainDigest *d, HeapTuple tuple, TupleDesc desc)
 {
+	ChainRow	row;
 	bool		isnull;
 	Datum		value;
 
-	row->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	row->decided_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
-	row->actor = text_or_null(tuple, desc, 3);
-	row->action = text_or_null(tuple, desc, 4);
-	row->resource = text_or_null(tuple, desc, 5);
-	row->allowed = DatumGetBool(SPI_getbinval(tuple, desc, 6, &isnull));
-	row->effect = text_or_null(tuple, desc, 7);
-	row->policy = text_or_null(tuple, desc, 8);
-	row->risk_level = text_or_null(tuple, desc, 9);
-	row->reason = text_or_null(tuple, desc, 10);
-	row->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 11, &isnull));
-	row->source = text_or_null(tuple, desc, 12);
+	row.id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	row.decided_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
+	row.actor = text_or_null(tuple, desc, 3);
+	row.action = text_or_null(tuple, desc, 4);
+	row.resource = text_or_null(tuple, desc, 5);
+	row.allowed = DatumGetBool(SPI_getbinval(tuple, desc, 6, &isnull));
+	row.effect = text_or_null(tuple, desc, 7);
+	row.policy = text_or_null(tuple, desc, 8);
+	row.risk_level = text_or_null(tuple, desc, 9);
+	row.reason = text_or_null(tuple, desc, 10);
+	row.epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 11, &isnull));
+	row.source = text_or_null(tuple, desc, 12);
 	value = SPI_getbinval(tuple, desc, 13, &isnull);
-	row->context.ptr = NULL;
-	row->context.len = 0;
+	row.context.ptr = NULL;
+	row.context.len = 0;
 	if (!isnull)
 	{
 		Jsonb	   *context = DatumGetJsonbP(value);
 
-		row->context.ptr = VARDATA(context);
-		row->context.len = VARSIZE(context) - VARHDRSZ;
+		row.context.ptr = VARDATA(context);
+		row.context.len = VARSIZE(context) - VARHDRSZ;
 	}
 	value = SPI_getbinval(tuple, desc, 14, &isnull);
-	row->has_priority = !isnull;
-	row->priority = isnull ? 0 : DatumGetInt32(value);
+	row.has_priority = !isnull;
+	row.priority = isnull ? 0 : DatumGetInt32(value);
 	value = SPI_getbinval(tuple, desc, 15, &isnull);
-	row->has_condition_unknown = !isnull;
-	row->condition_unknown = isnull ? false : DatumGetBool(value);
+	row.has_condition_unknown = !isnull;
+	row.condition_unknown = isnull ? false : DatumGetBool(value);
+	log_chain_add_row(d, &row);
 }
 
 static void
@@ -240,7 +257,7 @@ finish_link(Link *l, Report *out)
 	l->found = NULL;
 	if (l->found_rows != l->rows)
 		report(out, "rows differ", &l->link, &l->first_id, &l->last_id,
-			   psprintf(INT64_FORMAT " rows were logged in this range, " INT64_FORMAT
+			   psprintf(INT64_FORMAT " rows were written in this range, " INT64_FORMAT
 						" are there: rows were removed or inserted", l->rows, l->found_rows));
 	else if (memcmp(digest, l->digest, LOG_CHAIN_HASH_BYTES) != 0)
 		report(out, "rows differ", &l->link, &l->first_id, &l->last_id,
@@ -261,8 +278,8 @@ report_outside(Outside *outside, Report *out)
 	if (outside->rows == 0)
 		return;
 	report(out, "rows not in the chain", NULL, &outside->first_id, &outside->last_id,
-		   psprintf(INT64_FORMAT " rows in no link's range: the worker did not write them",
-					outside->rows));
+		   psprintf(INT64_FORMAT " rows in no link's range: %s did not write them",
+					outside->rows, out->kind->writer));
 	outside->rows = 0;
 }
 
@@ -299,14 +316,8 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 		if (bound_nulls[1] != 'n')
 			range[1] = TimestampTzGetDatum(Max(last, DatumGetTimestampTz(bounds[1])));
 	}
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT id, decided_at, actor, action, resource, allowed,"
-									   " effect::text, policy, risk_level::text, reason, epoch,"
-									   " source::text, context, priority, condition_unknown"
-									   " FROM decide.decisions"
-									   " WHERE ($1 IS NULL OR decided_at >= $1)"
-									   " AND ($2 IS NULL OR decided_at <= $2) ORDER BY id",
-									   2, argtypes, range, range_nulls, true, 0);
+	portal = SPI_cursor_open_with_args(NULL, out->kind->rows_query, out->kind->timed ? 2 : 0,
+									   argtypes, range, range_nulls, true, 0);
 	for (;;)
 	{
 		uint64		i;
@@ -316,29 +327,30 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 			break;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			ChainRow	row;
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			bool		isnull;
+			int64		id = DatumGetInt64(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
 
 			if ((i & 1023) == 0)
 				CHECK_FOR_INTERRUPTS();
-			row_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &row);
-			while (next < count && links[next].last_id < row.id)
+			while (next < count && links[next].last_id < id)
 				finish_link(&links[next++], out);
-			if (next < count && row.id >= links[next].first_id)
+			if (next < count && id >= links[next].first_id)
 			{
 				Link	   *l = &links[next];
 
 				if (l->found == NULL)
 					l->found = log_chain_begin();
-				log_chain_add_row(l->found, &row);
+				out->kind->add(l->found, tuple, SPI_tuptable->tupdesc);
 				l->found_rows++;
 			}
-			else if (count > 0 && row.id > links[0].first_id &&
+			else if (count > 0 && id > links[0].first_id &&
 					 (next < count || whole_log))
 			{
 				/* Consecutive ones are reported together. */
 				if (outside.rows == 0)
-					outside.first_id = row.id;
-				outside.last_id = row.id;
+					outside.first_id = id;
+				outside.last_id = id;
 				outside.rows++;
 				continue;
 			}
@@ -352,40 +364,112 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 		finish_link(&links[next++], out);
 }
 
-/* "link:hash" as decide_log_head() gives it. */
-static void
-check_head(const char *head, Report *out)
+static const ChainKind log_kind = {
+	"log_chain", "", "the worker", true,
+	"SELECT id, decided_at, actor, action, resource, allowed, effect::text, policy,"
+	" risk_level::text, reason, epoch, source::text, context, priority, condition_unknown"
+	" FROM decide.decisions WHERE ($1 IS NULL OR decided_at >= $1)"
+	" AND ($2 IS NULL OR decided_at <= $2) ORDER BY id",
+	add_log_row
+};
+
+static const ChainKind history_kind = {
+	"changes_chain", "history ", "the change history's trigger", false,
+	"SELECT " CHANGES_CHAIN_COLUMNS " FROM decide.changes ORDER BY id",
+	log_chain_add_change
+};
+
+/* The newest link of a chain as "link:hash"; "0:" and zeros when it has none. */
+static char *
+newest_link(const ChainKind *kind)
 {
+	int64		link = 0;
+	uint8		hash[LOG_CHAIN_HASH_BYTES] = {0};
+
+	if (SPI_execute(psprintf("SELECT link, hash FROM decide.%s ORDER BY link DESC LIMIT 1",
+							 kind->links), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read decide.%s", kind->links);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull));
+		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), hash);
+	}
+	return psprintf(INT64_FORMAT ":%s", link, hex(hash));
+}
+
+/*
+ * One chain's part of a kept head ("link:hash"): that link must still be
+ * there, unchanged; gone with no newer link, the newest rows were cut.  A
+ * link older than every link kept went with retention.
+ */
+static void
+check_head_part(const char *part, Report *out)
+{
+	const ChainKind *kind = out->kind;
 	int64		link;
 	char		hash_hex[LOG_CHAIN_HASH_BYTES * 2 + 2];
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 
-	if (sscanf(head, INT64_FORMAT ":%65s", &link, hash_hex) != 2 ||
+	if (sscanf(part, INT64_FORMAT ":%65s", &link, hash_hex) != 2 ||
 		strlen(hash_hex) != LOG_CHAIN_HASH_BYTES * 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" is not a head of the decision log", head),
-				 errhint("Pass what decide_log_head() returned: a link number, a colon and 64 hex digits.")));
+				 errmsg("\"%s\" is not a head of the decision log", part),
+				 errhint("Pass what decide_log_head() returned: for each chain a link number, a colon and 64 hex digits, the two joined by a slash.")));
+	if (link == 0)
+		return;					/* the chain had no link when the head was kept */
 	args[0] = Int64GetDatum(link);
-	if (SPI_execute_with_args("SELECT hash FROM decide.log_chain WHERE link = $1",
+	if (SPI_execute_with_args(psprintf("SELECT hash, (SELECT max(link) FROM decide.%s) FROM decide.%s"
+									   " RIGHT JOIN (SELECT) AS one ON link = $1",
+									   kind->links, kind->links),
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read decide.log_chain");
-	if (SPI_processed == 0)
-		report(out, "cut at the newest end", &link, NULL, NULL,
-			   psprintf("link " INT64_FORMAT " of the kept head is gone: the newest rows were removed with their links",
-						link));
-	else
+		elog(ERROR, "could not read decide.%s", kind->links);
 	{
-		bool		isnull;
-		uint8		hash[LOG_CHAIN_HASH_BYTES];
+		bool		gone;
+		bool		no_newer;
+		Datum		newest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &no_newer);
+		Datum		hash_value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &gone);
 
-		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), hash);
-		if (pg_strcasecmp(hex(hash), hash_hex) != 0)
-			report(out, "head differs", &link, NULL, NULL,
-				   psprintf("link " INT64_FORMAT " is not the one of the kept head: the chain was rewritten",
+		if (!no_newer)
+			no_newer = DatumGetInt64(newest) < link;
+		if (gone && no_newer)
+			report(out, "cut at the newest end", &link, NULL, NULL,
+				   psprintf("link " INT64_FORMAT " of the kept head is gone: the newest rows were removed with their links",
 							link));
+		else if (!gone)
+		{
+			uint8		hash[LOG_CHAIN_HASH_BYTES];
+
+			copy_hash(hash_value, hash);
+			if (pg_strcasecmp(hex(hash), hash_hex) != 0)
+				report(out, "head differs", &link, NULL, NULL,
+					   psprintf("link " INT64_FORMAT " is not the one of the kept head: the chain was rewritten",
+								link));
+		}
 	}
+}
+
+/* Checks one chain: its links, its rows, and its part of a kept head. */
+static void
+verify_chain(Report *out, Datum *bounds, const char *bound_nulls, bool whole,
+			 const char *head_part, MemoryContext caller)
+{
+	Link	   *links;
+	int			count;
+	bool		has_before;
+	uint8		before_hash[LOG_CHAIN_HASH_BYTES];
+
+	links = read_links(out->kind, bounds, bound_nulls, &count, &has_before, before_hash);
+	MemoryContextSwitchTo(caller);
+	check_links(links, count, has_before, before_hash, out);
+	check_rows(links, count, whole, bounds, bound_nulls, out);
+	if (head_part)
+		check_head_part(head_part, out);
+	MemoryContextSwitchTo(caller);
 }
 
 PG_FUNCTION_INFO_V1(decide_verify_log);
@@ -395,10 +479,8 @@ decide_verify_log(PG_FUNCTION_ARGS)
 	Report		out = {0};
 	Datum		bounds[2];
 	char		bound_nulls[2];
-	Link	   *links;
-	int			count;
-	bool		has_before;
-	uint8		before_hash[LOG_CHAIN_HASH_BYTES];
+	char	   *log_head = NULL;
+	char	   *history_head = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -407,15 +489,27 @@ decide_verify_log(PG_FUNCTION_ARGS)
 	bounds[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	bound_nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	bound_nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	if (!PG_ARGISNULL(2))
+	{
+		char	   *slash;
+
+		log_head = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		if ((slash = strchr(log_head, '/')) != NULL)
+		{
+			*slash = '\0';
+			history_head = slash + 1;
+		}
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(caller);
-	links = read_links(bounds, bound_nulls, &count, &has_before, before_hash);
-	MemoryContextSwitchTo(caller);
-	check_links(links, count, has_before, before_hash, &out);
-	check_rows(links, count, PG_ARGISNULL(1), bounds, bound_nulls, &out);
-	if (!PG_ARGISNULL(2))
-		check_head(text_to_cstring(PG_GETARG_TEXT_PP(2)), &out);
+	out.kind = &log_kind;
+	verify_chain(&out, bounds, bound_nulls, PG_ARGISNULL(1), log_head, caller);
+	/* The history is verified whole: it is small, and not windowed by the log's times. */
+	out.kind = &history_kind;
+	bounds[0] = bounds[1] = (Datum) 0;
+	bound_nulls[0] = bound_nulls[1] = 'n';
+	verify_chain(&out, bounds, bound_nulls, true, history_head, caller);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -424,26 +518,17 @@ PG_FUNCTION_INFO_V1(decide_log_head);
 Datum
 decide_log_head(PG_FUNCTION_ARGS)
 {
-	char	   *head = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *log_part;
+	char	   *history_part;
+	text	   *head;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT link, hash FROM decide.log_chain ORDER BY link DESC LIMIT 1",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read decide.log_chain");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		int64		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 1, &isnull));
-		uint8		hash[LOG_CHAIN_HASH_BYTES];
-
-		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), hash);
-		head = SPI_palloc(64 + LOG_CHAIN_HASH_BYTES * 2);
-		snprintf(head, 64 + LOG_CHAIN_HASH_BYTES * 2, INT64_FORMAT ":%s", link, hex(hash));
-	}
+	log_part = newest_link(&log_kind);
+	history_part = newest_link(&history_kind);
+	MemoryContextSwitchTo(caller);
+	head = cstring_to_text(psprintf("%s/%s", log_part, history_part));
 	SPI_finish();
-	if (head == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(head));
+	PG_RETURN_TEXT_P(head);
 }

@@ -147,16 +147,6 @@ text_datum(DecStr s)
 	return PointerGetDatum(cstring_to_text_with_len(s.ptr, s.len));
 }
 
-static bytea *
-bytes_datum(const uint8 *hash)
-{
-	bytea	   *b = palloc(VARHDRSZ + LOG_CHAIN_HASH_BYTES);
-
-	SET_VARSIZE(b, VARHDRSZ + LOG_CHAIN_HASH_BYTES);
-	memcpy(VARDATA(b), hash, LOG_CHAIN_HASH_BYTES);
-	return b;
-}
-
 /* A record's context as a jsonb datum (its JSON text was checked before). */
 static Datum
 context_datum(const LogRecord *record)
@@ -545,57 +535,6 @@ add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *cont
 }
 
 /*
- * Appends the link of rows just written (ids first_id to last_id, times
- * first_at to last_at, their digest in chain) to decide.log_chain, after
- * the newest link.  In the batch's transaction: the rows and their link
- * commit together.
- */
-static void
-append_link(ChainDigest *chain, int64 first_id, int64 last_id, int64 rows,
-			TimestampTz first_at, TimestampTz last_at)
-{
-	uint8		digest[LOG_CHAIN_HASH_BYTES];
-	uint8		previous[LOG_CHAIN_HASH_BYTES] = {0};
-	uint8		hash[LOG_CHAIN_HASH_BYTES];
-	int64		link = 1;
-	Oid			argtypes[9] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	INT4OID, BYTEAOID, BYTEAOID, BYTEAOID};
-	Datum		args[9];
-
-	log_chain_finish(chain, digest);
-	if (SPI_execute("SELECT link, hash FROM decide.log_chain ORDER BY link DESC LIMIT 1",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the newest link of decide.log_chain");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		bytea	   *newest;
-
-		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-										   &isnull)) + 1;
-		newest = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-											   &isnull));
-		if (VARSIZE_ANY_EXHDR(newest) == LOG_CHAIN_HASH_BYTES)
-			memcpy(previous, VARDATA_ANY(newest), LOG_CHAIN_HASH_BYTES);
-	}
-	log_chain_link_hash(previous, link, first_id, last_id, rows, digest, hash);
-	args[0] = Int64GetDatum(link);
-	args[1] = Int64GetDatum(first_id);
-	args[2] = Int64GetDatum(last_id);
-	args[3] = TimestampTzGetDatum(first_at);
-	args[4] = TimestampTzGetDatum(last_at);
-	args[5] = Int32GetDatum((int32) rows);
-	args[6] = PointerGetDatum(bytes_datum(digest));
-	args[7] = PointerGetDatum(bytes_datum(previous));
-	args[8] = PointerGetDatum(bytes_datum(hash));
-	if (SPI_execute_with_args("INSERT INTO decide.log_chain (link, first_id, last_id, first_at,"
-							  " last_at, rows, digest, previous, hash)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							  9, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append a link to decide.log_chain");
-}
-
-/*
  * Inserts the records of one day into that day's partition, as COPY does,
  * then where each actor, policy and risk level, and the denials, occur
  * among them into the day's partition of decide.decision_keys.  The day was computed from the
@@ -674,8 +613,8 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 	}
 	writer_close(&w);
 	if (chain)
-		append_link(chain, first_id, last_id, n, records[rows[0]].decided_at,
-					records[rows[n - 1]].decided_at);
+		log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
+						 &records[rows[n - 1]].decided_at);
 
 	if (schema->compact)
 	{

@@ -102,6 +102,11 @@ maintain_in_transaction(void *arg)
 							 "  WHERE changed_at >= now() - interval '%d minutes'),"
 							 " (SELECT epoch + 1 FROM decide.epoch))",
 							 decide_changes_retention_min), false, 0);
+	/* The links of the deleted epochs: the oldest kept then starts the chain. */
+	if (decide_changes_retention_min > 0 &&
+		OidIsValid(get_relname_relid("changes_chain", get_namespace_oid("decide", false))))
+		SPI_execute("DELETE FROM decide.changes_chain WHERE last_id < "
+					"coalesce((SELECT min(id) FROM decide.changes), 9223372036854775807)", false, 0);
 
 	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_at_analyze)
 	{

@@ -1,19 +1,29 @@
 /*
- * log_chain.c — the decision log's hash chain.
+ * log_chain.c — the hash chains of the decision log and of the change
+ * history.
  *
  * The worker writes, with each day's part of a flushed batch, one row of
  * decide.log_chain (a link): the range of ids and the number of the rows
  * it wrote, the SHA-256 digest of those rows, and a hash over the previous
- * link's hash and all of that.  decide_verify_log() (log_verify.c) reads
- * the rows and the links again and recomputes both.  This file is the one
- * definition of what is hashed, so that writer and verifier agree: every
- * column of a row in table order, each as a presence byte, then a 4-byte
- * length and its bytes (integers and times as 8 big-endian bytes, enums as
- * their labels, jsonb as its binary form), so that no two different rows
- * hash the same bytes.  Labels rather than enum OIDs, which a dump and
- * restore renumber.
+ * link's hash and all of that.  The change history's trigger does the same
+ * in decide.changes_chain for the rows each statement records; changes
+ * are serialized by the epoch row, which every changing transaction locks
+ * first, so links follow each other in commit order.  decide_verify_log()
+ * (log_verify.c) reads the rows and the links again and recomputes both.
+ * This file is the one definition of what is hashed, so that writers and
+ * verifier agree: every column of a row in table order, each as a presence
+ * byte, then a 4-byte length and its bytes (integers and times as 8
+ * big-endian bytes, enums as their labels, jsonb as its binary form), so
+ * that no two different rows hash the same bytes.  Labels rather than enum
+ * OIDs, which a dump and restore renumber.
  */
 #include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "log_chain.h"
 
@@ -136,6 +146,99 @@ log_chain_finish(ChainDigest *d, uint8 *digest)
 		elog(ERROR, "could not finish a SHA-256 digest");
 	pg_cryptohash_free(d->ctx);
 	pfree(d);
+}
+
+/*
+ * A row of decide.changes, its columns as CHANGES_CHAIN_COLUMNS lists
+ * them: id and epoch (bigint), changed_at, five texts, two jsonb.
+ */
+void
+log_chain_add_change(ChainDigest *d, HeapTuple tuple, TupleDesc desc)
+{
+	int			column;
+
+	for (column = 1; column <= 10; column++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+		if (isnull)
+			put_present(d, false);
+		else if (column <= 3)
+			put_int64(d, DatumGetInt64(value));	/* timestamptz is an int64 too */
+		else if (column <= 8)
+		{
+			text	   *t = DatumGetTextPP(value);
+
+			put_bytes(d, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		}
+		else
+		{
+			Jsonb	   *j = DatumGetJsonbP(value);
+
+			put_bytes(d, VARDATA(j), VARSIZE(j) - VARHDRSZ);
+		}
+	}
+}
+
+static bytea *
+hash_bytea(const uint8 *hash)
+{
+	bytea	   *b = palloc(VARHDRSZ + LOG_CHAIN_HASH_BYTES);
+
+	SET_VARSIZE(b, VARHDRSZ + LOG_CHAIN_HASH_BYTES);
+	memcpy(VARDATA(b), hash, LOG_CHAIN_HASH_BYTES);
+	return b;
+}
+
+void
+log_chain_append(const char *chain, ChainDigest *d, int64 first_id, int64 last_id, int64 rows,
+				 const TimestampTz *first_at, const TimestampTz *last_at)
+{
+	uint8		digest[LOG_CHAIN_HASH_BYTES];
+	uint8		previous[LOG_CHAIN_HASH_BYTES] = {0};
+	uint8		hash[LOG_CHAIN_HASH_BYTES];
+	int64		link = 1;
+	Oid			argtypes[9] = {INT8OID, INT8OID, INT8OID, INT4OID, BYTEAOID, BYTEAOID, BYTEAOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		args[9];
+
+	log_chain_finish(d, digest);
+	/* Not read-only: the newest may be this transaction's own, just written. */
+	if (SPI_execute(psprintf("SELECT link, hash FROM decide.%s ORDER BY link DESC LIMIT 1", chain),
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the newest link of decide.%s", chain);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *newest;
+
+		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										   &isnull)) + 1;
+		newest = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+											   &isnull));
+		if (VARSIZE_ANY_EXHDR(newest) == LOG_CHAIN_HASH_BYTES)
+			memcpy(previous, VARDATA_ANY(newest), LOG_CHAIN_HASH_BYTES);
+	}
+	log_chain_link_hash(previous, link, first_id, last_id, rows, digest, hash);
+	args[0] = Int64GetDatum(link);
+	args[1] = Int64GetDatum(first_id);
+	args[2] = Int64GetDatum(last_id);
+	args[3] = Int32GetDatum((int32) rows);
+	args[4] = PointerGetDatum(hash_bytea(digest));
+	args[5] = PointerGetDatum(hash_bytea(previous));
+	args[6] = PointerGetDatum(hash_bytea(hash));
+	if (first_at)
+	{
+		args[7] = TimestampTzGetDatum(*first_at);
+		args[8] = TimestampTzGetDatum(*last_at);
+	}
+	if (SPI_execute_with_args(psprintf("INSERT INTO decide.%s (link, first_id, last_id, rows, digest,"
+									   " previous, hash%s) VALUES ($1, $2, $3, $4, $5, $6, $7%s)",
+									   chain, first_at ? ", first_at, last_at" : "",
+									   first_at ? ", $8, $9" : ""),
+							  first_at ? 9 : 7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append a link to decide.%s", chain);
 }
 
 void

@@ -9,6 +9,8 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 
 #include "evaluator.h"
@@ -54,6 +56,21 @@ extern ChainDigest *log_chain_begin(void);
 extern void log_chain_add_row(ChainDigest *d, const ChainRow *row);
 
 extern void log_chain_finish(ChainDigest *d, uint8 *digest);
+
+/* The columns of decide.changes a link's digest covers, in this order. */
+#define CHANGES_CHAIN_COLUMNS \
+	"id, epoch, changed_at, session_user_name, current_user_name, operation, table_name, key, before, after"
+
+/* Adds a row of decide.changes, read with CHANGES_CHAIN_COLUMNS. */
+extern void log_chain_add_change(ChainDigest *d, HeapTuple tuple, TupleDesc desc);
+
+/*
+ * Finishes a digest and appends its link after the newest of
+ * decide.<chain> (log_chain, with the rows' times; changes_chain, without),
+ * through SPI, in the caller's transaction.
+ */
+extern void log_chain_append(const char *chain, ChainDigest *d, int64 first_id, int64 last_id,
+							 int64 rows, const TimestampTz *first_at, const TimestampTz *last_at);
 
 /*
  * The hash of a link: of the previous link's hash (zeros for the first),
