@@ -503,27 +503,12 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
         END;
-        conditions := array_append(conditions, '(d.decided_at, d.id) < ($1, $2)');
         high_at := after_at;
     END IF;
-    IF by_actor IS NOT NULL THEN
-        conditions := array_append(conditions, 'd.actor = $3');
-    END IF;
-    IF by_allowed IS NOT NULL THEN
-        conditions := array_append(conditions, CASE WHEN by_allowed THEN 'd.allowed' ELSE 'NOT d.allowed' END);
-    END IF;
-    IF by_risk_level IS NOT NULL THEN
-        conditions := array_append(conditions, 'd.risk_level = $4');
-    END IF;
-    IF by_policy IS NOT NULL THEN
-        conditions := array_append(conditions, 'd.policy = $5');
-    END IF;
     IF since IS NOT NULL THEN
-        conditions := array_append(conditions, 'd.decided_at >= $6');
         low_at := since;
     END IF;
     IF until IS NOT NULL THEN
-        conditions := array_append(conditions, 'd.decided_at < $7');
         high_at := least(high_at, until);
     END IF;
     page_query :=
@@ -549,13 +534,19 @@ BEGIN
         key_kind := 'd';
         key_value := '';
     ELSE
-        -- Only the filters given appear in the query, so each combination
-        -- gets the plan of its own index.
+        -- No key: what is left to filter is the cursor, allowed rows and
+        -- the time range.  Only the filters given appear in the query, so
+        -- each combination gets a plan of its own on the primary key.
+        conditions := array_remove(ARRAY[
+            CASE WHEN after_at IS NOT NULL THEN '(d.decided_at, d.id) < ($1, $2)' END,
+            CASE WHEN by_allowed THEN 'd.allowed' END,
+            CASE WHEN since IS NOT NULL THEN 'd.decided_at >= $3' END,
+            CASE WHEN until IS NOT NULL THEN 'd.decided_at < $4' END], NULL);
         RETURN QUERY EXECUTE format(
-            '%s FROM decide.decisions d %s ORDER BY d.decided_at DESC, d.id DESC LIMIT $8',
+            '%s FROM decide.decisions d %s ORDER BY d.decided_at DESC, d.id DESC LIMIT $5',
             page_query, CASE WHEN cardinality(conditions) > 0
                              THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
-        USING after_at, after_id, by_actor, by_risk_level, by_policy, since, until, page_size;
+        USING after_at, after_id, since, until, page_size;
         RETURN;
     END IF;
 
