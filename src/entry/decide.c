@@ -193,26 +193,41 @@ decision_result_desc(FunctionCallInfo fcinfo)
 	return desc;
 }
 
-PG_FUNCTION_INFO_V1(decide_decide);
-Datum
-decide_decide(PG_FUNCTION_ARGS)
+/* decide()'s declared row type must be the one this library builds. */
+static void
+check_decision_desc(TupleDesc desc)
 {
-	DecisionRequest request;
-	Decision	decision;
-	Datum		values[DECISION_COLUMNS];
-	bool		nulls[DECISION_COLUMNS];
-	TupleDesc	desc = decision_result_desc(fcinfo);
-
 	if (desc->natts != DECISION_COLUMNS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("decide() is declared with %d result columns, this library returns %d",
 						desc->natts, DECISION_COLUMNS),
 				 errhint("Run ALTER EXTENSION decide UPDATE.")));
+}
+
+/* A decision as a row of decide.decision. */
+static Datum
+decision_datum(TupleDesc desc, const Decision *decision)
+{
+	Datum		values[DECISION_COLUMNS];
+	bool		nulls[DECISION_COLUMNS];
+
+	decision_to_values(decision, values, nulls);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+PG_FUNCTION_INFO_V1(decide_decide);
+Datum
+decide_decide(PG_FUNCTION_ARGS)
+{
+	DecisionRequest request;
+	Decision	decision;
+	TupleDesc	desc = decision_result_desc(fcinfo);
+
+	check_decision_desc(desc);
 	request_from_args(fcinfo, &request);
 	decision_make(&request, &decision, false);
-	decision_to_values(&decision, values, nulls);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	PG_RETURN_DATUM(decision_datum(desc, &decision));
 }
 
 PG_FUNCTION_INFO_V1(decide_allowed);
@@ -459,14 +474,12 @@ decide_decide_at_epoch(PG_FUNCTION_ARGS)
 {
 	DecisionRequest request;
 	Decision	decision;
-	Datum		values[DECISION_COLUMNS];
-	bool		nulls[DECISION_COLUMNS];
 	TupleDesc	desc = decision_result_desc(fcinfo);
 
+	check_decision_desc(desc);
 	request_from_args(fcinfo, &request);
 	decision_make_as_of(&request, as_of_set_for(fcinfo), &decision);
-	decision_to_values(&decision, values, nulls);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	PG_RETURN_DATUM(decision_datum(desc, &decision));
 }
 
 PG_FUNCTION_INFO_V1(decide_explain_at_epoch);
