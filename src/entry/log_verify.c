@@ -81,16 +81,6 @@ report(Report *out, const char *problem, const int64 *link, const int64 *first_i
 	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
 }
 
-static void
-copy_hash(Datum value, uint8 *dest)
-{
-	bytea	   *b = DatumGetByteaPP(value);
-
-	memset(dest, 0, LOG_CHAIN_HASH_BYTES);
-	if (VARSIZE_ANY_EXHDR(b) == LOG_CHAIN_HASH_BYTES)
-		memcpy(dest, VARDATA_ANY(b), LOG_CHAIN_HASH_BYTES);
-}
-
 static char *
 hex(const uint8 *hash)
 {
@@ -129,9 +119,9 @@ read_links(const ChainKind *kind, Datum *bounds, const char *bound_nulls, int *c
 		l->first_id = DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
 		l->last_id = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
 		l->rows = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
-		copy_hash(SPI_getbinval(tuple, desc, 5, &isnull), l->digest);
-		copy_hash(SPI_getbinval(tuple, desc, 6, &isnull), l->previous);
-		copy_hash(SPI_getbinval(tuple, desc, 7, &isnull), l->hash);
+		log_chain_hash_from_datum(SPI_getbinval(tuple, desc, 5, &isnull), l->digest);
+		log_chain_hash_from_datum(SPI_getbinval(tuple, desc, 6, &isnull), l->previous);
+		log_chain_hash_from_datum(SPI_getbinval(tuple, desc, 7, &isnull), l->hash);
 		/* NULL for the history's links, which are not read by time */
 		l->first_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 8, &isnull));
 		l->last_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 9, &isnull));
@@ -150,8 +140,8 @@ read_links(const ChainKind *kind, Datum *bounds, const char *bound_nulls, int *c
 			bool		isnull;
 
 			*has_before = true;
-			copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-					  before_hash);
+			log_chain_hash_from_datum(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													1, &isnull), before_hash);
 		}
 	}
 	return links;
@@ -383,20 +373,10 @@ static const ChainKind history_kind = {
 static char *
 newest_link(const ChainKind *kind)
 {
-	int64		link = 0;
-	uint8		hash[LOG_CHAIN_HASH_BYTES] = {0};
+	int64		link;
+	uint8		hash[LOG_CHAIN_HASH_BYTES];
 
-	if (SPI_execute(psprintf("SELECT link, hash FROM decide.%s ORDER BY link DESC LIMIT 1",
-							 kind->links), true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read decide.%s", kind->links);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-										   &isnull));
-		copy_hash(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), hash);
-	}
+	(void) log_chain_newest(kind->links, false, &link, hash);
 	return psprintf(INT64_FORMAT ":%s", link, hex(hash));
 }
 
@@ -444,7 +424,7 @@ check_head_part(const char *part, Report *out)
 		{
 			uint8		hash[LOG_CHAIN_HASH_BYTES];
 
-			copy_hash(hash_value, hash);
+			log_chain_hash_from_datum(hash_value, hash);
 			if (pg_strcasecmp(hex(hash), hash_hex) != 0)
 				report(out, "head differs", &link, NULL, NULL,
 					   psprintf("link " INT64_FORMAT " is not the one of the kept head: the chain was rewritten",

@@ -181,6 +181,34 @@ log_chain_add_change(ChainDigest *d, HeapTuple tuple, TupleDesc desc)
 	}
 }
 
+void
+log_chain_hash_from_datum(Datum value, uint8 *hash)
+{
+	bytea	   *b = DatumGetByteaPP(value);
+
+	memset(hash, 0, LOG_CHAIN_HASH_BYTES);
+	if (VARSIZE_ANY_EXHDR(b) == LOG_CHAIN_HASH_BYTES)
+		memcpy(hash, VARDATA_ANY(b), LOG_CHAIN_HASH_BYTES);
+}
+
+bool
+log_chain_newest(const char *chain, bool see_own_writes, int64 *link, uint8 *hash)
+{
+	bool		isnull;
+
+	*link = 0;
+	memset(hash, 0, LOG_CHAIN_HASH_BYTES);
+	if (SPI_execute(psprintf("SELECT link, hash FROM decide.%s ORDER BY link DESC LIMIT 1", chain),
+					!see_own_writes, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the newest link of decide.%s", chain);
+	if (SPI_processed == 0)
+		return false;
+	*link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	log_chain_hash_from_datum(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+											&isnull), hash);
+	return true;
+}
+
 static bytea *
 hash_bytea(const uint8 *hash)
 {
@@ -196,30 +224,17 @@ log_chain_append(const char *chain, ChainDigest *d, int64 first_id, int64 last_i
 				 const TimestampTz *first_at, const TimestampTz *last_at)
 {
 	uint8		digest[LOG_CHAIN_HASH_BYTES];
-	uint8		previous[LOG_CHAIN_HASH_BYTES] = {0};
+	uint8		previous[LOG_CHAIN_HASH_BYTES];
 	uint8		hash[LOG_CHAIN_HASH_BYTES];
-	int64		link = 1;
+	int64		link;
 	Oid			argtypes[9] = {INT8OID, INT8OID, INT8OID, INT4OID, BYTEAOID, BYTEAOID, BYTEAOID,
 	TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		args[9];
 
 	log_chain_finish(d, digest);
-	/* Not read-only: the newest may be this transaction's own, just written. */
-	if (SPI_execute(psprintf("SELECT link, hash FROM decide.%s ORDER BY link DESC LIMIT 1", chain),
-					false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the newest link of decide.%s", chain);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		bytea	   *newest;
-
-		link = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-										   &isnull)) + 1;
-		newest = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-											   &isnull));
-		if (VARSIZE_ANY_EXHDR(newest) == LOG_CHAIN_HASH_BYTES)
-			memcpy(previous, VARDATA_ANY(newest), LOG_CHAIN_HASH_BYTES);
-	}
+	/* The newest may be this transaction's own, just written. */
+	(void) log_chain_newest(chain, true, &link, previous);
+	link++;
 	log_chain_link_hash(previous, link, first_id, last_id, rows, digest, hash);
 	args[0] = Int64GetDatum(link);
 	args[1] = Int64GetDatum(first_id);

@@ -57,6 +57,16 @@ extern void log_chain_add_row(ChainDigest *d, const ChainRow *row);
 
 extern void log_chain_finish(ChainDigest *d, uint8 *digest);
 
+/* A hash stored as bytea; zeros if it is not one. */
+extern void log_chain_hash_from_datum(Datum value, uint8 *hash);
+
+/*
+ * The newest link of decide.<chain> (through SPI); false, link 0 and a hash
+ * of zeros when it has none.  With see_own_writes, this transaction's links
+ * written just before are seen too.
+ */
+extern bool log_chain_newest(const char *chain, bool see_own_writes, int64 *link, uint8 *hash);
+
 /* The columns of decide.changes a link's digest covers, in this order. */
 #define CHANGES_CHAIN_COLUMNS \
 	"id, epoch, changed_at, session_user_name, current_user_name, operation, table_name, key, before, after"
