@@ -63,37 +63,47 @@ history_insert(const char *operation, const char *table, const char *key_before_
 					operation, table, key_before_after);
 }
 
-static int
-compare_ids(const void *a, const void *b)
+/* A recorded row, as its INSERT returned it. */
+typedef struct RecordedRow
 {
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
+	int64		id;
+	HeapTuple	tuple;
+} RecordedRow;
+
+static int
+compare_recorded(const void *a, const void *b)
+{
+	int64		x = ((const RecordedRow *) a)->id;
+	int64		y = ((const RecordedRow *) b)->id;
 
 	return (x > y) - (x < y);
 }
 
 /*
- * Links the rows just recorded into decide.changes_chain (log_chain.c):
- * read back in id order and hashed.  The epoch row, locked by this
- * transaction since its first change, orders the links of concurrent
- * transactions.
+ * Links the rows just recorded, as the INSERT returned them
+ * (CHANGES_CHAIN_COLUMNS), into decide.changes_chain (log_chain.c), hashed
+ * in id order.  The epoch row, locked by this transaction since its first
+ * change, orders the links of concurrent transactions.
  */
 static void
-chain_recorded(const int64 *ids, uint64 n)
+chain_recorded(SPITupleTable *returned, uint64 n)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		args[2] = {Int64GetDatum(ids[0]), Int64GetDatum(ids[n - 1])};
-	ChainDigest *d = log_chain_begin();
+	RecordedRow *rows = palloc(sizeof(RecordedRow) * n);
+	ChainDigest *d;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT " CHANGES_CHAIN_COLUMNS " FROM decide.changes"
-							  " WHERE id OPERATOR(pg_catalog.>=) $1 AND id OPERATOR(pg_catalog.<=) $2"
-							  " ORDER BY id",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the changes just recorded");
-	for (i = 0; i < SPI_processed; i++)
-		log_chain_add_change(d, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	log_chain_append("changes_chain", d, ids[0], ids[n - 1], SPI_processed, NULL, NULL);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rows[i].tuple = returned->vals[i];
+		rows[i].id = DatumGetInt64(SPI_getbinval(rows[i].tuple, returned->tupdesc, 1, &isnull));
+	}
+	qsort(rows, n, sizeof(RecordedRow), compare_recorded);
+	d = log_chain_begin();
+	for (i = 0; i < n; i++)
+		log_chain_add_change(d, rows[i].tuple, returned->tupdesc);
+	log_chain_append("changes_chain", d, rows[0].id, rows[n - 1].id, n, NULL, NULL);
 }
 
 /* One INSERT ... SELECT that records the statement's rows. */
@@ -213,25 +223,12 @@ decide_record_changes(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read decide.changes_id_seq");
 	/* The epoch this transaction's changes make (once per transaction). */
 	if (SPI_execute("SELECT decide.advance_epoch()", false, 0) != SPI_OK_SELECT ||
-		SPI_execute_with_args(psprintf("%s RETURNING id", history_query(table, key, trigger->tg_event)),
+		SPI_execute_with_args(psprintf("%s RETURNING " CHANGES_CHAIN_COLUMNS,
+									   history_query(table, key, trigger->tg_event)),
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the changes of decide.%s", table);
 	if (SPI_processed > 0 && chained)
-	{
-		uint64		n = SPI_processed;
-		int64	   *ids = palloc(sizeof(int64) * n);
-		uint64		i;
-
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
-												 &isnull));
-		}
-		qsort(ids, n, sizeof(int64), compare_ids);
-		chain_recorded(ids, n);
-	}
+		chain_recorded(SPI_tuptable, SPI_processed);
 	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
