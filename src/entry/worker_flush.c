@@ -2,9 +2,9 @@
  * worker_flush.c — the worker's flush: the decision log ring into
  * decide.decisions, one transaction per batch, straight into each day's
  * partition as COPY writes (table_multi_insert, then the index entries),
- * creating the daily partitions the batch needs, and the batch's keys (where
+ * creating the daily partitions the batch needs, the batch's keys (where
  * each actor, policy and risk level, and the denials, occur) into
- * decide.decision_keys.  The
+ * decide.decision_keys, and its links of the hash chain (log_chain.c).  The
  * ring advances only after the commit, so a failed insert loses nothing.
  */
 #include "postgres.h"
@@ -407,20 +407,16 @@ note_key(HTAB *table, DecStr key, int row)
 	entry->rows[entry->n++] = row;
 }
 
-/* Fills a slot of decide.decision_keys with one key's times (count > 0). */
+/*
+ * Fills a slot of decide.decision_keys with one key's times (count > 0),
+ * the oldest first and the newest last.
+ */
 static void
 fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const TimestampTz *times,
-			 int count, Datum *offsets)
+			 int count, TimestampTz first, TimestampTz last, Datum *offsets)
 {
-	TimestampTz first = times[0];
-	TimestampTz last = times[0];
 	int			i;
 
-	for (i = 1; i < count; i++)
-	{
-		first = Min(first, times[i]);
-		last = Max(last, times[i]);
-	}
 	for (i = 0; i < count; i++)
 		offsets[i] = Int32GetDatum((int32) (times[i] - first));
 #define SET(col, datum) (slot->tts_values[col] = (datum), slot->tts_isnull[col] = false)
@@ -470,7 +466,8 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 					writer_insert(w, filled);
 					filled = 0;
 				}
-				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, count, offsets);
+				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, count, first, last,
+							 offsets);
 				count = 0;
 			}
 			if (i == entry->n)
@@ -536,9 +533,10 @@ add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *cont
 
 /*
  * Inserts the records of one day into that day's partition, as COPY does,
- * then where each actor, policy and risk level, and the denials, occur
- * among them into the day's partition of decide.decision_keys.  The day was computed from the
- * rows, so the partition constraints hold.
+ * hashing them into the day's link of the chain, then where each actor,
+ * policy and risk level, and the denials, occur among them into the day's
+ * partition of decide.decision_keys.  The day was computed from the rows,
+ * so the partition constraints hold.
  */
 static void
 insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
