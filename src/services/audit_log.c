@@ -5,12 +5,11 @@
  * Deciding backends append records to their database's ring; that
  * database's worker (worker_flush.c), woken every decide.flush_interval or
  * by the record that fills the ring past half, copies them out, inserts
- * them into its
- * decide.decisions in one transaction per batch, and only then advances the
- * read position, so a failed insert loses nothing.  The caller's path does
- * no table I/O and never waits for room: when the ring is full the record
- * is dropped and counted, and the worker reports drops in the server log at
- * most once a minute.
+ * them into its decide.decisions in one transaction per batch, and only then
+ * advances the read position, so a failed insert loses nothing.  The
+ * caller's path does no table I/O and never waits for room: when the ring
+ * is full the record is dropped and counted, and the worker reports drops
+ * in the server log at most once a minute.
  *
  * A database takes a ring with its first logged decision (or when its
  * worker starts), and tells the launcher (launcher.c) that it wants a
@@ -313,24 +312,25 @@ ring_discard(LogRing *ring, uint64 end)
 }
 
 /*
- * The end of the published records from tail on, up to head: where the
- * first record still being copied in (or head) starts.  With drop, the
- * records are dropped and counted as they are passed.
+ * Drops the ring's published records, counting them; called with its lock
+ * exclusive, when no appender is copying one in.
  */
-static uint64
-ring_published_end(const LogRing *ring, uint64 pos, uint64 head, bool drop)
+static void
+ring_drop_all(LogRing *ring)
 {
+	uint64		pos = pg_atomic_read_u64(&ring->tail);
+	uint64		head = pg_atomic_read_u64(&ring->head);
+
 	while (pos < head)
 	{
 		uint32		size = *ring_size_word(ring, pos);
 
 		if (size == 0)
 			break;
-		if (drop)
-			stats_count(STAT_LOG_DROPPED, 1);
+		stats_count(STAT_LOG_DROPPED, 1);
 		pos += size;
 	}
-	return pos;
+	ring_discard(ring, pos);
 }
 
 /*
@@ -525,8 +525,7 @@ audit_log_release(Oid database)
 		/* No appender holds it now: every reserved record is published. */
 		LWLockAcquire(ring->lock, LW_EXCLUSIVE);
 		/* What it still holds has no table to go to: dropped. */
-		ring_discard(ring, ring_published_end(ring, pg_atomic_read_u64(&ring->tail),
-											  pg_atomic_read_u64(&ring->head), true));
+		ring_drop_all(ring);
 		ring->database = InvalidOid;
 		ring->no_worker = false;
 		LWLockRelease(ring->lock);
