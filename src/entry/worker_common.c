@@ -31,11 +31,17 @@ worker_in_transaction(void (*fn) (void *), void *arg)
 }
 
 bool
-worker_extension_installed(void)
+worker_decide_table_exists(const char *name)
 {
 	Oid			schema = get_namespace_oid("decide", true);
 
-	return OidIsValid(schema) && OidIsValid(get_relname_relid("decisions", schema));
+	return OidIsValid(schema) && OidIsValid(get_relname_relid(name, schema));
+}
+
+bool
+worker_extension_installed(void)
+{
+	return worker_decide_table_exists("decisions");
 }
 
 typedef struct StoreLookup

@@ -22,6 +22,9 @@ extern void worker_in_transaction(void (*fn) (void *), void *arg);
 /* Is decide installed in this database?  In a transaction. */
 extern bool worker_extension_installed(void);
 
+/* Whether the schema decide has this relation (tables an older version lacks). */
+extern bool worker_decide_table_exists(const char *name);
+
 /* The policy store's id; false if decide is not installed here. */
 extern bool worker_store_id(pg_uuid_t *store_id);
 

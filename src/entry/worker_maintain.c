@@ -12,11 +12,9 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
@@ -79,7 +77,7 @@ maintain_in_transaction(void *arg)
 			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d",
 								 quote_identifier(names[i]), year, month, mday), false, 0);
 			/* And its links: the oldest kept then starts the chain. */
-			if (OidIsValid(get_relname_relid("log_chain", get_namespace_oid("decide", false))))
+			if (worker_decide_table_exists("log_chain"))
 				SPI_execute(psprintf("DELETE FROM decide.log_chain WHERE last_at < "
 									 "'%04d-%02d-%02d 00:00:00+00'::timestamptz + interval '1 day'",
 									 year, month, mday), false, 0);
@@ -96,7 +94,7 @@ maintain_in_transaction(void *arg)
 	 * kept can still be rebuilt.
 	 */
 	if (decide_changes_retention_min > 0 &&
-		OidIsValid(get_relname_relid("changes", get_namespace_oid("decide", false))))
+		worker_decide_table_exists("changes"))
 		SPI_execute(psprintf("DELETE FROM decide.changes WHERE epoch < coalesce("
 							 "(SELECT min(epoch) FROM decide.changes"
 							 "  WHERE changed_at >= now() - interval '%d minutes'),"
@@ -104,7 +102,7 @@ maintain_in_transaction(void *arg)
 							 decide_changes_retention_min), false, 0);
 	/* The links of the deleted epochs: the oldest kept then starts the chain. */
 	if (decide_changes_retention_min > 0 &&
-		OidIsValid(get_relname_relid("changes_chain", get_namespace_oid("decide", false))))
+		worker_decide_table_exists("changes_chain"))
 		SPI_execute("DELETE FROM decide.changes_chain WHERE last_id < "
 					"coalesce((SELECT min(id) FROM decide.changes), 9223372036854775807)", false, 0);
 
@@ -112,7 +110,7 @@ maintain_in_transaction(void *arg)
 	{
 		/* Tables another session holds locked wait for the next turn. */
 		SPI_execute("ANALYZE (SKIP_LOCKED) decide.decisions", false, 0);
-		if (OidIsValid(get_relname_relid("decision_keys", get_namespace_oid("decide", false))))
+		if (worker_decide_table_exists("decision_keys"))
 			SPI_execute("ANALYZE (SKIP_LOCKED) decide.decision_keys", false, 0);
 		if (SPI_execute("SELECT pg_catalog.sum(pg_catalog.greatest(c.reltuples, 0))::float8"
 						" FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
