@@ -488,14 +488,29 @@ per_connection() {
     echo "$(cut -d' ' -f1 "$WORK/connect" | mean) $(cut -d' ' -f2 "$WORK/connect" | mean) $(cut -d' ' -f3 "$WORK/connect" | median)"
 }
 
+# Logs 2 x $1 decisions of the workload $2 and sets SINCE to when they began.
+log_window() {
+    setting decide.log "'all'"
+    psql_ -c "SELECT decide_flush()" >/dev/null
+    SINCE=$(psql_ -c "SELECT clock_timestamp()")
+    pgb -c 2 -j 2 -t "$1" -f "$2" >/dev/null
+    reset_setting decide.log
+    psql_ -c "SELECT decide_flush()" >/dev/null
+}
+# Three alternating timings of two psql scripts: "a b a/b" a line, in file $3.
+timed_pairs() {
+    local i a b
+    : > "$3"
+    for i in 1 2 3; do
+        a=$(seconds "$1")
+        b=$(seconds "$2")
+        echo "$a $b $(ratio "$a" "$b")" >> "$3"
+    done
+}
+
 if want replay; then
 echo "== replay of 100,000 logged decisions vs deciding them with the caches off"
-setting decide.log "'all'"
-psql_ -c "SELECT decide_flush()" >/dev/null
-SINCE=$(psql_ -c "SELECT clock_timestamp()")
-pgb -c 2 -j 2 -t 50000 -f "$WORK/zipf.sql" >/dev/null
-reset_setting decide.log
-psql_ -c "SELECT decide_flush()" >/dev/null
+log_window 50000 "$WORK/zipf.sql"
 # The replay runs under an uncommitted change (no cache is read or filled);
 # the baseline decides the same requests with decide.cache = off.
 printf '%s\n' "BEGIN;" \
@@ -507,23 +522,13 @@ printf '%s\n' "SET decide.cache = off;" \
     > "$WORK/redecide.sql"
 chown postgres "$WORK/replay.sql" "$WORK/redecide.sql"
 REPLAYED=$(psql_ -c "SELECT count(*) FROM decide.decisions WHERE decided_at >= '$SINCE'")
-: > "$WORK/replay_times"
-for i in 1 2 3; do
-    a=$(seconds "$WORK/replay.sql")
-    b=$(seconds "$WORK/redecide.sql")
-    echo "$a $b $(ratio "$a" "$b")" >> "$WORK/replay_times"
-done
+timed_pairs "$WORK/replay.sql" "$WORK/redecide.sql" "$WORK/replay_times"
 add "| replay of $REPLAYED logged decisions under an uncommitted change | $(cut -d' ' -f1 "$WORK/replay_times" | median) s | deciding them with the caches off $(cut -d' ' -f2 "$WORK/replay_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/replay_times" | median) | target < 10 |"
 fi
 
 if want verify; then
 echo "== verifying 1,000,000 logged decisions against the hash chain"
-setting decide.log "'all'"
-psql_ -c "SELECT decide_flush()" >/dev/null
-SINCE=$(psql_ -c "SELECT clock_timestamp()")
-pgb -c 2 -j 2 -t 500000 -f "$WORK/hot.sql" >/dev/null
-reset_setting decide.log
-psql_ -c "SELECT decide_flush()" >/dev/null
+log_window 500000 "$WORK/hot.sql"
 VERIFIED=$(psql_ -c "SELECT count(*) FROM decide.decisions WHERE decided_at >= '$SINCE'")
 # The baseline reads what the verification reads: the window's rows, every
 # column it hashes, in id order.
@@ -531,12 +536,7 @@ echo "SELECT count(*) FROM decide_verify_log('$SINCE');" > "$WORK/verify.sql"
 echo "SELECT count(*), sum(length(actor) + length(resource)) FROM (SELECT id, decided_at, actor, action, resource, allowed, effect::text, policy, risk_level::text, reason, epoch, source::text, context, priority, condition_unknown FROM decide.decisions WHERE decided_at >= '$SINCE' ORDER BY id) s;" > "$WORK/read.sql"
 chown postgres "$WORK/verify.sql" "$WORK/read.sql"
 PROBLEMS=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -f "$WORK/verify.sql" postgres)
-: > "$WORK/verify_times"
-for i in 1 2 3; do
-    a=$(seconds "$WORK/verify.sql")
-    b=$(seconds "$WORK/read.sql")
-    echo "$a $b $(ratio "$a" "$b")" >> "$WORK/verify_times"
-done
+timed_pairs "$WORK/verify.sql" "$WORK/read.sql" "$WORK/verify_times"
 add "| decide_verify_log() over $VERIFIED logged decisions ($PROBLEMS problems) | $(cut -d' ' -f1 "$WORK/verify_times" | median) s | reading the same rows in id order $(cut -d' ' -f2 "$WORK/verify_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/verify_times" | median) | timed |"
 fi
 
