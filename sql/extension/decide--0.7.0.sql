@@ -930,47 +930,44 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION decide.check_history_epoch(bigint) FROM PUBLIC;
-CREATE FUNCTION decide_policies_at(at_epoch bigint) RETURNS SETOF decide.policies
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- One table of the two, whose rows are of row_type (a NULL of it) and keyed
+-- in the history by key_column, as it was at an epoch.
+CREATE FUNCTION decide.rows_at(row_type anyelement, table_name text, key_column text,
+                               at_epoch bigint) RETURNS SETOF anyelement
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM decide.check_history_epoch(at_epoch);
-    RETURN QUERY
-    SELECT (jsonb_populate_record(NULL::decide.policies, f.before)).*
-      FROM (SELECT DISTINCT ON (c.key) c.key, c.before
-              FROM decide.changes c
-             WHERE c.table_name = 'policies' AND c.epoch > at_epoch
-             ORDER BY c.key, c.id) AS f
-     WHERE f.before IS NOT NULL
-    UNION ALL
-    SELECT p.*
-      FROM decide.policies p
-     WHERE NOT EXISTS (SELECT FROM decide.changes c
-                        WHERE c.table_name = 'policies' AND c.key = p.id::text
-                          AND c.epoch > at_epoch);
+    RETURN QUERY EXECUTE format(
+        'SELECT (jsonb_populate_record($1, f.before)).*'
+        '  FROM (SELECT DISTINCT ON (c.key) c.key, c.before'
+        '          FROM decide.changes c'
+        '         WHERE c.table_name = %1$L AND c.epoch > $2'
+        '         ORDER BY c.key, c.id) AS f'
+        ' WHERE f.before IS NOT NULL'
+        ' UNION ALL'
+        ' SELECT t.*'
+        '  FROM decide.%1$I t'
+        ' WHERE NOT EXISTS (SELECT FROM decide.changes c'
+        '                    WHERE c.table_name = %1$L AND c.key = t.%2$I::text'
+        '                      AND c.epoch > $2)',
+        table_name, key_column)
+    USING row_type, at_epoch;
 END
 $$;
-CREATE FUNCTION decide_entities_at(at_epoch bigint) RETURNS SETOF decide.entities
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+REVOKE ALL ON FUNCTION decide.rows_at(anyelement, text, text, bigint) FROM PUBLIC;
+CREATE FUNCTION decide_policies_at(at_epoch bigint) RETURNS SETOF decide.policies
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-    PERFORM decide.check_history_epoch(at_epoch);
-    RETURN QUERY
-    SELECT (jsonb_populate_record(NULL::decide.entities, f.before)).*
-      FROM (SELECT DISTINCT ON (c.key) c.key, c.before
-              FROM decide.changes c
-             WHERE c.table_name = 'entities' AND c.epoch > at_epoch
-             ORDER BY c.key, c.id) AS f
-     WHERE f.before IS NOT NULL
-    UNION ALL
-    SELECT e.*
-      FROM decide.entities e
-     WHERE NOT EXISTS (SELECT FROM decide.changes c
-                        WHERE c.table_name = 'entities' AND c.key = e.uid::text
-                          AND c.epoch > at_epoch);
-END
+    SELECT * FROM decide.rows_at(NULL::decide.policies, 'policies', 'id', at_epoch)
+$$;
+CREATE FUNCTION decide_entities_at(at_epoch bigint) RETURNS SETOF decide.entities
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM decide.rows_at(NULL::decide.entities, 'entities', 'uid', at_epoch)
 $$;
 COMMENT ON FUNCTION decide_policies_at(bigint) IS
     'decide.policies as it was at an epoch, rebuilt from decide.changes';
