@@ -235,6 +235,26 @@ like(slurp_file($node->logfile, $log_offset),
      qr/\[$warm_pid\] ERROR:  entity "wide:child" has more than 1023 ancestors/,
      'the worker logged the failing request');
 
+# While the worker is busy (here: stopped), appenders that find the ring's
+# hot area (a quarter of the 1 MB ring) full move its records into staging
+# themselves: 100 decisions with 4 kB contexts fill the hot area but not
+# the ring, and none is dropped.
+my $dropped_before = $node->safe_psql('postgres', 'SELECT log_dropped FROM decide_stats');
+my $busy_pid = worker_pid($node);
+kill 'STOP', $busy_pid;
+$node->safe_psql('postgres', q{
+    SET decide.log_context = on;
+    SELECT count(*) FROM generate_series(1, 100) g,
+           decide('user:busy' || g, 'read', 'doc:1', jsonb_build_object('pad', repeat('x', 4000)))});
+kill 'CONT', $busy_pid;
+$node->safe_psql('postgres', 'SELECT decide_flush()');
+is($node->safe_psql('postgres', q{
+    SELECT count(DISTINCT actor) FROM decide.decisions WHERE actor LIKE 'user:busy%'}),
+   '100', 'decisions appended while the worker was stopped all reach the table');
+is($node->safe_psql('postgres', 'SELECT log_dropped FROM decide_stats'), $dropped_before,
+   'none was dropped: the appenders moved the hot area into staging');
+is(worker_pid($node), $busy_pid, 'the same worker wrote them');
+
 # A ring filling past half wakes the worker before decide.flush_interval:
 # with the interval at a minute, 1 MB ring, decisions with 4 kB contexts
 # reach the table without decide_flush().

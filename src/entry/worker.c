@@ -63,8 +63,10 @@
 
 PGDLLEXPORT void decide_worker_main(Datum arg);
 
-static void run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
-					 TimestampTz *last_drop_warning);
+static void run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
+					 TimestampTz *last_maintenance, TimestampTz *last_drop_warning);
+static long ms_until_flush(TimestampTz last_flush);
+static void write_log(char *buf, bool standby, const pg_uuid_t *store_id);
 static void drain_at_shutdown(char *buf);
 static void report_drops(TimestampTz *last_warning);
 static void on_worker_exit(int code, Datum arg);
@@ -106,6 +108,7 @@ decide_worker_main(Datum arg)
 {
 	char	   *buf;
 	MemoryContext turn_context;
+	TimestampTz last_flush = 0;
 	TimestampTz last_maintenance = 0;
 	TimestampTz last_drop_warning = 0;
 	TimestampTz last_extension_check;
@@ -143,9 +146,13 @@ decide_worker_main(Datum arg)
 
 	while (!ShutdownRequestPending)
 	{
-		/* While warming is under way, only a glance at the latch. */
+		/*
+		 * Until the next flush is due; woken sooner by appenders (to move
+		 * their records into staging) or decide_flush().  While warming is
+		 * under way, only a glance at the latch.
+		 */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 warming_pending ? 0 : decide_flush_interval_ms, PG_WAIT_EXTENSION);
+						 warming_pending ? 0 : ms_until_flush(last_flush), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		/* Emptied first, so that what the last turn left is gone before
 		 * interrupts (a memory-context dump among them) are serviced. */
@@ -164,7 +171,7 @@ decide_worker_main(Datum arg)
 				exit_without_decide();
 			last_extension_check = GetCurrentTimestamp();
 		}
-		run_turn(buf, &warming_pending, &last_maintenance, &last_drop_warning);
+		run_turn(buf, &warming_pending, &last_flush, &last_maintenance, &last_drop_warning);
 		MemoryContextSwitchTo(TopMemoryContext);
 	}
 
@@ -174,34 +181,34 @@ decide_worker_main(Datum arg)
 	proc_exit(1);
 }
 
+static long
+ms_until_flush(TimestampTz last_flush)
+{
+	long		since_ms = (long) ((GetCurrentTimestamp() - last_flush) / 1000);
+
+	return Max(0, decide_flush_interval_ms - since_ms);
+}
+
 static void
-run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
-		 TimestampTz *last_drop_warning)
+run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
+		 TimestampTz *last_maintenance, TimestampTz *last_drop_warning)
 {
 	bool		standby = RecoveryInProgress();
 	pg_uuid_t	store_id;
 	bool		have_store = false;
 
 	stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
-	if (redis_client_configured())
-		have_store = worker_store_id(&store_id);
-
-	if (standby)
+	if (!audit_log_flush_wanted() && ms_until_flush(*last_flush) > 0)
 	{
-		if (have_store)
-			while (standby_forward_once(buf, &store_id))
-				CHECK_FOR_INTERRUPTS();
+		/* Woken early: only make room in the hot area. */
+		audit_log_move();
 	}
 	else
 	{
-		/* If it fails, the worker exits and restarts; the records stay in the ring. */
-		flush_in_progress = true;
-		while (log_flush_once(buf))
-			CHECK_FOR_INTERRUPTS();
-		flush_in_progress = false;
-		if (have_store)
-			standby_receive(&store_id,
-							TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECEIVE_BUDGET_MS));
+		*last_flush = GetCurrentTimestamp();
+		if (redis_client_configured())
+			have_store = worker_store_id(&store_id);
+		write_log(buf, standby, have_store ? &store_id : NULL);
 	}
 	report_drops(last_drop_warning);
 	standby_report_garbage();
@@ -227,6 +234,30 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_maintenance,
 			warm_plan_from_log();
 	}
 	stats_flush();
+}
+
+/*
+ * Writes what the ring holds: into the table on a primary (then the
+ * standbys' decisions from Redis), into Redis on a standby.
+ */
+static void
+write_log(char *buf, bool standby, const pg_uuid_t *store_id)
+{
+	if (standby)
+	{
+		if (store_id)
+			while (standby_forward_once(buf, store_id))
+				CHECK_FOR_INTERRUPTS();
+		return;
+	}
+	/* If it fails, the worker exits and restarts; the records stay in the ring. */
+	flush_in_progress = true;
+	while (log_flush_once(buf))
+		CHECK_FOR_INTERRUPTS();
+	flush_in_progress = false;
+	if (store_id)
+		standby_receive(store_id,
+						TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECEIVE_BUDGET_MS));
 }
 
 /*

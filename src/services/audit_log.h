@@ -52,11 +52,17 @@ extern void audit_log_set_no_worker(Oid database, bool no_worker);
 /* The databases that hold a ring (at most max). */
 extern int	audit_log_databases(Oid *databases, int max);
 
+/* Moves the records appended since into staging (the worker, when woken). */
+extern void audit_log_move(void);
+
+/* Should the worker write staging now: decide_flush() asked, or it is half full? */
+extern bool audit_log_flush_wanted(void);
+
 /*
- * Copies whole records (log_record.h) from the read position (*start) into
- * buf (at most bufsize bytes); returns the bytes copied, and the ring
- * position just past them in *end.  Records stay in the ring until
- * audit_log_consume(end).
+ * Moves what was appended into staging, then copies whole records
+ * (log_record.h) from the read position (*start) into buf (at most bufsize
+ * bytes); returns the bytes copied, and the ring position just past them
+ * in *end.  Records stay in the ring until audit_log_consume(end).
  */
 extern Size audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end);
 extern void audit_log_consume(uint64 end);
