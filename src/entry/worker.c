@@ -201,7 +201,7 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 	if (!audit_log_flush_wanted() && ms_until_flush(*last_flush) > 0)
 	{
 		/* Woken early: only make room in the hot area. */
-		audit_log_move();
+		(void) audit_log_move();
 	}
 	else
 	{
@@ -243,16 +243,23 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 static void
 write_log(char *buf, bool standby, const pg_uuid_t *store_id)
 {
+	/*
+	 * What the ring holds now, not what arrives while it is written: each
+	 * batch writes rows of decide.decision_keys for the keys it holds, so
+	 * chasing the newest records with ever smaller batches costs more.
+	 */
+	uint64		target = audit_log_move();
+
 	if (standby)
 	{
 		if (store_id)
-			while (standby_forward_once(buf, store_id))
+			while (audit_log_consumed() < target && standby_forward_once(buf, store_id))
 				CHECK_FOR_INTERRUPTS();
 		return;
 	}
 	/* If it fails, the worker exits and restarts; the records stay in the ring. */
 	flush_in_progress = true;
-	while (log_flush_once(buf))
+	while (audit_log_consumed() < target && log_flush_once(buf))
 		CHECK_FOR_INTERRUPTS();
 	flush_in_progress = false;
 	if (store_id)

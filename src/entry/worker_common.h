@@ -10,8 +10,16 @@
 
 #include "utils/uuid.h"
 
-/* One batch read from the ring or a stream. */
-#define FLUSH_BUFFER_BYTES (1024 * 1024)
+/*
+ * One batch read from the ring: up to about two seconds of records at the
+ * rates a 2-core server decides at.  Each batch writes a row of
+ * decide.decision_keys per key it holds (an actor, a policy), so the fewer
+ * the batches, the fewer those random index inserts.
+ */
+#define FLUSH_BUFFER_BYTES (8 * 1024 * 1024)
+
+/* A standby forwards at most this much of the ring in one pipeline to Redis. */
+#define FORWARD_BATCH_BYTES (1024 * 1024)
 
 /*
  * Runs fn in a transaction with SPI and a snapshot, and returns in the

@@ -85,7 +85,7 @@ forward_batch(char *buf, const pg_uuid_t *store_id)
 	char	   *stream = log_stream_name(store_id);
 	uint64		start;
 	uint64		end;
-	Size		len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &start, &end);
+	Size		len = audit_log_peek(buf, FORWARD_BATCH_BYTES, &start, &end);
 	int			max = len / sizeof(uint64) + 1;
 	const char **entries;
 	size_t	   *lens;

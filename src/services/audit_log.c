@@ -679,17 +679,24 @@ audit_log_databases(Oid *databases, int max)
 	return n;
 }
 
-void
+uint64
 audit_log_move(void)
 {
 	LogRing    *ring = worker_ring;
 
 	if (ring == NULL)
-		return;
+		return 0;
 	LWLockAcquire(ring->lock, LW_SHARED);
 	if (ring->database == MyDatabaseId)
 		ring_move(ring);
 	LWLockRelease(ring->lock);
+	return pg_atomic_read_u64(&ring->staged);
+}
+
+uint64
+audit_log_consumed(void)
+{
+	return worker_ring ? pg_atomic_read_u64(&worker_ring->tail) : 0;
 }
 
 bool
@@ -718,7 +725,7 @@ audit_log_peek(char *buf, Size bufsize, uint64 *start, uint64 *end)
 		*start = *end = 0;
 		return 0;
 	}
-	audit_log_move();
+	(void) audit_log_move();
 	pos = pg_atomic_read_u64(&ring->tail);
 	staged = pg_atomic_read_u64(&ring->staged);
 	/* The position read above published the bytes read below. */

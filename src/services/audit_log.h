@@ -52,8 +52,14 @@ extern void audit_log_set_no_worker(Oid database, bool no_worker);
 /* The databases that hold a ring (at most max). */
 extern int	audit_log_databases(Oid *databases, int max);
 
-/* Moves the records appended since into staging (the worker, when woken). */
-extern void audit_log_move(void);
+/*
+ * Moves the records appended since into staging (the worker, when woken);
+ * returns the ring position just past them.
+ */
+extern uint64 audit_log_move(void);
+
+/* The ring position up to which records were consumed (written). */
+extern uint64 audit_log_consumed(void);
 
 /* Should the worker write staging now: decide_flush() asked, or it is half full? */
 extern bool audit_log_flush_wanted(void);
