@@ -21,6 +21,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -44,60 +45,62 @@ flush_buffer(ChainDigest *d)
 }
 
 static void
-put_raw(ChainDigest *d, const void *data, size_t len)
-{
-	if (len > sizeof(d->buffer) - d->used)
-	{
-		flush_buffer(d);
-		if (len > sizeof(d->buffer))
-		{
-			hash_update(d->ctx, data, len);
-			return;
-		}
-	}
-	memcpy(d->buffer + d->used, data, len);
-	d->used += len;
-}
-
-static void
 put_present(ChainDigest *d, bool present)
 {
 	uint8		flag = present ? 1 : 0;
 
-	put_raw(d, &flag, 1);
+	if (d->used == sizeof(d->buffer))
+		flush_buffer(d);
+	d->buffer[d->used++] = (char) flag;
 }
 
-static void
+/*
+ * A value: its presence byte, then (unless NULL) a 4-byte length and its
+ * bytes.  Written straight into the buffer: this runs for every column of
+ * every logged row.
+ */
+static inline void
 put_bytes(ChainDigest *d, const char *ptr, size_t len)
 {
-	uint8		header[4];
+	uint8		header[5];
 
-	put_present(d, ptr != NULL);
 	if (ptr == NULL)
+	{
+		put_present(d, false);
 		return;
-	header[0] = (uint8) (len >> 24);
-	header[1] = (uint8) (len >> 16);
-	header[2] = (uint8) (len >> 8);
-	header[3] = (uint8) len;
-	put_raw(d, header, 4);
-	put_raw(d, ptr, len);
+	}
+	header[0] = 1;
+	header[1] = (uint8) (len >> 24);
+	header[2] = (uint8) (len >> 16);
+	header[3] = (uint8) (len >> 8);
+	header[4] = (uint8) len;
+	if (sizeof(header) + len > sizeof(d->buffer) - d->used)
+	{
+		flush_buffer(d);
+		if (sizeof(header) + len > sizeof(d->buffer))
+		{
+			hash_update(d->ctx, header, sizeof(header));
+			hash_update(d->ctx, ptr, len);
+			return;
+		}
+	}
+	memcpy(d->buffer + d->used, header, sizeof(header));
+	memcpy(d->buffer + d->used + sizeof(header), ptr, len);
+	d->used += sizeof(header) + len;
 }
 
-static void
+static inline void
 put_str(ChainDigest *d, DecStr s)
 {
 	put_bytes(d, s.ptr, s.len);
 }
 
-static void
+static inline void
 put_int64(ChainDigest *d, int64 value)
 {
-	char		bytes[8];
-	int			i;
+	uint64		big_endian = pg_hton64((uint64) value);
 
-	for (i = 0; i < 8; i++)
-		bytes[i] = (char) ((uint64) value >> (56 - 8 * i));
-	put_bytes(d, bytes, 8);
+	put_bytes(d, (const char *) &big_endian, 8);
 }
 
 ChainDigest *
