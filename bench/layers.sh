@@ -345,7 +345,8 @@ SQL
 if want logdrain; then
 echo "== the worker's CPU per logged row, alone"
 # Five rounds: stop the worker, decide 150,000 times (the ring of 16 MB holds
-# them), let it go and wait for decide_flush(); its CPU time (utime + stime
+# them: the callers move its hot area into staging themselves), let it go
+# and wait for decide_flush(); its CPU time (utime + stime
 # of /proc/<pid>/stat, in clock ticks) over the rows it wrote.  The median.
 setting decide.log "'all'"
 WORKER=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'postgres'")
@@ -364,7 +365,7 @@ for i in $(seq 5); do
         'BEGIN { printf "%.2f\n", c * 1e6 / t / r }' >> "$WORK/drain"
 done
 reset_setting decide.log
-add "| the worker alone, a logged row (hot mix, batches of the ring's 1 MB reads) | $(median < "$WORK/drain") us of CPU | rounds: $(tr '\n' ' ' < "$WORK/drain")| | |"
+add "| the worker alone, a logged row (hot mix, batches of up to 8 MB) | $(median < "$WORK/drain") us of CPU | rounds: $(tr '\n' ' ' < "$WORK/drain")| | |"
 fi
 
 if want recovery; then
