@@ -349,9 +349,9 @@ area_size_word(const RingArea *area, uint64 pos)
 /*
  * Moves the hot area's published records into staging, as far as staging
  * has room; called with the ring's lock shared and its move lock
- * exclusive.  Returns the bytes moved.
+ * exclusive.
  */
-static Size
+static void
 ring_move_locked(LogRing *ring)
 {
 	uint64		staged = pg_atomic_read_u64(&ring->staged);
@@ -369,7 +369,7 @@ ring_move_locked(LogRing *ring)
 		end += size;
 	}
 	if (end == staged)
-		return 0;
+		return;
 	/* The size words read above published the bytes read below. */
 	pg_read_barrier();
 	for (pos = staged; pos < end;)
@@ -385,7 +385,6 @@ ring_move_locked(LogRing *ring)
 	/* Whoever sees the new position sees the copy and the zeroes. */
 	pg_write_barrier();
 	pg_atomic_write_u64(&ring->staged, end);
-	return end - staged;
 }
 
 /*
@@ -397,7 +396,7 @@ ring_move(LogRing *ring)
 {
 	if (LWLockAcquireOrWait(ring->move_lock, LW_EXCLUSIVE))
 	{
-		(void) ring_move_locked(ring);
+		ring_move_locked(ring);
 		LWLockRelease(ring->move_lock);
 	}
 }
@@ -542,7 +541,7 @@ audit_log_append(LogRecord *record)
 	LogRing    *ring = my_ring;
 	Size		size;
 	bool		appended = false;
-	bool		moved = false;
+	bool		given_back = false;
 	bool		half_full = false;
 	int			attempt;
 
@@ -554,7 +553,7 @@ audit_log_append(LogRecord *record)
 
 	LWLockAcquire(ring->lock, LW_SHARED);
 	if (ring->database != MyDatabaseId)
-		moved = true;			/* given back since audit_log_wanted() */
+		given_back = true;		/* since audit_log_wanted() */
 	else
 	{
 		const RingArea *hot = &ring->hot;
@@ -605,7 +604,7 @@ audit_log_append(LogRecord *record)
 	LWLockRelease(ring->lock);
 	if (half_full)
 		worker_wake();
-	if (moved)
+	if (given_back)
 	{
 		my_ring = NULL;
 		stats_count(STAT_LOG_NOT_LOGGED, 1);
