@@ -198,12 +198,13 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 	bool		have_store = false;
 
 	stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
-	if (!audit_log_flush_wanted() && ms_until_flush(*last_flush) > 0)
-	{
-		/* Woken early: only make room in the hot area. */
-		(void) audit_log_move();
-	}
-	else
+	/*
+	 * Room in the hot area first; then the ring is written if it is time,
+	 * or if that move filled staging past half (asked after the move, or a
+	 * move that crosses half would wait for the interval).
+	 */
+	(void) audit_log_move();
+	if (audit_log_flush_wanted() || ms_until_flush(*last_flush) <= 0)
 	{
 		*last_flush = GetCurrentTimestamp();
 		if (redis_client_configured())
