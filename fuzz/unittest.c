@@ -900,6 +900,35 @@ test_log_record_cases(void)
 	report(ok, "log_record: the 0.6.0 crash record and binary contexts refused; plain 0.6.0 records and ours taken");
 }
 
+/* log_record_count() counts whole records only, as a batch lays them out. */
+static void
+test_log_record_count(void)
+{
+	LogRecord	r;
+	char		batch[512];
+	size_t		size;
+	bool		ok = true;
+
+	memset(&r, 0, sizeof(r));
+	r.actor.ptr = "user:alice";
+	r.actor.len = 10;
+	r.action.ptr = "read";
+	r.action.len = 4;
+	r.resource.ptr = "doc:42";
+	r.resource.len = 6;
+	size = log_record_encode(&r, batch);
+	ok &= 3 * size <= sizeof(batch);
+	ok &= log_record_encode(&r, batch + size) == size;
+	ok &= log_record_encode(&r, batch + 2 * size) == size;
+	ok &= log_record_count(batch, 3 * size) == 3;
+	ok &= log_record_count(batch, 3 * size - 1) == 2;	/* the last cut short */
+	ok &= log_record_count(batch, size) == 1;
+	ok &= log_record_count(batch, 0) == 0;
+	memset(batch + size, 0, size);						/* a size word of zero */
+	ok &= log_record_count(batch, 3 * size) == 1;
+	report(ok, "log_record: log_record_count() counts whole records and stops at one cut short or sized zero");
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct Target
@@ -935,6 +964,7 @@ main(int argc, char **argv)
 	test_entity_image_number_index();
 	test_log_record_json_subset();
 	test_log_record_cases();
+	test_log_record_count();
 
 	for (t = 0; t < sizeof(targets) / sizeof(targets[0]); t++)
 	{

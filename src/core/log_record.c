@@ -154,6 +154,24 @@ log_record_decode(const char *buf, size_t len, LogRecord *out)
 }
 
 size_t
+log_record_count(const char *buf, size_t len)
+{
+	size_t		n = 0;
+	size_t		pos = 0;
+	RecordHeader h;
+
+	while (len - pos >= sizeof(h))
+	{
+		memcpy(&h, buf + pos, sizeof(h));
+		if (h.size < sizeof(h) || h.size > len - pos)
+			break;				/* not a whole record */
+		pos += h.size;
+		n++;
+	}
+	return n;
+}
+
+size_t
 log_stream_entry_size(const LogRecord *record)
 {
 	return LOG_STREAM_MAGIC_BYTES + log_record_size(record);

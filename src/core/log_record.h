@@ -75,6 +75,9 @@ extern size_t log_record_encode(const LogRecord *record, char *out);
  */
 extern size_t log_record_decode(const char *buf, size_t len, LogRecord *out);
 
+/* How many whole trusted records a buffer holds (to size arrays for them). */
+extern size_t log_record_count(const char *buf, size_t len);
+
 /*
  * Stream entries: a magic tag, then a record whose context is JSON text.
  * The tag makes servers of 0.6.0, which read a plain record there, refuse

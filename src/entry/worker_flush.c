@@ -748,8 +748,6 @@ log_flush_once(char *buf)
 	uint64		end;
 	Size		len = audit_log_peek(buf, FLUSH_BUFFER_BYTES, &start, &end);
 	Size		pos;
-	LogRecord	record;
-	int			n = 0;
 
 	if (len == 0)
 		return false;
@@ -759,9 +757,7 @@ log_flush_once(char *buf)
 	 * smallest records instead, it was 16 times larger, and touching
 	 * freshly mapped memory cost the worker a tenth of its time.
 	 */
-	for (pos = 0; pos < len; n++)
-		pos += log_record_decode(buf + pos, len - pos, &record);
-	batch.records = palloc(sizeof(LogRecord) * n);
+	batch.records = palloc(sizeof(LogRecord) * log_record_count(buf, len));
 	batch.n = 0;
 	for (pos = 0; pos < len;)
 		pos += log_record_decode(buf + pos, len - pos, &batch.records[batch.n++]);

@@ -86,7 +86,7 @@ forward_batch(char *buf, const pg_uuid_t *store_id)
 	uint64		start;
 	uint64		end;
 	Size		len = audit_log_peek(buf, FORWARD_BATCH_BYTES, &start, &end);
-	int			max = len / sizeof(uint64) + 1;
+	int			max = log_record_count(buf, len);
 	const char **entries;
 	size_t	   *lens;
 	uint64	   *positions;
