@@ -412,17 +412,10 @@ ring_drop_all(LogRing *ring)
 	uint64		staged = pg_atomic_read_u64(&ring->staged);
 	uint64		head = pg_atomic_read_u64(&ring->head);
 
-	while (pos < staged)
-	{
-		uint32		size = *area_size_word(&ring->staging, pos);
-
-		Assert(size > 0);		/* staging holds published records only */
-		stats_count(STAT_LOG_DROPPED, 1);
-		pos += size;
-	}
+	/* Staging holds whole records up to staged, the hot area after it. */
 	while (pos < head)
 	{
-		uint32		size = *area_size_word(&ring->hot, pos);
+		uint32		size = *area_size_word(pos < staged ? &ring->staging : &ring->hot, pos);
 
 		if (size == 0)
 			break;
