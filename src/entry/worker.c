@@ -66,7 +66,7 @@ PGDLLEXPORT void decide_worker_main(Datum arg);
 static void run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 					 TimestampTz *last_maintenance, TimestampTz *last_drop_warning);
 static long ms_until_flush(TimestampTz last_flush);
-static void write_log(char *buf, bool standby, const pg_uuid_t *store_id);
+static void write_log(char *buf, bool standby, const pg_uuid_t *store_id, uint64 target);
 static void drain_at_shutdown(char *buf);
 static void report_drops(TimestampTz *last_warning);
 static void on_worker_exit(int code, Datum arg);
@@ -196,6 +196,7 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 	bool		standby = RecoveryInProgress();
 	pg_uuid_t	store_id;
 	bool		have_store = false;
+	uint64		staged;
 
 	stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
 	/*
@@ -203,13 +204,13 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 	 * or if that move filled staging past half (asked after the move, or a
 	 * move that crosses half would wait for the interval).
 	 */
-	(void) audit_log_move();
+	staged = audit_log_move();
 	if (audit_log_flush_wanted() || ms_until_flush(*last_flush) <= 0)
 	{
 		*last_flush = GetCurrentTimestamp();
 		if (redis_client_configured())
 			have_store = worker_store_id(&store_id);
-		write_log(buf, standby, have_store ? &store_id : NULL);
+		write_log(buf, standby, have_store ? &store_id : NULL, staged);
 	}
 	report_drops(last_drop_warning);
 	standby_report_garbage();
@@ -238,19 +239,16 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 }
 
 /*
- * Writes what the ring holds: into the table on a primary (then the
- * standbys' decisions from Redis), into Redis on a standby.
+ * Writes the ring up to target (what it held when this turn began, not
+ * what arrives while it is written: each batch writes rows of
+ * decide.decision_keys for the keys it holds, so chasing the newest
+ * records with ever smaller batches costs more): into the table on a
+ * primary (then the standbys' decisions from Redis), into Redis on a
+ * standby.
  */
 static void
-write_log(char *buf, bool standby, const pg_uuid_t *store_id)
+write_log(char *buf, bool standby, const pg_uuid_t *store_id, uint64 target)
 {
-	/*
-	 * What the ring holds now, not what arrives while it is written: each
-	 * batch writes rows of decide.decision_keys for the keys it holds, so
-	 * chasing the newest records with ever smaller batches costs more.
-	 */
-	uint64		target = audit_log_move();
-
 	if (standby)
 	{
 		if (store_id)
