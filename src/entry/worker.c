@@ -200,9 +200,9 @@ run_turn(char *buf, bool *warming_pending, TimestampTz *last_flush,
 
 	stats_gauge_set(GAUGE_WORKER_ON_STANDBY, standby ? 1 : 0);
 	/*
-	 * Room in the hot area first; then the ring is written if it is time,
-	 * or if that move filled staging past half (asked after the move, or a
-	 * move that crosses half would wait for the interval).
+	 * Room in the hot area first, then the ring is written if it is time,
+	 * or it is half full, or decide_flush() asked: what the move brought
+	 * into staging goes with it.
 	 */
 	staged = audit_log_move();
 	if (audit_log_flush_wanted() || ms_until_flush(*last_flush) <= 0)

@@ -6,7 +6,7 @@
  * hot area, small so that the lines they write stay in the processors'
  * caches; the database's worker (worker_flush.c), woken by the record that
  * fills the hot area past half, moves the records into the larger staging
- * area, and every decide.flush_interval (sooner when staging is half full,
+ * area, and every decide.flush_interval (sooner when the ring is half full,
  * or decide_flush() asks) inserts them from staging into its
  * decide.decisions in one transaction per batch, and only then advances
  * the read position, so a failed insert loses nothing.  The caller's path
@@ -522,6 +522,13 @@ audit_log_wanted(bool allowed)
 	return true;
 }
 
+/* Does adding size bytes to used bytes reach threshold? */
+static inline bool
+crosses(uint64 used, Size size, Size threshold)
+{
+	return used < threshold && used + size >= threshold;
+}
+
 /* Large enough for any record: uids, policy names and contexts are bounded. */
 #define MAX_RECORD_BYTES \
 	MAXALIGN(64 + 3 * DECIDE_MAX_UID_BYTES + LOG_MAX_POLICY_NAME_BYTES + \
@@ -535,7 +542,7 @@ audit_log_append(LogRecord *record)
 	Size		size;
 	bool		appended = false;
 	bool		given_back = false;
-	bool		half_full = false;
+	bool		wake_worker = false;
 	int			attempt;
 
 	Assert(ring != NULL);
@@ -587,15 +594,18 @@ audit_log_append(LogRecord *record)
 					   size - sizeof(size_word));
 			pg_write_barrier();
 			*area_size_word(hot, head) = size_word;
-			/* The record that fills the hot area past half wakes the worker. */
-			half_full = head - staged < hot->capacity / 2 &&
-				head + size - staged >= hot->capacity / 2;
+			/*
+			 * The record that fills the hot area past half wakes the worker
+			 * to move it; the one that fills the ring past half, to write.
+			 */
+			wake_worker = crosses(head - staged, size, hot->capacity / 2) ||
+				crosses(head - pg_atomic_read_u64(&ring->tail), size, ring_bytes() / 2);
 		}
 		else
 			pg_atomic_fetch_add_u64(&ring->dropped, 1);
 	}
 	LWLockRelease(ring->lock);
-	if (half_full)
+	if (wake_worker)
 		worker_wake();
 	if (given_back)
 	{
@@ -700,8 +710,7 @@ audit_log_flush_wanted(void)
 		return false;
 	if (pg_atomic_exchange_u32(&ring->flush_requested, 0) != 0)
 		return true;
-	return pg_atomic_read_u64(&ring->staged) - pg_atomic_read_u64(&ring->tail) >=
-		ring->staging.capacity / 2;
+	return pg_atomic_read_u64(&ring->head) - pg_atomic_read_u64(&ring->tail) >= ring_bytes() / 2;
 }
 
 Size

@@ -61,7 +61,7 @@ extern uint64 audit_log_move(void);
 /* The ring position up to which records were consumed (written). */
 extern uint64 audit_log_consumed(void);
 
-/* Should the worker write staging now: decide_flush() asked, or it is half full? */
+/* Should the worker write now: decide_flush() asked, or the ring is half full? */
 extern bool audit_log_flush_wanted(void);
 
 /*
