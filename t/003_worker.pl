@@ -1,6 +1,7 @@
 # The background worker: it comes back after SIGTERM and SIGKILL, a clean
 # restart loses no logged decision, retention drops old partitions,
-# maintenance that fails is retried without a restart, hot requests are
+# maintenance that fails is retried without a restart, ANALYZE runs in a
+# helper while the log is written, hot requests are
 # warmed after a policy change, and on a hot standby it runs without writing
 # or failing.
 use strict;
@@ -188,6 +189,53 @@ is($node->safe_psql('postgres', q{
 $locker->finish;
 is(worker_pid($node), $maintenance_pid, 'the failing maintenance did not restart the worker');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});
+
+# ANALYZE of the log runs in a helper of its own ("decide analyze"), which
+# the worker starts when one is due (here: after 60,000 rows, maintenance
+# every second): while the helper is stopped mid-ANALYZE, the worker goes
+# on writing the log.  A large statistics target keeps the helper at work
+# long enough to be caught.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET default_statistics_target = 10000; SELECT pg_reload_conf()});
+my $analyze_pid = 0;
+foreach my $try (1 .. 5)
+{
+    # In slices the 1 MB ring holds: none is dropped.
+    $node->safe_psql('postgres', qq{
+        DO \$\$ BEGIN
+            FOR s IN 1 .. 60 LOOP
+                PERFORM decide('user:bulk$try-' || g % 500, 'read', 'doc:1') FROM generate_series(1, 1000) g;
+                PERFORM decide_flush();
+            END LOOP;
+        END \$\$});
+    $analyze_pid = $node->safe_psql('postgres', q{
+        DO $$ BEGIN
+            FOR i IN 1 .. 1000 LOOP
+                PERFORM pg_stat_clear_snapshot();
+                PERFORM 1 FROM pg_stat_activity WHERE backend_type = 'decide analyze';
+                EXIT WHEN FOUND;
+                PERFORM pg_sleep(0.005);
+            END LOOP;
+        END $$;
+        SELECT coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide analyze'), 0)});
+    last if $analyze_pid && kill('STOP', $analyze_pid);
+    $analyze_pid = 0;
+}
+ok($analyze_pid, 'a helper process runs the ANALYZE that came due');
+SKIP:
+{
+    skip 'no helper was caught at work', 3 unless $analyze_pid;
+    my $writer_pid = worker_pid($node);
+    is($node->safe_psql('postgres', q{
+        SELECT count(*) FROM generate_series(1, 100) g, decide('user:analyzing' || g, 'read', 'doc:1');
+        SELECT decide_flush();
+        SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:analyzing%'}), "100\n\n100",
+       'decisions logged while the helper is stopped mid-ANALYZE are written');
+    is(worker_pid($node), $writer_pid, 'by the same worker');
+    kill 'CONT', $analyze_pid;
+    ok(wait_for($node, q{SELECT count(*) > 0 FROM pg_stats WHERE schemaname = 'decide' AND tablename = 'decisions' AND inherited},
+                't', 'parent statistics'), 'the helper analyzed the partitioned log');
+}
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET default_statistics_target; SELECT pg_reload_conf()});
 
 # Warming: hot requests are recomputed under the new epoch by the worker,
 # so a new backend finds them in the shared cache right after the change.

@@ -16,7 +16,8 @@
  *      of at most WARM_SLICE_MS (worker_warm.c), each request time-limited,
  *      so that warming never holds the log back for long;
  *   5. every decide.maintenance_interval, when not warming: partitions,
- *      retention, ANALYZE (worker_maintain.c).
+ *      retention, and an ANALYZE helper started when one is due
+ *      (worker_maintain.c).
  * Everything a turn allocates goes into a memory context reset at the top
  * of the next turn.
  *
@@ -177,6 +178,8 @@ decide_worker_main(Datum arg)
 
 	MemoryContextReset(turn_context);
 	MemoryContextSwitchTo(turn_context);
+	/* Its locks would hold up the DDL that may have asked the worker to go. */
+	maintain_stop_analyze();
 	drain_at_shutdown(buf);
 	proc_exit(1);
 }
@@ -325,5 +328,6 @@ on_worker_exit(int code, Datum arg)
 {
 	if (flush_in_progress)
 		stats_count(STAT_LOG_FLUSH_ERRORS, 1);
+	maintain_stop_analyze();
 	worker_registry_detach(MyDatabaseId, false);
 }

@@ -3,8 +3,17 @@
  * decide.maintenance_interval on the primary: creates the next days'
  * partitions of decide.decisions, drops those older than
  * decide.log_retention, deletes the change history older than
- * decide.changes_retention, and runs ANALYZE on decide's tables when they
+ * decide.changes_retention, and has decide's tables analyzed when they
  * changed a lot (autovacuum never analyzes a partitioned parent).
+ *
+ * ANALYZE runs in a process of its own, "decide analyze", a dynamic
+ * background worker the database's worker starts when one is due and no
+ * other is running: ANALYZE of a partitioned log samples every partition,
+ * seconds on a large log and a busy server, and a worker that ran it
+ * itself would write nothing meanwhile while the callers filled its ring.
+ * When no background worker slot is free, the ANALYZE waits for a later
+ * interval.  The worker stops its helper when it exits itself (DROP
+ * DATABASE stops the worker, and waits for neither).
  *
  * A failure here (a lock not granted within the worker's lock_timeout,
  * say) is reported and tried again next interval: it must not restart the
@@ -13,8 +22,15 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "audit_log.h"
@@ -25,19 +41,104 @@
 
 /*
  * The log's parents are analyzed, as autovacuum analyzes a table, after
- * 50,000 rows plus a tenth of what they held when last analyzed: ANALYZE
- * of a partitioned table samples every partition, a second or more on a
- * large log, so a fixed count would cost a growing share of the worker's
- * time per logged row.
+ * 50,000 rows plus a tenth of what they hold: ANALYZE of a partitioned
+ * table samples every partition, a second or more on a large log, so a
+ * fixed count would cost a growing share of the server's time per logged
+ * row.
  */
 #define ANALYZE_AFTER_ROWS 50000
 #define ANALYZE_AFTER_FRACTION 0.1
 
-static double log_rows_at_analyze = 0;
+/* What a helper analyzes: its bgw_extra holds these bits. */
+#define ANALYZE_LOG			0x01	/* decide.decisions, decide.decision_keys */
+#define ANALYZE_POLICIES	0x02
+#define ANALYZE_ENTITIES	0x04
+
+/* "Could not start" is said at most this often. */
+#define NO_SLOT_REPORT_MS (10 * 60 * 1000)
+
+PGDLLEXPORT void decide_analyze_main(Datum arg);
+
+static BackgroundWorkerHandle *analyze_helper = NULL;
+static TimestampTz no_slot_reported_at = 0;
+
+/* Is this worker's helper still starting or running? */
+static bool
+analyze_helper_running(void)
+{
+	pid_t		pid;
+
+	if (analyze_helper == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(analyze_helper, &pid) == BGWH_STOPPED)
+	{
+		pfree(analyze_helper);
+		analyze_helper = NULL;
+		return false;
+	}
+	return true;
+}
+
+static bool
+start_analyze_helper(uint8 tables)
+{
+	BackgroundWorker helper;
+	MemoryContext caller = MemoryContextSwitchTo(TopMemoryContext);
+	bool		started;
+
+	memset(&helper, 0, sizeof(helper));
+	helper.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	helper.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	helper.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(helper.bgw_library_name, BGW_MAXLEN, "decide");
+	snprintf(helper.bgw_function_name, BGW_MAXLEN, "decide_analyze_main");
+	snprintf(helper.bgw_name, BGW_MAXLEN, "decide analyze for database %u", MyDatabaseId);
+	snprintf(helper.bgw_type, BGW_MAXLEN, "decide analyze");
+	helper.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	helper.bgw_extra[0] = (char) tables;
+	started = RegisterDynamicBackgroundWorker(&helper, &analyze_helper);
+	if (!started)
+		analyze_helper = NULL;
+	MemoryContextSwitchTo(caller);
+	if (!started && TimestampDifferenceExceeds(no_slot_reported_at, GetCurrentTimestamp(),
+											   NO_SLOT_REPORT_MS))
+	{
+		ereport(LOG,
+				(errmsg("decide could not start an ANALYZE of its tables: no background worker slot is free"),
+				 errdetail("It is tried again every decide.maintenance_interval."),
+				 errhint("Raise max_worker_processes (a restart).")));
+		no_slot_reported_at = GetCurrentTimestamp();
+	}
+	return started;
+}
+
+void
+maintain_stop_analyze(void)
+{
+	if (analyze_helper != NULL)
+		TerminateBackgroundWorker(analyze_helper);
+}
+
+/* The rows the log's partitions held when last counted (ANALYZE, VACUUM). */
+static double
+log_rows_counted(void)
+{
+	bool		isnull;
+	Datum		rows;
+
+	if (SPI_execute("SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::float8"
+					" FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+					" WHERE i.inhparent = 'decide.decisions'::regclass", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		return 0;
+	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetFloat8(rows);
+}
 
 static void
 maintain_in_transaction(void *arg)
 {
+	uint8	   *to_analyze = (uint8 *) arg;
 	int32		today = log_day_of(GetCurrentTimestamp());
 	int32		oldest_kept = log_day_of(GetCurrentTimestamp() -
 									 (TimestampTz) decide_log_retention_min * USECS_PER_MINUTE);
@@ -106,47 +207,29 @@ maintain_in_transaction(void *arg)
 		SPI_execute("DELETE FROM decide.changes_chain WHERE last_id < "
 					"coalesce((SELECT min(id) FROM decide.changes), 9223372036854775807)", false, 0);
 
-	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_at_analyze)
-	{
-		/* Tables another session holds locked wait for the next turn. */
-		SPI_execute("ANALYZE (SKIP_LOCKED) decide.decisions", false, 0);
-		if (worker_decide_table_exists("decision_keys"))
-			SPI_execute("ANALYZE (SKIP_LOCKED) decide.decision_keys", false, 0);
-		if (SPI_execute("SELECT pg_catalog.sum(pg_catalog.greatest(c.reltuples, 0))::float8"
-						" FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-						" WHERE i.inhparent = 'decide.decisions'::regclass", true, 1) == SPI_OK_SELECT &&
-			SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			log_rows_at_analyze = isnull ? 0 : DatumGetFloat8(rows);
-		}
-		log_rows_since_analyze = 0;
-	}
+	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_counted())
+		*to_analyze |= ANALYZE_LOG;
 	/* Policies and entities: when a tenth of their rows changed. */
-	if (SPI_execute("SELECT pg_catalog.format('%I.%I', schemaname, relname) FROM pg_catalog.pg_stat_user_tables"
+	if (SPI_execute("SELECT relname::text FROM pg_catalog.pg_stat_user_tables"
 					" WHERE schemaname = 'decide' AND relname IN ('policies', 'entities')"
 					" AND n_mod_since_analyze > 1000 + n_live_tup / 10", true, 0) == SPI_OK_SELECT)
-	{
-		uint64		n = SPI_processed;
-		char	  **names = palloc(sizeof(char *) * (n + 1));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 
-		for (i = 0; i < n; i++)
-			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		for (i = 0; i < n; i++)
-			SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) %s", names[i]), false, 0);
-	}
+			*to_analyze |= strcmp(name, "policies") == 0 ? ANALYZE_POLICIES : ANALYZE_ENTITIES;
+		}
 }
 
 void
 maintain(void)
 {
 	MemoryContext context = CurrentMemoryContext;
+	uint8		to_analyze = 0;
 
 	PG_TRY();
 	{
-		worker_in_transaction(maintain_in_transaction, NULL);
+		worker_in_transaction(maintain_in_transaction, &to_analyze);
 	}
 	PG_CATCH();
 	{
@@ -155,6 +238,54 @@ maintain(void)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(context);
+		/* The partitions it created went with the transaction. */
+		log_forget_partitions();
+		return;
 	}
 	PG_END_TRY();
+	/* One helper at a time: what it analyzes is asked again when it is done. */
+	if (to_analyze != 0 && !analyze_helper_running() && start_analyze_helper(to_analyze) &&
+		(to_analyze & ANALYZE_LOG))
+		log_rows_since_analyze = 0;
+}
+
+/* ---- the helper ---- */
+
+/* ANALYZE of one table, when decide is (still) installed. */
+static void
+analyze_in_transaction(void *arg)
+{
+	const char *table = arg;
+
+	if (!worker_decide_table_exists(table))
+		return;
+	/* Tables another session holds locked wait for the next time. */
+	SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) decide.%s", table), false, 0);
+}
+
+void
+decide_analyze_main(Datum arg)
+{
+	uint8		tables = (uint8) MyBgworkerEntry->bgw_extra[0];
+
+	/* Stopped at the next interrupt check, as a backend is. */
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+	pgstat_report_appname("decide analyze");
+	/* As the worker: give way to DDL, find nothing by name elsewhere. */
+	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* Each table in a transaction of its own: its locks go when it is done. */
+	if (tables & ANALYZE_LOG)
+	{
+		worker_in_transaction(analyze_in_transaction, "decisions");
+		worker_in_transaction(analyze_in_transaction, "decision_keys");
+	}
+	if (tables & ANALYZE_POLICIES)
+		worker_in_transaction(analyze_in_transaction, "policies");
+	if (tables & ANALYZE_ENTITIES)
+		worker_in_transaction(analyze_in_transaction, "entities");
+	proc_exit(0);
 }
