@@ -190,52 +190,69 @@ $locker->finish;
 is(worker_pid($node), $maintenance_pid, 'the failing maintenance did not restart the worker');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});
 
-# ANALYZE of the log runs in a helper of its own ("decide analyze"), which
-# the worker starts when one is due (here: after 60,000 rows, maintenance
-# every second): while the helper is stopped mid-ANALYZE, the worker goes
-# on writing the log.  A large statistics target keeps the helper at work
-# long enough to be caught.
-$node->safe_psql('postgres', q{ALTER SYSTEM SET default_statistics_target = 10000; SELECT pg_reload_conf()});
-my $analyze_pid = 0;
-foreach my $try (1 .. 5)
-{
-    # In slices the 1 MB ring holds: none is dropped.
-    $node->safe_psql('postgres', qq{
-        DO \$\$ BEGIN
-            FOR s IN 1 .. 60 LOOP
-                PERFORM decide('user:bulk$try-' || g % 500, 'read', 'doc:1') FROM generate_series(1, 1000) g;
-                PERFORM decide_flush();
+# ANALYZE runs in a helper of its own ("decide analyze"), which the worker
+# starts when one is due (here: after 60,000 logged rows, and 1,500 new
+# entities; maintenance every second); the worker goes on writing the log
+# while the helper works.  The helper is held in the middle of its ANALYZE
+# of decide.entities by an index expression that, in that process only,
+# waits for an advisory lock a session holds: a wait in pg_sleep(), where
+# it holds no buffer or lightweight lock (stopping it with SIGSTOP could
+# leave a buffer's I/O in progress for everyone else).
+$node->safe_psql('postgres', q{
+    ALTER TABLE decide.entities SET (autovacuum_enabled = off);
+    CREATE FUNCTION public.held_in_analyze(decide.uid) RETURNS int
+        LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_stat_activity
+                   WHERE pid = pg_backend_pid() AND backend_type = 'decide analyze') THEN
+            WHILE NOT pg_try_advisory_lock_shared(4242) LOOP
+                PERFORM pg_sleep(0.01);
             END LOOP;
-        END \$\$});
-    $analyze_pid = $node->safe_psql('postgres', q{
-        DO $$ BEGIN
-            FOR i IN 1 .. 1000 LOOP
-                PERFORM pg_stat_clear_snapshot();
-                PERFORM 1 FROM pg_stat_activity WHERE backend_type = 'decide analyze';
-                EXIT WHEN FOUND;
-                PERFORM pg_sleep(0.005);
-            END LOOP;
-        END $$;
-        SELECT coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'decide analyze'), 0)});
-    last if $analyze_pid && kill('STOP', $analyze_pid);
-    $analyze_pid = 0;
-}
-ok($analyze_pid, 'a helper process runs the ANALYZE that came due');
-SKIP:
-{
-    skip 'no helper was caught at work', 3 unless $analyze_pid;
-    my $writer_pid = worker_pid($node);
-    is($node->safe_psql('postgres', q{
-        SELECT count(*) FROM generate_series(1, 100) g, decide('user:analyzing' || g, 'read', 'doc:1');
-        SELECT decide_flush();
-        SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:analyzing%'}), "100\n\n100",
-       'decisions logged while the helper is stopped mid-ANALYZE are written');
-    is(worker_pid($node), $writer_pid, 'by the same worker');
-    kill 'CONT', $analyze_pid;
-    ok(wait_for($node, q{SELECT count(*) > 0 FROM pg_stats WHERE schemaname = 'decide' AND tablename = 'decisions' AND inherited},
-                't', 'parent statistics'), 'the helper analyzed the partitioned log');
-}
-$node->safe_psql('postgres', q{ALTER SYSTEM RESET default_statistics_target; SELECT pg_reload_conf()});
+            PERFORM pg_advisory_unlock_shared(4242);
+        END IF;
+        RETURN 0;
+    END $$;
+    CREATE INDEX entities_held_in_analyze ON decide.entities (public.held_in_analyze(uid));
+});
+my ($holder_out, $holder_err) = ('', '');
+my $holder = IPC::Run::start(['psql', '-XAtq', '-d', $node->connstr('postgres') . ' application_name=holder', '-c',
+                              q{SELECT pg_advisory_lock(4242); SELECT pg_sleep(120);}],
+                             '>', \$holder_out, '2>', \$holder_err);
+ok(wait_for($node, q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted}, '1',
+            'advisory lock held'), 'a session holds the lock the helper will wait for');
+# In slices the 1 MB ring holds: none is dropped.
+$node->safe_psql('postgres', q{
+    DO $$ BEGIN
+        FOR s IN 1 .. 60 LOOP
+            PERFORM decide('user:bulk' || g % 500, 'read', 'doc:1') FROM generate_series(1, 1000) g;
+            PERFORM decide_flush();
+        END LOOP;
+    END $$;
+    INSERT INTO decide.entities (uid) SELECT ('test:held' || g)::decide.uid FROM generate_series(1, 1500) g;
+});
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide analyze' AND wait_event = 'PgSleep'},
+            '1', 'helper held'), 'a helper process runs the ANALYZE that came due');
+my $writer_pid = worker_pid($node);
+is($node->safe_psql('postgres', q{
+    SELECT count(*) FROM generate_series(1, 100) g, decide('user:analyzing' || g, 'read', 'doc:1');
+    SELECT decide_flush();
+    SELECT count(*) FROM decide.decisions WHERE actor LIKE 'user:analyzing%'}), "100\n\n100",
+   'decisions logged while the helper is held mid-ANALYZE are written');
+is(worker_pid($node), $writer_pid, 'by the same worker');
+$node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'});
+$holder->finish;
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide analyze'}, '0', 'helper done'),
+   'the helper finishes once the lock is free');
+ok(wait_for($node, q{
+    SELECT (SELECT count(*) > 0 FROM pg_stats WHERE schemaname = 'decide' AND tablename = 'decisions' AND inherited)
+       AND (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relid = 'decide.entities'::regclass)},
+            't', 'statistics'), 'it analyzed the partitioned log and the entities');
+$node->safe_psql('postgres', q{
+    DROP INDEX decide.entities_held_in_analyze;
+    DROP FUNCTION public.held_in_analyze(decide.uid);
+    DELETE FROM decide.entities WHERE uid::text LIKE 'test:held%';
+    ALTER TABLE decide.entities RESET (autovacuum_enabled);
+});
 
 # Warming: hot requests are recomputed under the new epoch by the worker,
 # so a new backend finds them in the shared cache right after the change.
