@@ -182,6 +182,31 @@ ok(wait_for('app_d', q{SELECT count(*) FROM pg_stat_activity
                        WHERE backend_type = 'decide worker' AND datname = 'app_d'}, '1',
             'worker of app_d'), 'a new database gets a worker after others were dropped');
 
+# A schema named decide that another role made, in a database without the
+# extension, is not decide to the worker, which runs its SQL as a
+# superuser: the owner of a database makes decide.decisions and a
+# decide.create_log_partition() that records who calls it, and after the
+# launcher's next scan (every 10 s) nobody has.
+$node->safe_psql('postgres', q{
+    CREATE ROLE mallory LOGIN;
+    CREATE DATABASE mallorydb OWNER mallory;
+});
+$node->safe_psql('mallorydb', q{
+    SET ROLE mallory;
+    CREATE SCHEMA decide;
+    CREATE TABLE decide.decisions (id bigint);
+    CREATE TABLE decide.calls (caller text);
+    GRANT INSERT ON decide.calls TO PUBLIC;
+    CREATE FUNCTION decide.create_log_partition(day date) RETURNS regclass
+        LANGUAGE sql AS $$ INSERT INTO decide.calls VALUES (current_user) RETURNING NULL::regclass $$;
+});
+sleep 15;
+is($node->safe_psql('mallorydb', q{
+    SELECT (SELECT count(*) FROM decide.calls)
+         + (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide worker' AND datname = 'mallorydb')}),
+   '0', 'no worker acts on a schema decide that the extension did not create');
+$node->safe_psql('postgres', 'DROP DATABASE mallorydb');
+
 my $log = slurp_file($node->logfile);
 unlike($log, qr/decide.*(ERROR|FATAL|PANIC)|(ERROR|FATAL|PANIC).*decide/, 'no decide errors in the server log');
 $node->stop;

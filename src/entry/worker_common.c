@@ -5,7 +5,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -30,10 +33,29 @@ worker_in_transaction(void (*fn) (void *), void *arg)
 	MemoryContextSwitchTo(caller);
 }
 
+/*
+ * The schema decide, if the decide extension created it; InvalidOid if
+ * not.  The worker runs SQL in it as a superuser, so a schema of that name
+ * that another role created in a database without decide must not count.
+ */
+static Oid
+decide_schema(void)
+{
+	Oid			extension = get_extension_oid("decide", true);
+	Oid			schema;
+
+	if (!OidIsValid(extension))
+		return InvalidOid;
+	schema = get_namespace_oid("decide", true);
+	if (!OidIsValid(schema) || getExtensionOfObject(NamespaceRelationId, schema) != extension)
+		return InvalidOid;
+	return schema;
+}
+
 bool
 worker_decide_table_exists(const char *name)
 {
-	Oid			schema = get_namespace_oid("decide", true);
+	Oid			schema = decide_schema();
 
 	return OidIsValid(schema) && OidIsValid(get_relname_relid(name, schema));
 }
