@@ -30,6 +30,7 @@ typedef struct WorkerEntry
 	Latch	   *latch;
 	bool		without_decide; /* its last worker found no decide there */
 	bool		wanted;			/* a backend decided there since the launcher looked */
+	bool		log_analyzed;	/* its ANALYZE helper analyzed the log since the worker asked */
 	TimestampTz away_until;		/* no worker before */
 } WorkerEntry;
 
@@ -164,6 +165,35 @@ worker_registry_pid(Oid database)
 		pid = entry->pid;
 	SpinLockRelease(&registry->mutex);
 	return pid;
+}
+
+void
+worker_registry_note_log_analyzed(Oid database)
+{
+	WorkerEntry *entry;
+
+	SpinLockAcquire(&registry->mutex);
+	entry = entry_of(database, false);
+	if (entry)
+		entry->log_analyzed = true;
+	SpinLockRelease(&registry->mutex);
+}
+
+bool
+worker_registry_take_log_analyzed(Oid database)
+{
+	WorkerEntry *entry;
+	bool		analyzed = false;
+
+	SpinLockAcquire(&registry->mutex);
+	entry = entry_of(database, false);
+	if (entry)
+	{
+		analyzed = entry->log_analyzed;
+		entry->log_analyzed = false;
+	}
+	SpinLockRelease(&registry->mutex);
+	return analyzed;
 }
 
 /* The latch of this database's worker; NULL: none runs. */

@@ -57,6 +57,13 @@ extern void worker_registry_note_decide_at_commit(void);
  */
 extern int	worker_registry_keep_away(Oid database, TimestampTz until);
 
+/*
+ * A database's ANALYZE helper analyzed its log; the worker takes (and
+ * clears) that news before it counts the rows written since afresh.
+ */
+extern void worker_registry_note_log_analyzed(Oid database);
+extern bool worker_registry_take_log_analyzed(Oid database);
+
 /* For the launcher. */
 
 /* The databases where backends decided since the last call (at most max). */

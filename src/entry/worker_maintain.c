@@ -11,9 +11,10 @@
  * other is running: ANALYZE of a partitioned log samples every partition,
  * seconds on a large log and a busy server, and a worker that ran it
  * itself would write nothing meanwhile while the callers filled its ring.
- * When no background worker slot is free, the ANALYZE waits for a later
- * interval.  The worker stops its helper when it exits itself (DROP
- * DATABASE stops the worker, and waits for neither).
+ * When no background worker slot is free, or the helper fails (a lock not
+ * granted within its lock_timeout), the ANALYZE is asked again at a later
+ * interval.  The worker stops its helper when it exits (DROP DATABASE
+ * stops the worker); DROP EXTENSION waits for an ANALYZE under way.
  *
  * A failure here (a lock not granted within the worker's lock_timeout,
  * say) is reported and tried again next interval: it must not restart the
@@ -38,6 +39,7 @@
 #include "worker_common.h"
 #include "worker_flush.h"
 #include "worker_maintain.h"
+#include "worker_registry.h"
 
 /*
  * The log's parents are analyzed, as autovacuum analyzes a table, after
@@ -60,6 +62,9 @@
 PGDLLEXPORT void decide_analyze_main(Datum arg);
 
 static BackgroundWorkerHandle *analyze_helper = NULL;
+
+/* log_rows_since_analyze when the running helper was asked to analyze the log; 0: not asked. */
+static int64 log_rows_when_asked = 0;
 static TimestampTz no_slot_reported_at = 0;
 
 /* Is this worker's helper still starting or running? */
@@ -221,15 +226,19 @@ maintain_in_transaction(void *arg)
 		}
 }
 
-void
-maintain(void)
+/*
+ * Runs fn in a transaction of its own; an error is reported and the
+ * transaction rolled back.  False then.
+ */
+static bool
+in_transaction_reporting_errors(void (*fn) (void *), void *arg)
 {
 	MemoryContext context = CurrentMemoryContext;
-	uint8		to_analyze = 0;
+	volatile bool done = true;
 
 	PG_TRY();
 	{
-		worker_in_transaction(maintain_in_transaction, &to_analyze);
+		worker_in_transaction(fn, arg);
 	}
 	PG_CATCH();
 	{
@@ -238,15 +247,44 @@ maintain(void)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(context);
+		done = false;
+	}
+	PG_END_TRY();
+	return done;
+}
+
+/*
+ * Once the helper asked to analyze the log is done: if it did, the rows
+ * written since it was asked are what counts toward the next ANALYZE; if
+ * it failed (a lock not granted, DROP EXTENSION meanwhile), the count
+ * stands and it is asked again.
+ */
+static void
+note_helper_done(void)
+{
+	if (analyze_helper_running())
+		return;
+	if (worker_registry_take_log_analyzed(MyDatabaseId))
+		log_rows_since_analyze -= log_rows_when_asked;
+	log_rows_when_asked = 0;
+}
+
+void
+maintain(void)
+{
+	uint8		to_analyze = 0;
+
+	note_helper_done();
+	if (!in_transaction_reporting_errors(maintain_in_transaction, &to_analyze))
+	{
 		/* The partitions it created went with the transaction. */
 		log_forget_partitions();
 		return;
 	}
-	PG_END_TRY();
 	/* One helper at a time: what it analyzes is asked again when it is done. */
 	if (to_analyze != 0 && !analyze_helper_running() && start_analyze_helper(to_analyze) &&
 		(to_analyze & ANALYZE_LOG))
-		log_rows_since_analyze = 0;
+		log_rows_when_asked = log_rows_since_analyze;
 }
 
 /* ---- the helper ---- */
@@ -259,8 +297,8 @@ analyze_in_transaction(void *arg)
 
 	if (!worker_decide_table_exists(table))
 		return;
-	/* Tables another session holds locked wait for the next time. */
-	SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) decide.%s", table), false, 0);
+	/* A lock not granted within lock_timeout fails it: asked again later. */
+	SPI_execute(psprintf("ANALYZE decide.%s", table), false, 0);
 }
 
 void
@@ -277,15 +315,17 @@ decide_analyze_main(Datum arg)
 	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	/* Each table in a transaction of its own: its locks go when it is done. */
-	if (tables & ANALYZE_LOG)
-	{
-		worker_in_transaction(analyze_in_transaction, "decisions");
-		worker_in_transaction(analyze_in_transaction, "decision_keys");
-	}
+	/*
+	 * Each table in a transaction of its own, so that its locks go when it
+	 * is done; one that fails does not keep the others from their turn.
+	 */
+	if ((tables & ANALYZE_LOG) &&
+		in_transaction_reporting_errors(analyze_in_transaction, "decisions") &&
+		in_transaction_reporting_errors(analyze_in_transaction, "decision_keys"))
+		worker_registry_note_log_analyzed(MyDatabaseId);
 	if (tables & ANALYZE_POLICIES)
-		worker_in_transaction(analyze_in_transaction, "policies");
+		(void) in_transaction_reporting_errors(analyze_in_transaction, "policies");
 	if (tables & ANALYZE_ENTITIES)
-		worker_in_transaction(analyze_in_transaction, "entities");
+		(void) in_transaction_reporting_errors(analyze_in_transaction, "entities");
 	proc_exit(0);
 }
