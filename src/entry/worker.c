@@ -121,14 +121,8 @@ decide_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname("decide worker");
 
-	/*
-	 * Give way to DDL such as DROP EXTENSION: rather than risk a deadlock
-	 * with it, the worker times out, exits and is restarted.
-	 */
-	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
-	/* The worker runs SQL as a superuser: nothing may be found by name
-	 * in a schema others can create objects in. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* A flush that times out behind DDL exits, and the worker is restarted. */
+	worker_pin_session();
 
 	/* One worker per database: another may have been started meanwhile. */
 	if (!worker_registry_attach(MyDatabaseId, MyLatch))

@@ -10,6 +10,7 @@
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -31,6 +32,13 @@ worker_in_transaction(void (*fn) (void *), void *arg)
 	SPI_finish();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller);
+}
+
+void
+worker_pin_session(void)
+{
+	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /*

@@ -27,6 +27,15 @@
  */
 extern void worker_in_transaction(void (*fn) (void *), void *arg);
 
+/*
+ * What every decide process that runs SQL as a superuser sets first: a
+ * lock_timeout of 500 ms, so that it gives way to DDL such as DROP
+ * EXTENSION instead of risking a deadlock with it, and search_path
+ * pg_catalog, pg_temp, so that nothing it names can be found in a schema
+ * other roles create objects in.
+ */
+extern void worker_pin_session(void);
+
 /* Is decide installed in this database?  In a transaction. */
 extern bool worker_extension_installed(void);
 

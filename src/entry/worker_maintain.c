@@ -30,7 +30,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -311,9 +310,7 @@ decide_analyze_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname("decide analyze");
-	/* As the worker: give way to DDL, find nothing by name elsewhere. */
-	SetConfigOption("lock_timeout", "500", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	worker_pin_session();
 
 	/*
 	 * Each table in a transaction of its own, so that its locks go when it
