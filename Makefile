@@ -13,7 +13,7 @@ MODULE_big = decide
 #   src/pipeline  one decision, end to end; listings of allowed entities
 #   src/entry     SQL-callable functions, the statistics report, the launcher and workers
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
-	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/entity_image.o
+	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/log_chunk.o src/core/entity_image.o
 BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_registry.o \
 	src/base/bytes_table.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \

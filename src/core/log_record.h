@@ -114,6 +114,13 @@ typedef enum LogEntryCheck
  */
 extern LogEntryCheck log_stream_entry_check(const char *buf, size_t len, LogRecord *out);
 
+/*
+ * The checks of a decoded record's fields that need no server: its uids,
+ * policy and risk level, flags that agree with them, and a context in JSON
+ * text that the server parses without an error.
+ */
+extern LogEntryCheck log_record_check_fields(const LogRecord *record);
+
 /* A sentence for the server log. */
 extern const char *log_entry_check_message(LogEntryCheck check);
 
