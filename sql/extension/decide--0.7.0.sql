@@ -511,6 +511,17 @@ COMMENT ON TABLE decide.decisions IS
 
 SELECT pg_catalog.pg_extension_config_dump('decide.decisions_id_seq', '');
 
+-- WIP (branch chunked-log): the log as chunks of decisions, each a row;
+-- written by the worker when the day's partition exists.  Nothing reads it
+-- yet.
+CREATE TABLE decide.decision_chunks (
+    first_at    timestamptz NOT NULL,       -- the oldest decision's time
+    last_at     timestamptz NOT NULL,       -- the newest
+    first_id    bigint NOT NULL,            -- the decisions' ids: first_id, first_id + 1, ...
+    rows        integer NOT NULL,
+    body        bytea COMPRESSION lz4 NOT NULL  -- the decisions (src/core/log_chunk.h)
+) PARTITION BY RANGE (last_at);
+
 -- Where each actor, policy and risk level, and the denials, occur in the
 -- log: for each flushed batch and each of them, the times of its rows, at
 -- most 200 to a row of this table and within one second, as microseconds
@@ -570,6 +581,14 @@ BEGIN
                        to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
         EXECUTE format('CREATE INDEX %I ON decide.%I (kind, key, last_at)',
                        keys || '_kind_key_last_at_idx', keys);
+    END IF;
+    IF to_regclass(format('decide.%I', 'decision_chunks_' || to_char(day, 'YYYYMMDD'))) IS NULL THEN
+        EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decision_chunks'
+                       ' FOR VALUES FROM (%L) TO (%L)', 'decision_chunks_' || to_char(day, 'YYYYMMDD'),
+                       to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
+                       to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+        EXECUTE format('ALTER TABLE decide.%I ADD PRIMARY KEY (last_at, first_id)',
+                       'decision_chunks_' || to_char(day, 'YYYYMMDD'));
     END IF;
     existing := to_regclass(format('decide.%I', name));
     IF existing IS NOT NULL THEN

@@ -36,6 +36,7 @@
 #include "bytes_table.h"
 #include "decision.h"
 #include "log_chain.h"
+#include "log_chunk.h"
 #include "stats.h"
 #include "worker_common.h"
 #include "worker_flush.h"
@@ -222,6 +223,7 @@ typedef struct LogSchema
 	Oid			id_sequence;
 	bool		compact;		/* 0.7.0: priority and flags, the source an enum */
 	bool		chained;		/* 0.7.0: decide.log_chain links each day's part of a batch */
+	bool		chunked;		/* WIP: decide.decision_chunks takes the decisions */
 	Datum		effect[2];		/* deny, allow */
 	Datum		risk_level[RISK_LEVELS];
 	Datum		source[LOG_SOURCES];
@@ -267,6 +269,8 @@ load_schema(LogSchema *schema)
 		OidIsValid(get_relname_relid("decision_keys", schema->namespace));
 	schema->chained = schema->compact &&
 		OidIsValid(get_relname_relid("log_chain", schema->namespace));
+	schema->chunked = schema->compact &&
+		OidIsValid(get_relname_relid("decision_chunks", schema->namespace));
 	for (i = 0; i < LOG_SOURCES; i++)
 		schema->source[i] = schema->compact ? enum_label(source_type, log_source_names[i]) :
 			CStringGetTextDatum(log_source_names[i]);
@@ -531,6 +535,83 @@ add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *cont
 	log_chain_add_row(chain, &row);
 }
 
+/* Decisions to a chunk, and chunks to a multi-insert (WIP). */
+#define CHUNK_RECORDS 256
+#define CHUNK_SLOTS 16
+
+/*
+ * WIP (branch chunked-log): the day's records as chunks, rows of
+ * decide.decision_chunks, each CHUNK_RECORDS decisions in time order.
+ */
+static void
+insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
+			  int n, ChainDigest *chain, int64 *first_id_out, int64 *last_id_out)
+{
+	PartitionWriter w;
+	int			done;
+	int			filled = 0;
+	LogRecord  *texts = palloc(sizeof(LogRecord) * CHUNK_RECORDS);
+	int		   *order = palloc(sizeof(int) * CHUNK_RECORDS);
+
+	writer_open(&w, schema, "decision_chunks_%04d%02d%02d", day, CHUNK_SLOTS);
+	for (done = 0; done < n; done += CHUNK_RECORDS)
+	{
+		int			count = Min(CHUNK_RECORDS, n - done);
+		TupleTableSlot *slot;
+		int64		first_id = 0;
+		int			i;
+		bytea	   *body;
+		Size		size;
+
+		for (i = 0; i < count; i++)
+		{
+			const LogRecord *r = &records[rows[done + i]];
+			int64		id = nextval_internal(schema->id_sequence, false);
+
+			if (i == 0)
+				first_id = id;
+			if (done + i == 0)
+				*first_id_out = id;
+			*last_id_out = id;
+			texts[i] = *r;
+			if (r->context.len > 0)
+			{
+				Jsonb	   *context = DatumGetJsonbP(context_datum(r));
+				char	   *text = JsonbToCString(NULL, &context->root, VARSIZE(context));
+
+				texts[i].context.ptr = text;
+				texts[i].context.len = strlen(text);
+				texts[i].context_format = LOG_CONTEXT_JSON_TEXT;
+				if (chain)
+					add_to_chain(chain, id, r, context);
+			}
+			else if (chain)
+				add_to_chain(chain, id, r, NULL);
+			order[i] = i;
+		}
+		size = log_chunk_bound(texts, order, count);
+		body = palloc(VARHDRSZ + size);
+		size = log_chunk_encode(texts, order, count, VARDATA(body));
+		SET_VARSIZE(body, VARHDRSZ + size);
+		if (filled == w.n_slots)
+		{
+			writer_insert(&w, filled);
+			filled = 0;
+		}
+		slot = writer_slot(&w, filled++);
+		slot->tts_values[0] = TimestampTzGetDatum(texts[0].decided_at);
+		slot->tts_values[1] = TimestampTzGetDatum(texts[count - 1].decided_at);
+		slot->tts_values[2] = Int64GetDatum(first_id);
+		slot->tts_values[3] = Int32GetDatum(count);
+		slot->tts_values[4] = PointerGetDatum(body);
+		memset(slot->tts_isnull, false, sizeof(bool) * 5);
+		ExecStoreVirtualTuple(slot);
+	}
+	if (filled > 0)
+		writer_insert(&w, filled);
+	writer_close(&w);
+}
+
 /*
  * Inserts the records of one day into that day's partition, as COPY does,
  * hashing them into the day's link of the chain, then where each actor,
@@ -558,6 +639,12 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 														ALLOCSET_DEFAULT_SIZES);
 	MemoryContext outer_context;
 
+	if (schema->chunked)
+	{
+		insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id);
+		done = n;
+		goto written;
+	}
 	writer_open(&w, schema, "decisions_%04d%02d%02d", day, Min(n, MULTI_INSERT_SLOTS));
 	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum, schema);
 	for (done = 0; done < n; done += w.n_slots)
@@ -622,6 +709,7 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 		MemoryContextReset(chunk_context);
 	}
 	writer_close(&w);
+written:
 	MemoryContextDelete(chunk_context);
 	if (chain)
 		log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
