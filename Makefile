@@ -25,7 +25,7 @@ PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
 ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/launcher.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
 	src/entry/worker_warm.o src/entry/listing_functions.o src/entry/change_history.o \
-	src/entry/log_verify.o
+	src/entry/log_verify.o src/entry/log_chunks.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 

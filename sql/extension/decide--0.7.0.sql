@@ -522,6 +522,17 @@ CREATE TABLE decide.decision_chunks (
     body        bytea COMPRESSION lz4 NOT NULL  -- the decisions (src/core/log_chunk.h)
 ) PARTITION BY RANGE (last_at);
 
+-- WIP: the decisions of one chunk of the log, as rows; a damaged chunk is
+-- an error (data_corrupted).
+CREATE FUNCTION decide.decision_chunk_rows(first_id bigint, body bytea,
+    OUT id bigint, OUT decided_at timestamptz, OUT actor text, OUT action text,
+    OUT resource text, OUT allowed boolean, OUT effect decide.effect, OUT policy text,
+    OUT risk_level decide.risk_level, OUT epoch bigint, OUT source text, OUT context jsonb,
+    OUT priority integer, OUT condition_unknown boolean)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
 -- Where each actor, policy and risk level, and the denials, occur in the
 -- log: for each flushed batch and each of them, the times of its rows, at
 -- most 200 to a row of this table and within one second, as microseconds
