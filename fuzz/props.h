@@ -39,6 +39,10 @@ extern int	prop_cache_value(const uint8_t *data, size_t size);
  * record; built records round-trip */
 extern int	prop_log_record(const uint8_t *data, size_t size);
 
+/* chunks of the decision log: untrusted bytes are read within themselves
+ * and yield only sound records, which round-trip */
+extern int	prop_log_chunk(const uint8_t *data, size_t size);
+
 /* ---- support.c ---- */
 
 /* Reads an input byte by byte; past the end every read yields 0. */

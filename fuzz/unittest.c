@@ -1083,6 +1083,7 @@ main(int argc, char **argv)
 		{"evaluator", prop_evaluator, 6000, 4096},
 		{"cache_value", prop_cache_value, 30000, 256},
 		{"log_record", prop_log_record, 30000, 1024},
+		{"log_chunk", prop_log_chunk, 30000, 1024},
 	};
 	const char *corpus_root = argc > 1 ? argv[1] : "fuzz/corpus";
 	int			scale = argc > 2 ? atoi(argv[2]) : 100;

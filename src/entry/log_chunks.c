@@ -9,12 +9,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_enum.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "log_chunk.h"
@@ -56,28 +59,34 @@ text_of(DecStr s)
 	return PointerGetDatum(cstring_to_text_with_len(s.ptr, s.len));
 }
 
-static Datum
-risk_level(Labels *labels, DecStr name)
+/* The risk level's enum value; false if the type has no such label. */
+static bool
+risk_level(Labels *labels, DecStr name, Datum *value)
 {
+	char	   *label;
+	HeapTuple	tuple;
 	int			i;
 
 	for (i = 0; i < labels->n_risks; i++)
 		if (strlen(labels->risk_names[i]) == name.len &&
 			memcmp(labels->risk_names[i], name.ptr, name.len) == 0)
-			return labels->risk_values[i];
-	/* enum_in refuses a label the type does not have, with its own error */
-	{
-		char	   *label = pnstrdup(name.ptr, name.len);
-		Datum		value = DirectFunctionCall2(enum_in, CStringGetDatum(label),
-												ObjectIdGetDatum(labels->risk_type));
-
-		if (labels->n_risks < RISK_LABELS)
 		{
-			labels->risk_names[labels->n_risks] = label;
-			labels->risk_values[labels->n_risks++] = value;
+			*value = labels->risk_values[i];
+			return true;
 		}
-		return value;
+	label = pnstrdup(name.ptr, name.len);
+	tuple = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(labels->risk_type),
+							CStringGetDatum(label));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	*value = ObjectIdGetDatum(((Form_pg_enum) GETSTRUCT(tuple))->oid);
+	ReleaseSysCache(tuple);
+	if (labels->n_risks < RISK_LABELS)
+	{
+		labels->risk_names[labels->n_risks] = label;
+		labels->risk_values[labels->n_risks++] = *value;
 	}
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(decide_decision_chunk_rows);
@@ -134,7 +143,11 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 			if (r.has_policy)
 			{
 				values[ROW_POLICY] = text_of(r.policy);
-				values[ROW_RISK_LEVEL] = risk_level(&labels, r.risk_level);
+				if (!risk_level(&labels, r.risk_level, &values[ROW_RISK_LEVEL]))
+				{
+					problem = "a risk level its type does not have";
+					break;
+				}
 				values[ROW_PRIORITY] = Int32GetDatum(r.priority);
 				values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(r.condition_unknown);
 			}
