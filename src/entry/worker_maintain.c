@@ -179,8 +179,10 @@ maintain_in_transaction(void *arg)
 			if (day >= oldest_kept)
 				continue;
 			/* The day's keys go with its rows (a 0.6.0 schema has none). */
-			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d",
-								 quote_identifier(names[i]), year, month, mday), false, 0);
+			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d,"
+								 " decide.decision_chunks_%04d%02d%02d",
+								 quote_identifier(names[i]), year, month, mday, year, month, mday),
+						false, 0);
 			/* And its links: the oldest kept then starts the chain. */
 			if (worker_decide_table_exists("log_chain"))
 				SPI_execute(psprintf("DELETE FROM decide.log_chain WHERE last_at < "
@@ -318,6 +320,7 @@ decide_analyze_main(Datum arg)
 	 */
 	if ((tables & ANALYZE_LOG) &&
 		in_transaction_reporting_errors(analyze_in_transaction, "decisions") &&
+		in_transaction_reporting_errors(analyze_in_transaction, "decision_chunks") &&
 		in_transaction_reporting_errors(analyze_in_transaction, "decision_keys"))
 		worker_registry_note_log_analyzed(MyDatabaseId);
 	if (tables & ANALYZE_POLICIES)
