@@ -21,30 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
-within(DecStr s, const char *base, size_t len)
-{
-	return s.len == 0 || (s.ptr >= base && s.ptr + s.len <= base + len);
-}
-
-static bool
-same_str(DecStr a, DecStr b)
-{
-	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-static bool
-same_record(const LogRecord *a, const LogRecord *b)
-{
-	return a->decided_at == b->decided_at && a->epoch == b->epoch &&
-		a->priority == b->priority && a->allowed == b->allowed &&
-		a->has_policy == b->has_policy && a->condition_unknown == b->condition_unknown &&
-		a->source == b->source && same_str(a->actor, b->actor) &&
-		same_str(a->action, b->action) && same_str(a->resource, b->resource) &&
-		same_str(a->policy, b->policy) && same_str(a->risk_level, b->risk_level) &&
-		same_str(a->context, b->context);
-}
-
 int
 prop_log_chunk(const uint8_t *data, size_t size)
 {
@@ -52,6 +28,7 @@ prop_log_chunk(const uint8_t *data, size_t size)
 	LogChunkReader reader;
 	LogRecord  *records = NULL;
 	int		   *order = NULL;
+	int64_t    *ids = NULL;
 	int			n = 0;
 	int			capacity = 0;
 	const char *problem = NULL;
@@ -64,9 +41,10 @@ prop_log_chunk(const uint8_t *data, size_t size)
 	{
 		while (problem == NULL && log_chunk_next(&reader, &got))
 		{
-			if (!within(got.actor, copy, size) || !within(got.action, copy, size) ||
-				!within(got.resource, copy, size) || !within(got.policy, copy, size) ||
-				!within(got.risk_level, copy, size) || !within(got.context, copy, size))
+			if (!dec_str_within(got.actor, copy, size) || !dec_str_within(got.action, copy, size) ||
+				!dec_str_within(got.resource, copy, size) || !dec_str_within(got.policy, copy, size) ||
+				!dec_str_within(got.risk_level, copy, size) || !dec_str_within(got.context, copy, size) ||
+				!dec_str_within(got.reason, copy, size))
 				problem = "a field points outside the chunk";
 			else if (log_record_check_fields(&got) != LOG_ENTRY_OK)
 				problem = "a record that fails the field checks";
@@ -75,14 +53,16 @@ prop_log_chunk(const uint8_t *data, size_t size)
 				capacity = capacity ? 2 * capacity : 16;
 				records = realloc(records, sizeof(LogRecord) * capacity);
 				order = realloc(order, sizeof(int) * capacity);
+				ids = realloc(ids, sizeof(int64_t) * capacity);
 			}
 			order[n] = n;
+			ids[n] = reader.id;
 			records[n++] = got;
 		}
 		if (problem == NULL && reader.failure == LOG_ENTRY_OK)
 		{
 			char	   *again = malloc(log_chunk_bound(records, order, n));
-			size_t		len = log_chunk_encode(records, order, n, again);
+			size_t		len = log_chunk_encode(records, order, ids, n, again);
 			LogChunkReader second;
 			int			i = 0;
 
@@ -91,7 +71,7 @@ prop_log_chunk(const uint8_t *data, size_t size)
 			else if (!log_chunk_open(&second, again, len))
 				problem = "re-encoded records are not a chunk";
 			while (problem == NULL && log_chunk_next(&second, &got))
-				if (i >= n || !same_record(&got, &records[i++]))
+				if (i >= n || second.id != ids[i] || !same_log_record(&got, &records[i++]))
 					problem = "re-encoded records decode to other records";
 			if (problem == NULL && (i != n || second.failure != LOG_ENTRY_OK))
 				problem = "re-encoded records decode to fewer";
@@ -105,6 +85,7 @@ prop_log_chunk(const uint8_t *data, size_t size)
 	}
 	free(records);
 	free(order);
+	free(ids);
 	free(copy);
 	return problem ? 1 : 0;
 }

@@ -17,7 +17,7 @@
 
 #include "log_record.h"
 
-#define LOG_CHUNK_HEADER_BYTES 24
+#define LOG_CHUNK_HEADER_BYTES 32
 
 /*
  * Bytes that records[order[0]] … records[order[n - 1]] take as a chunk, at
@@ -27,9 +27,11 @@ extern size_t log_chunk_bound(const LogRecord *records, const int *order, int n)
 
 /*
  * Writes a chunk of records[order[0]] … records[order[n - 1]], in that
- * order; their contexts are JSON text (or absent).  Returns its size.
+ * order, with the ids ids[0] … ids[n - 1]; their contexts are JSON text
+ * (or absent).  Returns its size.
  */
-extern size_t log_chunk_encode(const LogRecord *records, const int *order, int n, char *out);
+extern size_t log_chunk_encode(const LogRecord *records, const int *order, const int64_t *ids,
+							   int n, char *out);
 
 /* Where a reading of a chunk is. */
 typedef struct LogChunkReader
@@ -40,6 +42,7 @@ typedef struct LogChunkReader
 	uint32_t	left;			/* records not read yet */
 	int64_t		time;			/* the last record's decided_at */
 	int64_t		epoch;			/* and its epoch */
+	int64_t		id;				/* and its id */
 	LogEntryCheck failure;		/* LOG_ENTRY_OK, or why the bytes are not a chunk's */
 } LogChunkReader;
 

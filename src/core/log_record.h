@@ -54,6 +54,14 @@ typedef struct LogRecord
 	DecStr		policy;
 	DecStr		risk_level;
 	DecStr		context;		/* len 0: not logged */
+	/*
+	 * Only in chunks of the decision log (log_chunk.h), for decisions logged
+	 * before 0.7.0, which stored their reason and recorded no priority: the
+	 * ring and the streams never carry these.
+	 */
+	bool		priority_unknown;	/* no priority, no condition flag */
+	bool		has_reason;
+	DecStr		reason;			/* stored, not derived when read */
 } LogRecord;
 
 #define LOG_RECORD_ALIGN 8
