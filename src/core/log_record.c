@@ -125,6 +125,8 @@ decode_fields(const RecordHeader *h, const char *buf, LogRecord *out)
 {
 	const char *p = buf + sizeof(RecordHeader);
 
+	/* Fields the ring and the streams do not carry stay zero. */
+	memset(out, 0, sizeof(*out));
 	out->decided_at = h->decided_at;
 	out->epoch = h->epoch;
 	out->priority = h->priority;

@@ -1,11 +1,19 @@
 /*
- * log_chunks.c — decide.decision_chunk_rows(first_id, body): the decisions
- * of one chunk of the decision log (src/core/log_chunk.h) as rows with the
- * log's columns.  A chunk whose bytes are not a chunk's (edited by hand) is
- * an error naming what is wrong, never a wrong row.
+ * log_chunks.c — the decision log's chunks as rows and rows as chunks: the
+ * two SQL functions through which the log is read and loaded.
  *
- * WIP (branch chunked-log): the view, the page function, verification and
- * replay are to read the log through it.
+ *   decide.decision_chunk_rows(body)  the decisions of one chunk
+ *       (src/core/log_chunk.h), with the columns of decide.decisions; the
+ *       view decide.decisions and every reader of the log go through it.
+ *       A chunk whose bytes are not a chunk's (edited by hand) is an error
+ *       naming what is wrong, never a wrong row.
+ *   decide.decision_chunk(decisions)  the body of a chunk holding the given
+ *       rows of decide.decisions: for rows loaded by hand and by the
+ *       upgrade from 0.6.0.  A row the log could not have written is an
+ *       error.  A reason is stored only where it is not the one derived
+ *       from the row, so that a row reads back as it was given.
+ *
+ * The worker encodes the chunks it writes itself (worker_flush.c).
  */
 #include "postgres.h"
 
@@ -14,14 +22,19 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
+#include "decision.h"
 #include "log_chunk.h"
 
+/* The columns of decide.decisions, in order. */
 enum
 {
 	ROW_ID,
@@ -33,6 +46,7 @@ enum
 	ROW_EFFECT,
 	ROW_POLICY,
 	ROW_RISK_LEVEL,
+	ROW_REASON,
 	ROW_EPOCH,
 	ROW_SOURCE,
 	ROW_CONTEXT,
@@ -40,6 +54,24 @@ enum
 	ROW_CONDITION_UNKNOWN,
 	ROW_COLUMNS
 };
+
+static const char *const row_column_names[ROW_COLUMNS] = {
+	"id", "decided_at", "actor", "action", "resource", "allowed", "effect", "policy",
+	"risk_level", "reason", "epoch", "source", "context", "priority", "condition_unknown"
+};
+
+/* A row type must have the log's columns, by name, in this order. */
+static void
+check_columns(TupleDesc desc, const char *what)
+{
+	int			c;
+
+	if (desc->natts != ROW_COLUMNS)
+		elog(ERROR, "%s has %d columns, not %d", what, desc->natts, ROW_COLUMNS);
+	for (c = 0; c < ROW_COLUMNS; c++)
+		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), row_column_names[c]) != 0)
+			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, what, row_column_names[c]);
+}
 
 #define RISK_LABELS 8
 
@@ -51,7 +83,28 @@ typedef struct Labels
 	char	   *risk_names[RISK_LABELS];
 	Datum		risk_values[RISK_LABELS];
 	Datum		effect[2];		/* deny, allow */
+	Datum		source[LOG_SOURCES];
 } Labels;
+
+static Datum
+label_value(Oid type, const char *label)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(label), ObjectIdGetDatum(type));
+}
+
+static void
+labels_init(Labels *labels, TupleDesc desc)
+{
+	int			i;
+
+	memset(labels, 0, sizeof(*labels));
+	labels->risk_type = TupleDescAttr(desc, ROW_RISK_LEVEL)->atttypid;
+	labels->effect[0] = label_value(TupleDescAttr(desc, ROW_EFFECT)->atttypid, "deny");
+	labels->effect[1] = label_value(TupleDescAttr(desc, ROW_EFFECT)->atttypid, "allow");
+	for (i = 0; i < LOG_SOURCES; i++)
+		labels->source[i] = label_value(TupleDescAttr(desc, ROW_SOURCE)->atttypid,
+										log_source_names[i]);
+}
 
 static Datum
 text_of(DecStr s)
@@ -89,13 +142,26 @@ risk_level(Labels *labels, DecStr name, Datum *value)
 	return true;
 }
 
+/* The reason decide() gave: derived from the row, unless stored. */
+static char *
+record_reason(const LogRecord *r)
+{
+	char	   *policy;
+
+	if (r->has_reason)
+		return pnstrdup(r->reason.ptr, r->reason.len);
+	if (!r->has_policy)
+		return decision_reason(r->allowed, NULL, 0, false);
+	policy = pnstrdup(r->policy.ptr, r->policy.len);
+	return decision_reason(r->allowed, policy, r->priority, r->condition_unknown);
+}
+
 PG_FUNCTION_INFO_V1(decide_decision_chunk_rows);
 
 Datum
 decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 {
-	int64		id = PG_GETARG_INT64(0);
-	bytea	   *body = PG_GETARG_BYTEA_PP(1);
+	bytea	   *body = PG_GETARG_BYTEA_PP(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	desc;
 	LogChunkReader reader;
@@ -105,15 +171,8 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
-	if (desc->natts != ROW_COLUMNS)
-		elog(ERROR, "decide.decision_chunk_rows() returns %d columns, not %d", desc->natts,
-			 ROW_COLUMNS);
-	memset(&labels, 0, sizeof(labels));
-	labels.risk_type = TupleDescAttr(desc, ROW_RISK_LEVEL)->atttypid;
-	labels.effect[0] = DirectFunctionCall2(enum_in, CStringGetDatum("deny"),
-										   ObjectIdGetDatum(TupleDescAttr(desc, ROW_EFFECT)->atttypid));
-	labels.effect[1] = DirectFunctionCall2(enum_in, CStringGetDatum("allow"),
-										   ObjectIdGetDatum(TupleDescAttr(desc, ROW_EFFECT)->atttypid));
+	check_columns(desc, "decide.decision_chunk_rows()");
+	labels_init(&labels, desc);
 
 	if (log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
 		while (log_chunk_next(&reader, &r))
@@ -122,16 +181,17 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 			bool		nulls[ROW_COLUMNS];
 
 			memset(nulls, false, sizeof(nulls));
-			values[ROW_ID] = Int64GetDatum(id++);
 			if (!IS_VALID_TIMESTAMP(r.decided_at))
 				problem = "a time out of range";
 			else if (!pg_verifymbstr(r.actor.ptr, r.actor.len, true) ||
 					 !pg_verifymbstr(r.action.ptr, r.action.len, true) ||
 					 !pg_verifymbstr(r.resource.ptr, r.resource.len, true) ||
-					 !pg_verifymbstr(r.policy.ptr, r.policy.len, true))
+					 !pg_verifymbstr(r.policy.ptr, r.policy.len, true) ||
+					 !pg_verifymbstr(r.reason.ptr, r.reason.len, true))
 				problem = "text not in the database's encoding";
 			if (problem)
 				break;
+			values[ROW_ID] = Int64GetDatum(reader.id);
 			values[ROW_DECIDED_AT] = TimestampTzGetDatum(r.decided_at);
 			values[ROW_ACTOR] = text_of(r.actor);
 			values[ROW_ACTION] = text_of(r.action);
@@ -139,7 +199,7 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 			values[ROW_ALLOWED] = BoolGetDatum(r.allowed);
 			values[ROW_EFFECT] = labels.effect[r.allowed ? 1 : 0];
 			nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !r.has_policy;
-			nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !r.has_policy;
+			nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !r.has_policy || r.priority_unknown;
 			if (r.has_policy)
 			{
 				values[ROW_POLICY] = text_of(r.policy);
@@ -151,8 +211,9 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 				values[ROW_PRIORITY] = Int32GetDatum(r.priority);
 				values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(r.condition_unknown);
 			}
+			values[ROW_REASON] = CStringGetTextDatum(record_reason(&r));
 			values[ROW_EPOCH] = Int64GetDatum(r.epoch);
-			values[ROW_SOURCE] = CStringGetTextDatum(log_source_names[r.source]);
+			values[ROW_SOURCE] = labels.source[r.source];
 			nulls[ROW_CONTEXT] = r.context.len == 0;
 			if (r.context.len > 0)
 				values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
@@ -164,8 +225,166 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a chunk of the decision log is damaged"),
-				 errdetail("The chunk of decisions from id " INT64_FORMAT ": %s.",
-						   PG_GETARG_INT64(0),
-						   problem ? problem : log_entry_check_message(reader.failure))));
+				 errdetail("After decision " INT64_FORMAT ": %s.", reader.id,
+						   problem ? problem : log_entry_check_message(reader.failure)),
+				 errhint("decide_verify_log() names the chunks that differ from what was logged.")));
 	return (Datum) 0;
+}
+
+/* A text column as a string of the record (empty when NULL). */
+static DecStr
+text_field(Datum *values, bool *nulls, int column)
+{
+	DecStr		s = {"", 0};
+
+	if (!nulls[column])
+	{
+		text	   *t = DatumGetTextPP(values[column]);
+
+		s.ptr = VARDATA_ANY(t);
+		s.len = VARSIZE_ANY_EXHDR(t);
+	}
+	return s;
+}
+
+static void
+refuse_row(Datum *values, bool *nulls, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("a row of the decision log cannot be stored as given"),
+			 nulls[ROW_ID] ? errdetail("A row without an id: %s.", problem) :
+			 errdetail("Decision " INT64_FORMAT ": %s.", DatumGetInt64(values[ROW_ID]), problem)));
+}
+
+/* One row of decide.decisions as a record; its strings point into the row. */
+static void
+row_to_record(HeapTupleHeader row, TupleDesc desc, const Labels *labels, LogRecord *r, int64 *id)
+{
+	HeapTupleData tuple;
+	Datum		values[ROW_COLUMNS];
+	bool		nulls[ROW_COLUMNS];
+	LogEntryCheck check;
+	int			i;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	heap_deform_tuple(&tuple, desc, values, nulls);
+
+	if (nulls[ROW_ID] || nulls[ROW_DECIDED_AT] || nulls[ROW_ACTOR] || nulls[ROW_ACTION] ||
+		nulls[ROW_RESOURCE] || nulls[ROW_ALLOWED] || nulls[ROW_EPOCH] || nulls[ROW_SOURCE])
+		refuse_row(values, nulls,
+				   "id, decided_at, actor, action, resource, allowed, epoch and source are required");
+	memset(r, 0, sizeof(*r));
+	*id = DatumGetInt64(values[ROW_ID]);
+	r->decided_at = DatumGetTimestampTz(values[ROW_DECIDED_AT]);
+	if (TIMESTAMP_NOT_FINITE(r->decided_at))
+		refuse_row(values, nulls, "decided_at must be finite");
+	r->actor = text_field(values, nulls, ROW_ACTOR);
+	r->action = text_field(values, nulls, ROW_ACTION);
+	r->resource = text_field(values, nulls, ROW_RESOURCE);
+	r->allowed = DatumGetBool(values[ROW_ALLOWED]);
+	if (!nulls[ROW_EFFECT] && values[ROW_EFFECT] != labels->effect[r->allowed ? 1 : 0])
+		refuse_row(values, nulls, "the effect must be allow where allowed is true and deny where false");
+	r->has_policy = !nulls[ROW_POLICY];
+	if (r->has_policy != !nulls[ROW_RISK_LEVEL])
+		refuse_row(values, nulls, "a policy and its risk level go together");
+	if (r->has_policy)
+	{
+		r->policy = text_field(values, nulls, ROW_POLICY);
+		r->risk_level.ptr = DatumGetCString(DirectFunctionCall1(enum_out, values[ROW_RISK_LEVEL]));
+		r->risk_level.len = strlen(r->risk_level.ptr);
+		r->priority_unknown = nulls[ROW_PRIORITY];
+		r->priority = r->priority_unknown ? 0 : DatumGetInt32(values[ROW_PRIORITY]);
+		if (r->priority_unknown != nulls[ROW_CONDITION_UNKNOWN])
+			refuse_row(values, nulls, "a priority and condition_unknown go together");
+		r->condition_unknown = !nulls[ROW_CONDITION_UNKNOWN] &&
+			DatumGetBool(values[ROW_CONDITION_UNKNOWN]);
+	}
+	else if (!nulls[ROW_PRIORITY] || !nulls[ROW_CONDITION_UNKNOWN])
+		refuse_row(values, nulls, "a row without a policy has no priority and no condition_unknown");
+	r->epoch = DatumGetInt64(values[ROW_EPOCH]);
+	for (i = 0; i < LOG_SOURCES; i++)
+		if (values[ROW_SOURCE] == labels->source[i])
+			r->source = (LogSource) i;
+	if (!nulls[ROW_CONTEXT])
+	{
+		Jsonb	   *context = DatumGetJsonbP(values[ROW_CONTEXT]);
+
+		if (!JB_ROOT_IS_OBJECT(context))
+			refuse_row(values, nulls, "a context must be a JSON object");
+		r->context.ptr = JsonbToCString(NULL, &context->root, VARSIZE(context));
+		r->context.len = strlen(r->context.ptr);
+		r->context_format = LOG_CONTEXT_JSON_TEXT;
+	}
+	check = log_record_check_fields(r);
+	if (check != LOG_ENTRY_OK)
+		refuse_row(values, nulls, log_entry_check_message(check));
+	/* Stored only where it is not what the row derives. */
+	if (!nulls[ROW_REASON])
+	{
+		DecStr		given = text_field(values, nulls, ROW_REASON);
+		char	   *derived = (r->priority_unknown) ? NULL : record_reason(r);
+
+		if (derived == NULL || strlen(derived) != given.len ||
+			memcmp(derived, given.ptr, given.len) != 0)
+		{
+			r->has_reason = true;
+			r->reason = given;
+		}
+	}
+	else if (r->priority_unknown)
+		refuse_row(values, nulls, "a row with a policy but no priority needs its reason");
+}
+
+PG_FUNCTION_INFO_V1(decide_decision_chunk);
+
+Datum
+decide_decision_chunk(PG_FUNCTION_ARGS)
+{
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
+	Oid			row_type = ARR_ELEMTYPE(array);
+	TupleDesc	desc = lookup_rowtype_tupdesc(row_type, -1);
+	Datum	   *rows;
+	bool	   *row_nulls;
+	int			n;
+	int			i;
+	LogRecord  *records;
+	int		   *order;
+	int64	   *ids;
+	Labels		labels;
+	bytea	   *body;
+	Size		size;
+
+	check_columns(desc, "the row type of decide.decision_chunk()'s argument");
+	labels_init(&labels, desc);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("decide.decision_chunk() takes a one-dimensional array")));
+	deconstruct_array(array, row_type, -1, false, TYPALIGN_DOUBLE, &rows, &row_nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a chunk of the decision log holds at least one decision")));
+	records = palloc(sizeof(LogRecord) * n);
+	order = palloc(sizeof(int) * n);
+	ids = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+	{
+		if (row_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a chunk of the decision log holds no NULL rows")));
+		row_to_record(DatumGetHeapTupleHeader(rows[i]), desc, &labels, &records[i], &ids[i]);
+		order[i] = i;
+	}
+	ReleaseTupleDesc(desc);
+	size = log_chunk_bound(records, order, n);
+	body = palloc(VARHDRSZ + size);
+	size = log_chunk_encode(records, order, ids, n, VARDATA(body));
+	SET_VARSIZE(body, VARHDRSZ + size);
+	PG_RETURN_BYTEA_P(body);
 }

@@ -1,11 +1,13 @@
 /*
- * worker_flush.c — the worker's flush: the decision log ring into
- * decide.decisions, one transaction per batch, straight into each day's
- * partition as COPY writes (table_multi_insert, then the index entries),
- * creating the daily partitions the batch needs, the batch's keys (where
+ * worker_flush.c — the worker's flush: the decision log ring into the log,
+ * one transaction per batch, straight into each day's partitions as COPY
+ * writes (table_multi_insert, then the index entries), creating the daily
+ * partitions the batch needs.  The decisions go as chunks into
+ * decide.decision_chunks (src/core/log_chunk.h), the batch's keys (where
  * each actor, policy and risk level, and the denials, occur) into
- * decide.decision_keys, and its links of the hash chain (log_chain.c).  The
- * ring advances only after the commit, so a failed insert loses nothing.
+ * decide.decision_keys, and its links of the hash chain (log_chain.c) into
+ * decide.log_chain.  The ring advances only after the commit, so a failed
+ * insert loses nothing.
  */
 #include "postgres.h"
 
@@ -46,7 +48,7 @@
 
 int64		log_rows_since_analyze = 0;
 
-/* Partitions known to exist, for the decide.decisions with this oid. */
+/* Partitions known to exist, for the log's partitioned table with this oid. */
 static Oid	known_partitions_of = InvalidOid;
 static int32 known_partition_days[64];
 static int	n_known_partition_days = 0;
@@ -79,6 +81,13 @@ log_partition_function_exists(void)
 									 1, argtypes, true));
 }
 
+const char *
+log_partitioned_table(void)
+{
+	return OidIsValid(get_relname_relid("decision_chunks", get_namespace_oid("decide", false))) ?
+		"decision_chunks" : "decisions";
+}
+
 void
 log_forget_partitions(void)
 {
@@ -94,7 +103,8 @@ void
 log_ensure_partition(int32 day)
 {
 	int			i;
-	Oid			decisions = get_relname_relid("decisions", get_namespace_oid("decide", false));
+	Oid			namespace = get_namespace_oid("decide", false);
+	Oid			decisions = get_relname_relid(log_partitioned_table(), namespace);
 	Oid			argtypes[1] = {DATEOID};
 	Datum		args[1];
 
@@ -165,7 +175,7 @@ context_datum(const LogRecord *record)
 	}
 }
 
-/* The columns of decide.decisions, as the worker fills them. */
+/* The columns of decide.decisions of 0.6.0, as the worker fills them. */
 enum
 {
 	COL_ID,
@@ -181,15 +191,34 @@ enum
 	COL_EPOCH,
 	COL_SOURCE,
 	COL_CONTEXT,
-	COL_PRIORITY,
-	COL_CONDITION_UNKNOWN,
 	LOG_COLUMNS
 };
 
 static const char *const column_names[LOG_COLUMNS] = {
 	"id", "decided_at", "actor", "action", "resource", "allowed", "effect", "policy",
-	"risk_level", "reason", "epoch", "source", "context", "priority", "condition_unknown"
+	"risk_level", "reason", "epoch", "source", "context"
 };
+
+/* The columns of decide.decision_chunks. */
+enum
+{
+	CHUNK_FIRST_AT,
+	CHUNK_LAST_AT,
+	CHUNK_FIRST_ID,
+	CHUNK_ROWS,
+	CHUNK_BODY,
+	CHUNK_COLUMNS
+};
+
+static const char *const chunk_column_names[CHUNK_COLUMNS] = {
+	"first_at", "last_at", "first_id", "rows", "body"
+};
+
+/*
+ * The span of a chunk's times is less than this (decide.decision_chunks
+ * checks it, and decide_decisions_page() relies on it).
+ */
+#define LOG_CHUNK_MAX_SPAN USECS_PER_SEC
 
 /* The columns of decide.decision_keys. */
 enum
@@ -200,6 +229,10 @@ enum
 	KEY_LAST_AT,
 	KEY_OFFSETS,
 	KEY_COLUMNS
+};
+
+static const char *const key_column_names[KEY_COLUMNS] = {
+	"kind", "key", "first_at", "last_at", "offsets"
 };
 
 /*
@@ -214,19 +247,17 @@ static const char *const risk_level_names[RISK_LEVELS] = {"low", "medium", "high
 
 /*
  * What a batch needs of the schema, looked up once per batch.  A database
- * whose extension is not updated to 0.7.0 yet has no decide.decision_keys,
- * stores each row's reason and its source as text.
+ * whose extension is not updated to 0.7.0 yet has a row per decision in
+ * decide.decisions, with its reason and its source as text, and neither
+ * keys nor a chain.
  */
 typedef struct LogSchema
 {
 	Oid			namespace;
 	Oid			id_sequence;
-	bool		compact;		/* 0.7.0: priority and flags, the source an enum */
-	bool		chained;		/* 0.7.0: decide.log_chain links each day's part of a batch */
-	bool		chunked;		/* WIP: decide.decision_chunks takes the decisions */
+	bool		chunked;		/* 0.7.0: chunks, keys and the chain */
 	Datum		effect[2];		/* deny, allow */
 	Datum		risk_level[RISK_LEVELS];
-	Datum		source[LOG_SOURCES];
 } LogSchema;
 
 static Datum
@@ -247,14 +278,12 @@ load_schema(LogSchema *schema)
 {
 	Oid			effect_type;
 	Oid			risk_type;
-	Oid			source_type;
 	int			i;
 
 	schema->namespace = get_namespace_oid("decide", false);
 	schema->id_sequence = get_relname_relid("decisions_id_seq", schema->namespace);
 	effect_type = schema_type(schema, "effect");
 	risk_type = schema_type(schema, "risk_level");
-	source_type = schema_type(schema, "decision_source");
 	if (!OidIsValid(schema->id_sequence) || !OidIsValid(effect_type) || !OidIsValid(risk_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -265,15 +294,7 @@ load_schema(LogSchema *schema)
 	schema->effect[1] = enum_label(effect_type, "allow");
 	for (i = 0; i < RISK_LEVELS; i++)
 		schema->risk_level[i] = enum_label(risk_type, risk_level_names[i]);
-	schema->compact = OidIsValid(source_type) &&
-		OidIsValid(get_relname_relid("decision_keys", schema->namespace));
-	schema->chained = schema->compact &&
-		OidIsValid(get_relname_relid("log_chain", schema->namespace));
-	schema->chunked = schema->compact &&
-		OidIsValid(get_relname_relid("decision_chunks", schema->namespace));
-	for (i = 0; i < LOG_SOURCES; i++)
-		schema->source[i] = schema->compact ? enum_label(source_type, log_source_names[i]) :
-			CStringGetTextDatum(log_source_names[i]);
+	schema->chunked = OidIsValid(get_relname_relid("decision_chunks", schema->namespace));
 }
 
 static Datum
@@ -289,21 +310,34 @@ risk_level_datum(const LogSchema *schema, DecStr name)
 	return (Datum) 0;			/* keep the compiler quiet */
 }
 
-/* A relation's attribute numbers for named columns (0: missing, if allowed). */
+/* A relation's attribute numbers for named columns. */
 static void
-column_numbers(Relation rel, const char *const *names, int n, AttrNumber *attnum,
-			   const LogSchema *schema)
+column_numbers(Relation rel, const char *const *names, int n, AttrNumber *attnum)
 {
 	int			c;
 
 	for (c = 0; c < n; c++)
 	{
 		attnum[c] = get_attnum(RelationGetRelid(rel), names[c]);
-		if (attnum[c] == InvalidAttrNumber &&
-			(schema->compact || (c != COL_PRIORITY && c != COL_CONDITION_UNKNOWN)))
+		if (attnum[c] == InvalidAttrNumber)
 			elog(ERROR, "column \"%s\" of %s is missing", names[c],
 				 RelationGetRelationName(rel));
 	}
+}
+
+/* A relation's columns must be these, in this order (checked, not assumed). */
+static void
+check_columns(Relation rel, const char *const *names, int n)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			c;
+
+	if (desc->natts != n)
+		elog(ERROR, "%s has %d columns, not %d", RelationGetRelationName(rel), desc->natts, n);
+	for (c = 0; c < n; c++)
+		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), names[c]) != 0)
+			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, RelationGetRelationName(rel),
+				 names[c]);
 }
 
 /* A partition of the log, opened to insert as COPY does. */
@@ -487,183 +521,134 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 		writer_insert(w, filled);
 }
 
-/* The columns of decide.decision_keys, in this order (checked, not assumed). */
-static void
-check_key_columns(Relation rel)
-{
-	static const char *const names[KEY_COLUMNS] = {
-		"kind", "key", "first_at", "last_at", "offsets"
-	};
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			c;
-
-	if (desc->natts != KEY_COLUMNS)
-		elog(ERROR, "%s has %d columns, not %d", RelationGetRelationName(rel), desc->natts,
-			 KEY_COLUMNS);
-	for (c = 0; c < KEY_COLUMNS; c++)
-		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), names[c]) != 0)
-			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, RelationGetRelationName(rel),
-				 names[c]);
-}
-
-/* Adds a compact row, as written, to its link's digest. */
-static void
-add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *context)
-{
-	static const DecStr none = {NULL, 0};
-	ChainRow	row;
-
-	row.id = id;
-	row.decided_at = r->decided_at;
-	row.actor = r->actor;
-	row.action = r->action;
-	row.resource = r->resource;
-	row.allowed = r->allowed;
-	row.effect.ptr = r->allowed ? "allow" : "deny";
-	row.effect.len = strlen(row.effect.ptr);
-	row.policy = r->has_policy ? r->policy : none;
-	row.risk_level = r->has_policy ? r->risk_level : none;
-	row.reason = none;
-	row.epoch = r->epoch;
-	row.source.ptr = log_source_names[r->source];
-	row.source.len = strlen(row.source.ptr);
-	row.context.ptr = context ? VARDATA(context) : NULL;
-	row.context.len = context ? VARSIZE(context) - VARHDRSZ : 0;
-	row.has_priority = row.has_condition_unknown = r->has_policy;
-	row.priority = r->priority;
-	row.condition_unknown = r->condition_unknown;
-	log_chain_add_row(chain, &row);
-}
-
-/* Decisions to a chunk, and chunks to a multi-insert (WIP). */
+/* Decisions to a chunk at most, and chunks to a multi-insert. */
 #define CHUNK_RECORDS 256
 #define CHUNK_SLOTS 16
 
 /*
- * WIP (branch chunked-log): the day's records as chunks, rows of
- * decide.decision_chunks, each CHUNK_RECORDS decisions in time order.
+ * Writes the day's records, in time order, as rows of the day's partition
+ * of decide.decision_chunks: CHUNK_RECORDS decisions a row, or fewer where
+ * they would span LOG_CHUNK_MAX_SPAN or more, so that readers find a time's
+ * chunk among those that end less than that span after it.  Each chunk, as
+ * stored, goes into the day's link of the chain.
  */
 static void
 insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
 			  int n, ChainDigest *chain, int64 *first_id_out, int64 *last_id_out)
 {
 	PartitionWriter w;
-	int			done;
-	int			filled = 0;
 	LogRecord  *texts = palloc(sizeof(LogRecord) * CHUNK_RECORDS);
 	int		   *order = palloc(sizeof(int) * CHUNK_RECORDS);
+	int64	   *ids = palloc(sizeof(int64) * CHUNK_RECORDS);
+	/* The chunks of a multi-insert, freed once it is written. */
+	MemoryContext chunk_context = AllocSetContextCreate(CurrentMemoryContext,
+														"decide log chunks",
+														ALLOCSET_DEFAULT_SIZES);
+	int			filled = 0;
+	int			done = 0;
 
 	writer_open(&w, schema, "decision_chunks_%04d%02d%02d", day, CHUNK_SLOTS);
-	for (done = 0; done < n; done += CHUNK_RECORDS)
+	check_columns(w.rel, chunk_column_names, CHUNK_COLUMNS);
+	while (done < n)
 	{
-		int			count = Min(CHUNK_RECORDS, n - done);
+		TimestampTz first_at = records[rows[done]].decided_at;
+		TimestampTz last_at = first_at;
+		MemoryContext outer = MemoryContextSwitchTo(chunk_context);
 		TupleTableSlot *slot;
-		int64		first_id = 0;
-		int			i;
+		int			count;
 		bytea	   *body;
 		Size		size;
 
-		for (i = 0; i < count; i++)
+		for (count = 0; count < CHUNK_RECORDS && done + count < n; count++)
 		{
-			const LogRecord *r = &records[rows[done + i]];
-			int64		id = nextval_internal(schema->id_sequence, false);
+			const LogRecord *r = &records[rows[done + count]];
 
-			if (i == 0)
-				first_id = id;
-			if (done + i == 0)
-				*first_id_out = id;
-			*last_id_out = id;
-			texts[i] = *r;
-			if (r->context.len > 0)
+			if (r->decided_at - first_at >= LOG_CHUNK_MAX_SPAN)
+				break;
+			last_at = r->decided_at;
+			ids[count] = nextval_internal(schema->id_sequence, false);
+			texts[count] = *r;
+			order[count] = count;
+			if (r->context.len > 0 && r->context_format == LOG_CONTEXT_JSONB)
 			{
+				/* The chunk keeps JSON text: portable, and checked when read. */
 				Jsonb	   *context = DatumGetJsonbP(context_datum(r));
-				char	   *text = JsonbToCString(NULL, &context->root, VARSIZE(context));
 
-				texts[i].context.ptr = text;
-				texts[i].context.len = strlen(text);
-				texts[i].context_format = LOG_CONTEXT_JSON_TEXT;
-				if (chain)
-					add_to_chain(chain, id, r, context);
+				texts[count].context.ptr = JsonbToCString(NULL, &context->root, VARSIZE(context));
+				texts[count].context.len = strlen(texts[count].context.ptr);
+				texts[count].context_format = LOG_CONTEXT_JSON_TEXT;
 			}
-			else if (chain)
-				add_to_chain(chain, id, r, NULL);
-			order[i] = i;
 		}
+		if (done == 0)
+			*first_id_out = ids[0];
+		*last_id_out = ids[count - 1];
 		size = log_chunk_bound(texts, order, count);
 		body = palloc(VARHDRSZ + size);
-		size = log_chunk_encode(texts, order, count, VARDATA(body));
+		size = log_chunk_encode(texts, order, ids, count, VARDATA(body));
 		SET_VARSIZE(body, VARHDRSZ + size);
-		if (filled == w.n_slots)
+		MemoryContextSwitchTo(outer);
+
+		slot = writer_slot(&w, filled++);
+		slot->tts_values[CHUNK_FIRST_AT] = TimestampTzGetDatum(first_at);
+		slot->tts_values[CHUNK_LAST_AT] = TimestampTzGetDatum(last_at);
+		slot->tts_values[CHUNK_FIRST_ID] = Int64GetDatum(ids[0]);
+		slot->tts_values[CHUNK_ROWS] = Int32GetDatum(count);
+		slot->tts_values[CHUNK_BODY] = PointerGetDatum(body);
+		memset(slot->tts_isnull, false, sizeof(bool) * CHUNK_COLUMNS);
+		ExecStoreVirtualTuple(slot);
+		if (chain)
+			log_chain_add_chunk(chain, ids[0], first_at, last_at, count, VARDATA(body), size);
+		done += count;
+		log_rows_since_analyze++;
+		if (filled == w.n_slots || done == n)
 		{
 			writer_insert(&w, filled);
 			filled = 0;
+			MemoryContextReset(chunk_context);
 		}
-		slot = writer_slot(&w, filled++);
-		slot->tts_values[0] = TimestampTzGetDatum(texts[0].decided_at);
-		slot->tts_values[1] = TimestampTzGetDatum(texts[count - 1].decided_at);
-		slot->tts_values[2] = Int64GetDatum(first_id);
-		slot->tts_values[3] = Int32GetDatum(count);
-		slot->tts_values[4] = PointerGetDatum(body);
-		memset(slot->tts_isnull, false, sizeof(bool) * 5);
-		ExecStoreVirtualTuple(slot);
 	}
-	if (filled > 0)
-		writer_insert(&w, filled);
 	writer_close(&w);
+	MemoryContextDelete(chunk_context);
 }
 
 /*
- * Inserts the records of one day into that day's partition, as COPY does,
- * hashing them into the day's link of the chain, then where each actor,
- * policy and risk level, and the denials, occur among them into the day's
- * partition of decide.decision_keys.  The day was computed from the rows,
- * so the partition constraints hold.
+ * A database not yet updated to 0.7.0: the records of one day as rows of
+ * its partition of decide.decisions, with their reasons, as COPY does.
  */
 static void
-insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
-					  const int *rows, int n)
+insert_rows_of_0_6(const LogSchema *schema, int32 day, const LogRecord *records,
+				   const int *rows, int n)
 {
 	PartitionWriter w;
 	AttrNumber	attnum[LOG_COLUMNS];
 	int			done;
-	ChainDigest *chain = schema->chained ? log_chain_begin() : NULL;
-	int64		first_id = 0;
-	int64		last_id = 0;
 
 	/*
-	 * The values of a chunk of rows, freed once the chunk is written: the
-	 * same few hundred kilobytes, still in cache, serve every chunk.
+	 * The values of a multi-insert, freed once it is written: the same few
+	 * hundred kilobytes, still in cache, serve every one.
 	 */
-	MemoryContext chunk_context = AllocSetContextCreate(CurrentMemoryContext,
-														"decide log chunk",
-														ALLOCSET_DEFAULT_SIZES);
-	MemoryContext outer_context;
+	MemoryContext values_context = AllocSetContextCreate(CurrentMemoryContext,
+														 "decide log rows",
+														 ALLOCSET_DEFAULT_SIZES);
 
-	if (schema->chunked)
-	{
-		insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id);
-		done = n;
-		goto written;
-	}
 	writer_open(&w, schema, "decisions_%04d%02d%02d", day, Min(n, MULTI_INSERT_SLOTS));
-	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum, schema);
+	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum);
 	for (done = 0; done < n; done += w.n_slots)
 	{
 		int			count = Min(w.n_slots, n - done);
+		MemoryContext outer = MemoryContextSwitchTo(values_context);
 		int			i;
 
-		outer_context = MemoryContextSwitchTo(chunk_context);
 		for (i = 0; i < count; i++)
 		{
 			const LogRecord *r = &records[rows[done + i]];
 			TupleTableSlot *slot = writer_slot(&w, i);
 			Datum	   *values = slot->tts_values;
 			bool	   *nulls = slot->tts_isnull;
-
-			int64		id = nextval_internal(schema->id_sequence, false);
+			char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
 
 #define SET(col, datum) (values[attnum[col] - 1] = (datum), nulls[attnum[col] - 1] = false)
-			SET(COL_ID, Int64GetDatum(id));
+			SET(COL_ID, Int64GetDatum(nextval_internal(schema->id_sequence, false)));
 			SET(COL_DECIDED_AT, TimestampTzGetDatum(r->decided_at));
 			SET(COL_ACTOR, text_datum(r->actor));
 			SET(COL_ACTION, text_datum(r->action));
@@ -675,84 +660,95 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 				SET(COL_POLICY, text_datum(r->policy));
 				SET(COL_RISK_LEVEL, risk_level_datum(schema, r->risk_level));
 			}
-			if (schema->compact)
-			{
-				if (r->has_policy)
-				{
-					SET(COL_PRIORITY, Int32GetDatum(r->priority));
-					SET(COL_CONDITION_UNKNOWN, BoolGetDatum(r->condition_unknown));
-				}
-			}
-			else
-			{
-				/* A database not yet updated stores the reason (0.6.0). */
-				char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
-
-				SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
-																	r->condition_unknown)));
-			}
+			SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
+																r->condition_unknown)));
 			SET(COL_EPOCH, Int64GetDatum(r->epoch));
-			SET(COL_SOURCE, schema->source[r->source]);
+			SET(COL_SOURCE, CStringGetTextDatum(log_source_names[r->source]));
 			if (r->context.len > 0)
 				SET(COL_CONTEXT, context_datum(r));
 #undef SET
 			ExecStoreVirtualTuple(slot);
-			if (chain)
-				add_to_chain(chain, id, r, nulls[attnum[COL_CONTEXT] - 1] ? NULL :
-							 DatumGetJsonbP(values[attnum[COL_CONTEXT] - 1]));
-			if (done + i == 0)
-				first_id = id;
-			last_id = id;
 		}
-		MemoryContextSwitchTo(outer_context);
+		MemoryContextSwitchTo(outer);
 		writer_insert(&w, count);
-		MemoryContextReset(chunk_context);
+		log_rows_since_analyze += count;
+		MemoryContextReset(values_context);
 	}
 	writer_close(&w);
-written:
-	MemoryContextDelete(chunk_context);
-	if (chain)
-		log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
-						 &records[rows[n - 1]].decided_at);
+	MemoryContextDelete(values_context);
+}
 
-	if (schema->compact)
+/*
+ * Where each actor, policy and risk level, and the denials, occur among
+ * the records of one day: rows of the day's partition of
+ * decide.decision_keys.
+ */
+static void
+insert_day_keys(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
+				int n)
+{
+	PartitionWriter w;
+	HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
+											CurrentMemoryContext);
+	HTAB	   *policies = bytes_table_create("decide log policies", sizeof(KeyRows), 64,
+											  CurrentMemoryContext);
+	HTAB	   *risks = bytes_table_create("decide log risk levels", sizeof(KeyRows),
+										   RISK_LEVELS, CurrentMemoryContext);
+	HTAB	   *denials = bytes_table_create("decide log denials", sizeof(KeyRows), 1,
+											 CurrentMemoryContext);
+	DecStr		no_key = {"", 0};
+	int			i;
+
+	for (i = 0; i < n; i++)
 	{
-		HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
-												CurrentMemoryContext);
-		HTAB	   *policies = bytes_table_create("decide log policies", sizeof(KeyRows), 64,
-												  CurrentMemoryContext);
-		HTAB	   *risks = bytes_table_create("decide log risk levels", sizeof(KeyRows),
-											   RISK_LEVELS, CurrentMemoryContext);
-		HTAB	   *denials = bytes_table_create("decide log denials", sizeof(KeyRows), 1,
-												 CurrentMemoryContext);
-		DecStr		no_key = {"", 0};
-		int			i;
+		const LogRecord *r = &records[rows[i]];
 
-		for (i = 0; i < n; i++)
+		note_key(actors, r->actor, i);
+		if (r->has_policy)
 		{
-			const LogRecord *r = &records[rows[i]];
-
-			note_key(actors, r->actor, i);
-			if (r->has_policy)
-			{
-				note_key(policies, r->policy, i);
-				note_key(risks, r->risk_level, i);
-			}
-			if (!r->allowed)
-				note_key(denials, no_key, i);
+			note_key(policies, r->policy, i);
+			note_key(risks, r->risk_level, i);
 		}
-		writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
-		check_key_columns(w.rel);
-		insert_keys(&w, 'a', actors, records, rows);
-		insert_keys(&w, 'p', policies, records, rows);
-		insert_keys(&w, 'r', risks, records, rows);
-		insert_keys(&w, 'd', denials, records, rows);
-		writer_close(&w);
-		hash_destroy(actors);
-		hash_destroy(policies);
-		hash_destroy(risks);
-		hash_destroy(denials);
+		if (!r->allowed)
+			note_key(denials, no_key, i);
 	}
+	writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
+	check_columns(w.rel, key_column_names, KEY_COLUMNS);
+	insert_keys(&w, 'a', actors, records, rows);
+	insert_keys(&w, 'p', policies, records, rows);
+	insert_keys(&w, 'r', risks, records, rows);
+	insert_keys(&w, 'd', denials, records, rows);
+	writer_close(&w);
+	hash_destroy(actors);
+	hash_destroy(policies);
+	hash_destroy(risks);
+	hash_destroy(denials);
+}
+
+/*
+ * Writes the records of one day, in time order, into that day's
+ * partitions: as chunks, with the day's link of the chain and the keys;
+ * or as 0.6.0 rows.  The day was computed from the records, so the
+ * partition constraints hold.
+ */
+static void
+insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
+					  const int *rows, int n)
+{
+	ChainDigest *chain;
+	int64		first_id = 0;
+	int64		last_id = 0;
+
+	if (!schema->chunked)
+	{
+		insert_rows_of_0_6(schema, day, records, rows, n);
+		return;
+	}
+	chain = log_chain_begin();
+	insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id);
+	log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
+					 &records[rows[n - 1]].decided_at);
+	insert_day_keys(schema, day, records, rows, n);
 }
 
 /* Orders row numbers by their records' times, then as they came. */
@@ -857,6 +853,6 @@ log_flush_once(char *buf)
 	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
 	stats_flush();
 	audit_log_consume(end);
-	log_rows_since_analyze += batch.n;
+
 	return true;
 }
