@@ -168,6 +168,7 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	LogRecord	r;
 	Labels		labels;
 	const char *problem = NULL;
+	uint32		decoded = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
@@ -220,12 +221,14 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 														  CStringGetDatum(pnstrdup(r.context.ptr,
 																				   r.context.len)));
 			tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+			decoded++;
 		}
 	if (reader.failure != LOG_ENTRY_OK || problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a chunk of the decision log is damaged"),
-				 errdetail("After decision " INT64_FORMAT ": %s.", reader.id,
+				 errdetail("Decoding stopped after %u of its %u decisions: %s.",
+						   decoded, reader.count,
 						   problem ? problem : log_entry_check_message(reader.failure)),
 				 errhint("decide_verify_log() names the chunks that differ from what was logged.")));
 	return (Datum) 0;
@@ -320,6 +323,8 @@ row_to_record(HeapTupleHeader row, TupleDesc desc, const Labels *labels, LogReco
 		r->context_format = LOG_CONTEXT_JSON_TEXT;
 	}
 	check = log_record_check_fields(r);
+	if (check == LOG_ENTRY_BAD_FLAGS)
+		refuse_row(values, nulls, "only a policy allows, and a condition that could not be evaluated only denies");
 	if (check != LOG_ENTRY_OK)
 		refuse_row(values, nulls, log_entry_check_message(check));
 	/* Stored only where it is not what the row derives. */
@@ -346,7 +351,7 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 {
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	Oid			row_type = ARR_ELEMTYPE(array);
-	TupleDesc	desc = lookup_rowtype_tupdesc(row_type, -1);
+	TupleDesc	desc;
 	Datum	   *rows;
 	bool	   *row_nulls;
 	int			n;
@@ -358,17 +363,24 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 	bytea	   *body;
 	Size		size;
 
-	check_columns(desc, "the row type of decide.decision_chunk()'s argument");
-	labels_init(&labels, desc);
+	if (!type_is_rowtype(row_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("decide.decision_chunk() takes an array of rows of decide.decisions")));
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("decide.decision_chunk() takes a one-dimensional array")));
 	deconstruct_array(array, row_type, -1, false, TYPALIGN_DOUBLE, &rows, &row_nulls, &n);
-	if (n == 0)
+	if (n == 0 || row_nulls[0])
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a chunk of the decision log holds at least one decision")));
+				 errmsg("a chunk of the decision log holds at least one decision, and no NULL rows")));
+	/* Rows of an anonymous record type carry their type in each row. */
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(DatumGetHeapTupleHeader(rows[0])),
+								  HeapTupleHeaderGetTypMod(DatumGetHeapTupleHeader(rows[0])));
+	check_columns(desc, "the row type of decide.decision_chunk()'s argument");
+	labels_init(&labels, desc);
 	records = palloc(sizeof(LogRecord) * n);
 	order = palloc(sizeof(int) * n);
 	ids = palloc(sizeof(int64) * n);
