@@ -48,6 +48,10 @@
 
 int64		log_rows_since_analyze = 0;
 
+/* Chunks this worker wrote, and the decisions in them. */
+static int64 chunks_written = 0;
+static int64 decisions_in_chunks = 0;
+
 /* Partitions known to exist, for the log's partitioned table with this oid. */
 static Oid	known_partitions_of = InvalidOid;
 static int32 known_partition_days[64];
@@ -79,6 +83,12 @@ log_partition_function_exists(void)
 	return OidIsValid(LookupFuncName(list_make2(makeString("decide"),
 												makeString("create_log_partition")),
 									 1, argtypes, true));
+}
+
+double
+log_decisions_per_row(void)
+{
+	return chunks_written > 0 ? (double) decisions_in_chunks / chunks_written : 1.0;
 }
 
 const char *
@@ -599,7 +609,8 @@ insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, cons
 		if (chain)
 			log_chain_add_chunk(chain, ids[0], first_at, last_at, count, VARDATA(body), size);
 		done += count;
-		log_rows_since_analyze++;
+		chunks_written++;
+		decisions_in_chunks += count;
 		if (filled == w.n_slots || done == n)
 		{
 			writer_insert(&w, filled);
@@ -671,7 +682,6 @@ insert_rows_of_0_6(const LogSchema *schema, int32 day, const LogRecord *records,
 		}
 		MemoryContextSwitchTo(outer);
 		writer_insert(&w, count);
-		log_rows_since_analyze += count;
 		MemoryContextReset(values_context);
 	}
 	writer_close(&w);
@@ -853,6 +863,7 @@ log_flush_once(char *buf)
 	stats_gauge_set(GAUGE_LAST_FLUSH, (uint64) GetCurrentTimestamp());
 	stats_flush();
 	audit_log_consume(end);
+	log_rows_since_analyze += batch.n;
 
 	return true;
 }

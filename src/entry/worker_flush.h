@@ -24,8 +24,11 @@ extern void log_insert_records(const LogRecord *records, int n);
 /* Writes one batch of the ring in a transaction; false when it was empty. */
 extern bool log_flush_once(char *buf);
 
-/* Rows written to the log's partitioned table (chunks from 0.7.0 on) since its last ANALYZE. */
+/* Decisions written since the log's last ANALYZE. */
 extern int64 log_rows_since_analyze;
+
+/* Decisions per row of the log's partitioned table, as this worker wrote them. */
+extern double log_decisions_per_row(void);
 
 /* The log's table partitioned by day: decision_chunks, or decisions before 0.7.0. */
 extern const char *log_partitioned_table(void);

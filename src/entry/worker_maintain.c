@@ -45,8 +45,8 @@
 
 /*
  * The log's parents are analyzed, as autovacuum analyzes a table, after
- * 50,000 rows (chunks of decisions from 0.7.0 on) plus a tenth of what
- * they hold: ANALYZE of a partitioned
+ * 50,000 decisions plus a tenth of what they hold (their rows, chunks from
+ * 0.7.0 on, times the decisions a chunk holds): ANALYZE of a partitioned
  * table samples every partition, a second or more on a large log, so a
  * fixed count would cost a growing share of the server's time per logged
  * row.
@@ -219,7 +219,8 @@ maintain_in_transaction(void *arg)
 		SPI_execute("DELETE FROM decide.changes_chain WHERE last_id < "
 					"coalesce((SELECT min(id) FROM decide.changes), 9223372036854775807)", false, 0);
 
-	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_counted())
+	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS +
+		ANALYZE_AFTER_FRACTION * log_rows_counted() * log_decisions_per_row())
 		*to_analyze |= ANALYZE_LOG;
 	/* Policies and entities: when a tenth of their rows changed. */
 	if (SPI_execute("SELECT relname::text FROM pg_catalog.pg_stat_user_tables"
