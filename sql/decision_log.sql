@@ -56,6 +56,8 @@ SELECT count(*) FROM generate_series(1, 3000) g,
                       CASE WHEN g % 10 = 0 THEN 'doc:secret-' || g ELSE 'doc:' || g END) d;
 SELECT decide_flush();
 SELECT count(*) AS logged FROM decide.decisions;
+-- Stored as chunks, they take a few bytes each (lz4 included).
+SELECT sum(pg_column_size(body)) / sum(rows) AS body_bytes_per_decision FROM decide.decision_chunks;
 
 -- Page through the whole log, 37 rows at a time, while new decisions keep
 -- arriving between pages: the pages hold exactly the rows that existed
@@ -294,16 +296,19 @@ SELECT count(*) AS differing FROM (
 SELECT id, reason FROM decide.decisions WHERE id IN (2000001, 2000002) ORDER BY id;
 SELECT count(*) AS imported_by_actor FROM decide_decisions_page(NULL, 1000, by_actor => 'user:imported-1');
 ROLLBACK;
--- Rows the log could not have written are refused; a damaged chunk is an error.
-SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
-                     VALUES (now(), '', 'read', 'doc:1', false, 'deny', 1, 'miss')$$);
-SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
-                     VALUES (now(), 'user:x', 'read', 'doc:1', true, 'deny', 1, 'miss')$$);
-SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, epoch, source)
-                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 'p', 1, 'miss')$$);
-SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source, context)
-                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 1, 'miss', '[1]')$$);
+-- Rows the log could not have written are refused, naming the row (ids vary:
+-- N); a damaged chunk is an error.
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+                     VALUES (now(), '', 'read', 'doc:1', false, 'deny', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', true, 'deny', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 'p', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source, context)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 1, 'miss', '[1]')$$), 'Decision [0-9]+', 'Decision N') AS refused;
 SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows('\x6463683100')$$);
+SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows(
+                         (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 100 LIMIT 1))$$);
 DO $$
 BEGIN
     EXECUTE format('DROP TABLE decide.%I, decide.%I',

@@ -346,6 +346,14 @@ CREATE TYPE decide.logged_decision AS (
 CREATE FUNCTION decide.decision_chunk_rows(body bytea) RETURNS SETOF decide.logged_decision
     AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
     LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 256;
+-- Those of its decisions that pass the filters given (NULL: none), with
+-- decided_at in [from_time, to_time]; the others are skipped undecoded.
+CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz, to_time timestamptz,
+                                           by_actor text, by_allowed boolean,
+                                           by_risk_level decide.risk_level, by_policy text)
+    RETURNS SETOF decide.logged_decision
+    AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
+    LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
 
 -- The body of a chunk holding the given rows (any row type with the
 -- columns of decide.logged_decision): for rows loaded by hand.  A row the
@@ -369,9 +377,10 @@ CREATE FUNCTION decide.decisions_between(since timestamptz, until timestamptz)
     LANGUAGE sql STABLE
 AS $$
     SELECT r.*
-      FROM decide.decision_chunks c, LATERAL decide.decision_chunk_rows(c.body) r
+      FROM decide.decision_chunks c,
+           LATERAL decide.decision_chunk_rows(c.body, since, until, NULL, NULL, NULL, NULL) r
      WHERE c.last_at >= since AND c.last_at < until + interval '1 second' AND c.first_at < until
-       AND r.decided_at >= since AND r.decided_at < until
+       AND r.decided_at < until
 $$;
 
 -- Rows inserted into decide.decisions (by hand, or loaded from elsewhere)
@@ -699,17 +708,14 @@ BEGIN
                d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text, d.context,
                encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
                                  || ':' || d.id, 'UTF8'), 'base64')
-          FROM decide.decision_chunks c, LATERAL decide.decision_chunk_rows(c.body) d
+          FROM decide.decision_chunks c,
+               LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor, by_allowed,
+                                                  by_risk_level, by_policy) d
          WHERE c.last_at >= bound_at AND c.last_at < top_at + interval '1 second'
            AND c.first_at <= top_at
-           AND d.decided_at >= bound_at AND d.decided_at <= top_at
            AND (before_at IS NULL OR d.decided_at < before_at)
            AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
            AND (until IS NULL OR d.decided_at < until)
-           AND (by_actor IS NULL OR d.actor = by_actor)
-           AND (by_allowed IS NULL OR d.allowed = by_allowed)
-           AND (by_risk_level IS NULL OR d.risk_level = by_risk_level)
-           AND (by_policy IS NULL OR d.policy = by_policy)
          ORDER BY d.decided_at DESC, d.id DESC
          LIMIT remaining;
         GET DIAGNOSTICS found_rows = ROW_COUNT;
@@ -738,10 +744,15 @@ REVOKE ALL ON decide_recent_decisions FROM PUBLIC;
 GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;
 GRANT SELECT ON decide.decisions, decide.decision_chunks, decide.decision_keys
     TO decide_admin, decide_auditor;
-REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea), decide.decision_chunk(anyarray),
+REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea),
+                       decide.decision_chunk_rows(bytea, timestamptz, timestamptz, text, boolean,
+                                                  decide.risk_level, text),
+                       decide.decision_chunk(anyarray),
                        decide.decisions_between(timestamptz, timestamptz),
                        decide.insert_decision() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide.decision_chunk_rows(bytea),
+                          decide.decision_chunk_rows(bytea, timestamptz, timestamptz, text, boolean,
+                                                     decide.risk_level, text),
                           decide.decisions_between(timestamptz, timestamptz)
     TO decide_admin, decide_auditor;
 

@@ -2,11 +2,14 @@
  * log_chunks.c — the decision log's chunks as rows and rows as chunks: the
  * two SQL functions through which the log is read and loaded.
  *
- *   decide.decision_chunk_rows(body)  the decisions of one chunk
- *       (src/core/log_chunk.h), with the columns of decide.decisions; the
- *       view decide.decisions and every reader of the log go through it.
- *       A chunk whose bytes are not a chunk's (edited by hand) is an error
- *       naming what is wrong, never a wrong row.
+ *   decide.decision_chunk_rows(body [, from, to, actor, allowed, risk
+ *       level, policy])  the decisions of one chunk (src/core/log_chunk.h),
+ *       with the columns of decide.decisions; the view decide.decisions and
+ *       every reader of the log go through it.  Given filters, only the
+ *       decisions that pass them become rows: the others are skipped as
+ *       bytes, which is what keeps a page of a rare key cheap.  A chunk
+ *       whose bytes are not a chunk's (edited by hand) is an error naming
+ *       what is wrong, never a wrong row.
  *   decide.decision_chunk(decisions)  the body of a chunk holding the given
  *       rows of decide.decisions: for rows loaded by hand and by the
  *       upgrade from 0.6.0.  A row the log could not have written is an
@@ -156,81 +159,163 @@ record_reason(const LogRecord *r)
 	return decision_reason(r->allowed, policy, r->priority, r->condition_unknown);
 }
 
+/* What decide.decision_chunk_rows() keeps; an absent filter keeps all. */
+typedef struct RowFilter
+{
+	bool		has_from;
+	bool		has_to;
+	TimestampTz from;			/* decided_at >= from */
+	TimestampTz to;				/* decided_at <= to */
+	bool		has_actor;
+	DecStr		actor;
+	bool		has_allowed;
+	bool		allowed;
+	bool		has_risk_level;
+	DecStr		risk_level;
+	bool		has_policy;
+	DecStr		policy;
+} RowFilter;
+
+static bool
+same_bytes(DecStr a, DecStr b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static DecStr
+text_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *t = PG_GETARG_TEXT_PP(argno);
+	DecStr		s = {VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)};
+
+	return s;
+}
+
+/* The filters of the seven-argument form: from, to, actor, allowed, risk level, policy. */
+static void
+filter_from_args(FunctionCallInfo fcinfo, RowFilter *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (PG_NARGS() < 7)
+		return;
+	if ((f->has_from = !PG_ARGISNULL(1)))
+		f->from = PG_GETARG_TIMESTAMPTZ(1);
+	if ((f->has_to = !PG_ARGISNULL(2)))
+		f->to = PG_GETARG_TIMESTAMPTZ(2);
+	if ((f->has_actor = !PG_ARGISNULL(3)))
+		f->actor = text_arg(fcinfo, 3);
+	if ((f->has_allowed = !PG_ARGISNULL(4)))
+		f->allowed = PG_GETARG_BOOL(4);
+	if ((f->has_risk_level = !PG_ARGISNULL(5)))
+	{
+		f->risk_level.ptr = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
+		f->risk_level.len = strlen(f->risk_level.ptr);
+	}
+	if ((f->has_policy = !PG_ARGISNULL(6)))
+		f->policy = text_arg(fcinfo, 6);
+}
+
+static bool
+filter_keeps(const RowFilter *f, const LogRecord *r)
+{
+	return (!f->has_from || r->decided_at >= f->from) &&
+		(!f->has_to || r->decided_at <= f->to) &&
+		(!f->has_actor || same_bytes(r->actor, f->actor)) &&
+		(!f->has_allowed || r->allowed == f->allowed) &&
+		(!f->has_risk_level || (r->has_policy && same_bytes(r->risk_level, f->risk_level))) &&
+		(!f->has_policy || (r->has_policy && same_bytes(r->policy, f->policy)));
+}
+
+static void
+report_damaged(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("a chunk of the decision log is damaged"),
+			 errdetail_internal("%s", detail),
+			 errhint("decide_verify_log() names the chunks that differ from what was logged.")));
+}
+
 PG_FUNCTION_INFO_V1(decide_decision_chunk_rows);
 
 Datum
 decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 {
-	bytea	   *body = PG_GETARG_BYTEA_PP(0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bytea	   *body;
 	TupleDesc	desc;
 	LogChunkReader reader;
 	LogRecord	r;
 	Labels		labels;
+	RowFilter	filter;
 	const char *problem = NULL;
 	uint32		decoded = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
 	check_columns(desc, "decide.decision_chunk_rows()");
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+	body = PG_GETARG_BYTEA_PP(0);
 	labels_init(&labels, desc);
+	filter_from_args(fcinfo, &filter);
 
-	if (log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
-		while (log_chunk_next(&reader, &r))
+	if (!log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
+		report_damaged(psprintf("Its header is not a chunk's: %s.",
+								log_entry_check_message(reader.failure)));
+	while (log_chunk_next(&reader, &r))
+	{
+		Datum		values[ROW_COLUMNS];
+		bool		nulls[ROW_COLUMNS];
+
+		decoded++;
+		if (!filter_keeps(&filter, &r))
+			continue;
+		memset(nulls, false, sizeof(nulls));
+		if (!IS_VALID_TIMESTAMP(r.decided_at))
+			problem = "a time out of range";
+		else if (!pg_verifymbstr(r.actor.ptr, r.actor.len, true) ||
+				 !pg_verifymbstr(r.action.ptr, r.action.len, true) ||
+				 !pg_verifymbstr(r.resource.ptr, r.resource.len, true) ||
+				 !pg_verifymbstr(r.policy.ptr, r.policy.len, true) ||
+				 !pg_verifymbstr(r.reason.ptr, r.reason.len, true))
+			problem = "text not in the database's encoding";
+		if (problem)
+			break;
+		values[ROW_ID] = Int64GetDatum(reader.id);
+		values[ROW_DECIDED_AT] = TimestampTzGetDatum(r.decided_at);
+		values[ROW_ACTOR] = text_of(r.actor);
+		values[ROW_ACTION] = text_of(r.action);
+		values[ROW_RESOURCE] = text_of(r.resource);
+		values[ROW_ALLOWED] = BoolGetDatum(r.allowed);
+		values[ROW_EFFECT] = labels.effect[r.allowed ? 1 : 0];
+		nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !r.has_policy;
+		nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !r.has_policy || r.priority_unknown;
+		if (r.has_policy)
 		{
-			Datum		values[ROW_COLUMNS];
-			bool		nulls[ROW_COLUMNS];
-
-			memset(nulls, false, sizeof(nulls));
-			if (!IS_VALID_TIMESTAMP(r.decided_at))
-				problem = "a time out of range";
-			else if (!pg_verifymbstr(r.actor.ptr, r.actor.len, true) ||
-					 !pg_verifymbstr(r.action.ptr, r.action.len, true) ||
-					 !pg_verifymbstr(r.resource.ptr, r.resource.len, true) ||
-					 !pg_verifymbstr(r.policy.ptr, r.policy.len, true) ||
-					 !pg_verifymbstr(r.reason.ptr, r.reason.len, true))
-				problem = "text not in the database's encoding";
-			if (problem)
-				break;
-			values[ROW_ID] = Int64GetDatum(reader.id);
-			values[ROW_DECIDED_AT] = TimestampTzGetDatum(r.decided_at);
-			values[ROW_ACTOR] = text_of(r.actor);
-			values[ROW_ACTION] = text_of(r.action);
-			values[ROW_RESOURCE] = text_of(r.resource);
-			values[ROW_ALLOWED] = BoolGetDatum(r.allowed);
-			values[ROW_EFFECT] = labels.effect[r.allowed ? 1 : 0];
-			nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !r.has_policy;
-			nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !r.has_policy || r.priority_unknown;
-			if (r.has_policy)
+			values[ROW_POLICY] = text_of(r.policy);
+			if (!risk_level(&labels, r.risk_level, &values[ROW_RISK_LEVEL]))
 			{
-				values[ROW_POLICY] = text_of(r.policy);
-				if (!risk_level(&labels, r.risk_level, &values[ROW_RISK_LEVEL]))
-				{
-					problem = "a risk level its type does not have";
-					break;
-				}
-				values[ROW_PRIORITY] = Int32GetDatum(r.priority);
-				values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(r.condition_unknown);
+				problem = "a risk level its type does not have";
+				break;
 			}
-			values[ROW_REASON] = CStringGetTextDatum(record_reason(&r));
-			values[ROW_EPOCH] = Int64GetDatum(r.epoch);
-			values[ROW_SOURCE] = labels.source[r.source];
-			nulls[ROW_CONTEXT] = r.context.len == 0;
-			if (r.context.len > 0)
-				values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
-														  CStringGetDatum(pnstrdup(r.context.ptr,
-																				   r.context.len)));
-			tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
-			decoded++;
+			values[ROW_PRIORITY] = Int32GetDatum(r.priority);
+			values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(r.condition_unknown);
 		}
+		values[ROW_REASON] = CStringGetTextDatum(record_reason(&r));
+		values[ROW_EPOCH] = Int64GetDatum(r.epoch);
+		values[ROW_SOURCE] = labels.source[r.source];
+		nulls[ROW_CONTEXT] = r.context.len == 0;
+		if (r.context.len > 0)
+			values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(pnstrdup(r.context.ptr,
+																			   r.context.len)));
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
 	if (reader.failure != LOG_ENTRY_OK || problem != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("a chunk of the decision log is damaged"),
-				 errdetail("Decoding stopped after %u of its %u decisions: %s.",
-						   decoded, reader.count,
-						   problem ? problem : log_entry_check_message(reader.failure)),
-				 errhint("decide_verify_log() names the chunks that differ from what was logged.")));
+		report_damaged(psprintf("Decision %u of its %u: %s.", problem ? decoded : decoded + 1,
+								reader.count,
+								problem ? problem : log_entry_check_message(reader.failure)));
 	return (Datum) 0;
 }
 
