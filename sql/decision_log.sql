@@ -157,9 +157,12 @@ INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, 
 SELECT 1000401 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '12 milliseconds',
        'user:shuffled-' || g, 'read', 'doc:same', false, 'deny', 1, 'miss'
   FROM generate_series(0, 1) g;
-INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets)
+-- Each row inserted is a chunk of its own, which ends at the row's time.
+INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets, chunks)
 SELECT kind, key, first, last,
-       ARRAY(SELECT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer FROM unnest(times) AS t)
+       ARRAY(SELECT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer FROM unnest(times) AS t),
+       ARRAY(SELECT DISTINCT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer
+               FROM unnest(times) AS t ORDER BY 1)
   FROM (SELECT kind, key, array_agg(decided_at ORDER BY id) AS times,
                min(decided_at) AS first, max(decided_at) AS last
           FROM (SELECT k.kind, k.key, d.decided_at, d.id,

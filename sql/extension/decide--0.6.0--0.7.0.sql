@@ -402,17 +402,20 @@ CREATE TRIGGER insert_decision INSTEAD OF INSERT ON decide.decisions
     FOR EACH ROW EXECUTE FUNCTION decide.insert_decision();
 
 -- Where each actor, policy and risk level, and the denials, occur in the
--- log: for each flushed batch and each of them, the times of its rows, at
--- most 200 to a row of this table and within one second, as microseconds
--- after the first.  decide_decisions_page() reads it newest first to know
--- how far back a filtered page reaches, and decodes only the chunks there.
+-- log: for each flushed batch and each of them, the times of its
+-- decisions, at most 200 to a row of this table and within one second, as
+-- microseconds after the first, and the chunks that hold them.
+-- decide_decisions_page() reads it newest first to know how far back a
+-- filtered page reaches, then decodes only the chunks named there.
 -- Partitioned by day as the log is, and dropped with it.
 CREATE TABLE decide.decision_keys (
     kind        "char" NOT NULL,            -- 'a' actor, 'p' policy, 'r' risk level, 'd' denials
     key         text COLLATE "C" NOT NULL,
     first_at    timestamptz NOT NULL,       -- the oldest time
     last_at     timestamptz NOT NULL,       -- the newest time
-    offsets     integer[] NOT NULL          -- each time, in microseconds after first_at
+    offsets     integer[] NOT NULL,         -- each time, in microseconds after first_at
+    chunks      integer[] NOT NULL          -- the chunks holding them: each one's last_at,
+                                            -- once, in microseconds after first_at
 ) PARTITION BY RANGE (last_at);
 COMMENT ON TABLE decide.decision_keys IS
     'where each actor, policy, risk level and the denials occur in the decision log, by batch; '
@@ -483,22 +486,26 @@ BEGIN
     keys := format('decide.%I', 'decision_keys_' || to_char(day, 'YYYYMMDD'))::regclass;
     EXECUTE format('TRUNCATE %s', keys);
     EXECUTE format($q$
-        INSERT INTO %s (kind, key, first_at, last_at, offsets)
+        INSERT INTO %s (kind, key, first_at, last_at, offsets, chunks)
         SELECT kind, key, times[1], times[cardinality(times)],
                ARRAY(SELECT ((extract(epoch FROM t - times[1]) * 1000000)::bigint)::integer
-                       FROM unnest(times) AS t)
-          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times
-                  FROM (SELECT k.kind, k.key, d.decided_at, s.slice,
+                       FROM unnest(times) AS t),
+               ARRAY(SELECT DISTINCT ((extract(epoch FROM e - times[1]) * 1000000)::bigint)::integer
+                       FROM unnest(ends) AS e ORDER BY 1)
+          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times,
+                       array_agg(chunk_end) AS ends
+                  FROM (SELECT k.kind, k.key, d.decided_at, c.last_at AS chunk_end, s.slice,
                                (row_number() OVER (PARTITION BY k.kind, k.key, s.slice
-                                                   ORDER BY d.decided_at) - 1) / 200 AS chunk
-                          FROM decide.decisions_between($1, $2) d,
+                                                   ORDER BY d.decided_at) - 1) / 200 AS part
+                          FROM decide.decision_chunks c,
+                               LATERAL decide.decision_chunk_rows(c.body) d,
                                LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
                                                ('r', d.risk_level::text),
                                                ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
                                -- a row's times lie within a second
                                LATERAL (SELECT floor(extract(epoch FROM d.decided_at)) AS slice) AS s
-                         WHERE k.key IS NOT NULL) AS positions
-                 GROUP BY kind, key, slice, chunk) AS chunks$q$, keys)
+                         WHERE c.last_at >= $1 AND c.last_at < $2 AND k.key IS NOT NULL) AS positions
+                 GROUP BY kind, key, slice, part) AS key_rows$q$, keys)
     USING day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC';
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
@@ -569,7 +576,7 @@ COMMENT ON FUNCTION decide.load_decisions(regclass) IS
 -- level or denials, from the chunks read newest first until they hold a
 -- page of rows; with one, from that key's times in decide.decision_keys,
 -- read newest first until there is a page of them.  Then the chunks from
--- the bound on are decoded and filtered.  When other filters leave the
+-- the bound on (with a key, those its rows name) are decoded and filtered.  When other filters leave the
 -- page short, the bound moves further back.
 CREATE OR REPLACE FUNCTION decide_decisions_page(
     after         text DEFAULT NULL,
@@ -585,6 +592,8 @@ RETURNS TABLE (id bigint, decided_at timestamptz, actor text, action text, resou
                reason text, epoch bigint, source text, context jsonb, row_cursor text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- A page decodes a few chunks: starting parallel workers would cost more.
+SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
     after_at timestamptz;
@@ -660,6 +669,7 @@ BEGIN
                        FROM decide.decision_chunks c
                       WHERE c.last_at < top_at AND c.last_at >= low_at
                       ORDER BY c.last_at DESC
+                      LIMIT wanted      -- a chunk holds a decision at least
             LOOP
                 counted := counted + k.rows;
                 bound_at := least(bound_at, k.first_at);
@@ -683,6 +693,7 @@ BEGIN
                         AND kk.last_at >= low_at AND kk.last_at < top_at + interval '1 second'
                         AND kk.first_at <= top_at
                       ORDER BY kk.last_at DESC
+                      LIMIT needed + 1  -- a row holds a time at least
             LOOP
                 IF cardinality(times) >= needed THEN
                     more := true;
@@ -701,23 +712,48 @@ BEGIN
             bound_at := low_at;
             more := false;
         END IF;
-        -- The rows in [bound_at, top_at], from the chunks that can hold
-        -- them.  Static, so that its plan is kept for the session.
-        RETURN QUERY
-        SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
-               d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text, d.context,
-               encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
-                                 || ':' || d.id, 'UTF8'), 'base64')
-          FROM decide.decision_chunks c,
-               LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor, by_allowed,
-                                                  by_risk_level, by_policy) d
-         WHERE c.last_at >= bound_at AND c.last_at < top_at + interval '1 second'
-           AND c.first_at <= top_at
-           AND (before_at IS NULL OR d.decided_at < before_at)
-           AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
-           AND (until IS NULL OR d.decided_at < until)
-         ORDER BY d.decided_at DESC, d.id DESC
-         LIMIT remaining;
+        -- The rows in [bound_at, top_at]: without a key, from every chunk
+        -- that can hold them; with one, from the chunks its rows of
+        -- decide.decision_keys name.  Static, so that their plans are kept
+        -- for the session.
+        IF key_kind IS NULL THEN
+            RETURN QUERY
+            SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+                   d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text,
+                   d.context,
+                   encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                     || ':' || d.id, 'UTF8'), 'base64')
+              FROM decide.decision_chunks c,
+                   LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor, by_allowed,
+                                                      by_risk_level, by_policy) d
+             WHERE c.last_at >= bound_at AND c.last_at < top_at + interval '1 second'
+               AND c.first_at <= top_at
+               AND (before_at IS NULL OR d.decided_at < before_at)
+               AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
+               AND (until IS NULL OR d.decided_at < until)
+             ORDER BY d.decided_at DESC, d.id DESC
+             LIMIT remaining;
+        ELSE
+            RETURN QUERY
+            SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+                   d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text,
+                   d.context,
+                   encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                     || ':' || d.id, 'UTF8'), 'base64')
+              FROM (SELECT DISTINCT kk.first_at + ch.offset_us * interval '1 microsecond' AS chunk_end
+                      FROM decide.decision_keys kk, unnest(kk.chunks) AS ch(offset_us)
+                     WHERE kk.kind = key_kind AND kk.key = key_value
+                       AND kk.last_at >= bound_at AND kk.last_at < top_at + interval '1 second'
+                       AND kk.first_at <= top_at) AS named
+              JOIN decide.decision_chunks c ON c.last_at = named.chunk_end
+             CROSS JOIN LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor,
+                                                           by_allowed, by_risk_level, by_policy) d
+             WHERE (before_at IS NULL OR d.decided_at < before_at)
+               AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
+               AND (until IS NULL OR d.decided_at < until)
+             ORDER BY d.decided_at DESC, d.id DESC
+             LIMIT remaining;
+        END IF;
         GET DIAGNOSTICS found_rows = ROW_COUNT;
         remaining := remaining - found_rows;
         -- Short when filters (or the cursor's own microsecond) left rows

@@ -238,11 +238,12 @@ enum
 	KEY_FIRST_AT,
 	KEY_LAST_AT,
 	KEY_OFFSETS,
+	KEY_CHUNKS,
 	KEY_COLUMNS
 };
 
 static const char *const key_column_names[KEY_COLUMNS] = {
-	"kind", "key", "first_at", "last_at", "offsets"
+	"kind", "key", "first_at", "last_at", "offsets", "chunks"
 };
 
 /*
@@ -457,16 +458,24 @@ note_key(HTAB *table, DecStr key, int row)
 
 /*
  * Fills a slot of decide.decision_keys with one key's times (count > 0),
- * the oldest first and the newest last.
+ * the oldest first and the newest last, and the chunks that hold them:
+ * each chunk's last_at once, as offsets after the oldest time too.
  */
 static void
 fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const TimestampTz *times,
-			 int count, TimestampTz first, TimestampTz last, Datum *offsets)
+			 const TimestampTz *chunk_ends, int count, TimestampTz first, TimestampTz last,
+			 Datum *offsets, Datum *chunks)
 {
+	int			n_chunks = 0;
 	int			i;
 
 	for (i = 0; i < count; i++)
+	{
 		offsets[i] = Int32GetDatum((int32) (times[i] - first));
+		/* In time order, a key's positions meet each chunk in one run. */
+		if (i == 0 || chunk_ends[i] != chunk_ends[i - 1])
+			chunks[n_chunks++] = Int32GetDatum((int32) (chunk_ends[i] - first));
+	}
 #define SET(col, datum) (slot->tts_values[col] = (datum), slot->tts_isnull[col] = false)
 	SET(KEY_KIND, CharGetDatum(kind));
 	SET(KEY_KEY, PointerGetDatum(cstring_to_text_with_len(key->ptr, key->len)));
@@ -474,6 +483,8 @@ fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const Timesta
 	SET(KEY_LAST_AT, TimestampTzGetDatum(last));
 	SET(KEY_OFFSETS, PointerGetDatum(construct_array(offsets, count, INT4OID, sizeof(int32),
 													  true, TYPALIGN_INT)));
+	SET(KEY_CHUNKS, PointerGetDatum(construct_array(chunks, n_chunks, INT4OID, sizeof(int32),
+													 true, TYPALIGN_INT)));
 #undef SET
 	ExecStoreVirtualTuple(slot);
 }
@@ -485,12 +496,14 @@ fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const Timesta
  */
 static void
 insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records,
-			const int *rows)
+			const int *rows, const TimestampTz *chunk_end_of)
 {
 	HASH_SEQ_STATUS seq;
 	KeyRows    *entry;
 	TimestampTz *times = palloc(sizeof(TimestampTz) * TIMES_PER_KEY_ROW);
+	TimestampTz *chunk_ends = palloc(sizeof(TimestampTz) * TIMES_PER_KEY_ROW);
 	Datum	   *offsets = palloc(sizeof(Datum) * TIMES_PER_KEY_ROW);
+	Datum	   *chunks = palloc(sizeof(Datum) * TIMES_PER_KEY_ROW);
 	int			filled = 0;
 
 	hash_seq_init(&seq, table);
@@ -514,8 +527,8 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 					writer_insert(w, filled);
 					filled = 0;
 				}
-				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, count, first, last,
-							 offsets);
+				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, chunk_ends, count,
+							 first, last, offsets, chunks);
 				count = 0;
 			}
 			if (i == entry->n)
@@ -524,6 +537,7 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 				first = last = t;
 			first = Min(first, t);
 			last = Max(last, t);
+			chunk_ends[count] = i < entry->n ? chunk_end_of[entry->rows[i]] : 0;
 			times[count++] = t;
 		}
 	}
@@ -540,11 +554,13 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
  * of decide.decision_chunks: CHUNK_RECORDS decisions a row, or fewer where
  * they would span LOG_CHUNK_MAX_SPAN or more, so that readers find a time's
  * chunk among those that end less than that span after it.  Each chunk, as
- * stored, goes into the day's link of the chain.
+ * stored, goes into the day's link of the chain; chunk_end_of[i] is set to
+ * the last_at of the chunk that holds rows[i], for the keys.
  */
 static void
 insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
-			  int n, ChainDigest *chain, int64 *first_id_out, int64 *last_id_out)
+			  int n, ChainDigest *chain, int64 *first_id_out, int64 *last_id_out,
+			  TimestampTz *chunk_end_of)
 {
 	PartitionWriter w;
 	LogRecord  *texts = palloc(sizeof(LogRecord) * CHUNK_RECORDS);
@@ -566,6 +582,7 @@ insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, cons
 		MemoryContext outer = MemoryContextSwitchTo(chunk_context);
 		TupleTableSlot *slot;
 		int			count;
+		int			i;
 		bytea	   *body;
 		Size		size;
 
@@ -608,6 +625,8 @@ insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, cons
 		ExecStoreVirtualTuple(slot);
 		if (chain)
 			log_chain_add_chunk(chain, ids[0], first_at, last_at, count, VARDATA(body), size);
+		for (i = 0; i < count; i++)
+			chunk_end_of[done + i] = last_at;
 		done += count;
 		chunks_written++;
 		decisions_in_chunks += count;
@@ -695,7 +714,7 @@ insert_rows_of_0_6(const LogSchema *schema, int32 day, const LogRecord *records,
  */
 static void
 insert_day_keys(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
-				int n)
+				int n, const TimestampTz *chunk_end_of)
 {
 	PartitionWriter w;
 	HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
@@ -724,10 +743,10 @@ insert_day_keys(const LogSchema *schema, int32 day, const LogRecord *records, co
 	}
 	writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
 	check_columns(w.rel, key_column_names, KEY_COLUMNS);
-	insert_keys(&w, 'a', actors, records, rows);
-	insert_keys(&w, 'p', policies, records, rows);
-	insert_keys(&w, 'r', risks, records, rows);
-	insert_keys(&w, 'd', denials, records, rows);
+	insert_keys(&w, 'a', actors, records, rows, chunk_end_of);
+	insert_keys(&w, 'p', policies, records, rows, chunk_end_of);
+	insert_keys(&w, 'r', risks, records, rows, chunk_end_of);
+	insert_keys(&w, 'd', denials, records, rows, chunk_end_of);
 	writer_close(&w);
 	hash_destroy(actors);
 	hash_destroy(policies);
@@ -748,6 +767,7 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 	ChainDigest *chain;
 	int64		first_id = 0;
 	int64		last_id = 0;
+	TimestampTz *chunk_end_of;
 
 	if (!schema->chunked)
 	{
@@ -755,10 +775,12 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 		return;
 	}
 	chain = log_chain_begin();
-	insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id);
+	chunk_end_of = palloc(sizeof(TimestampTz) * n);
+	insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id, chunk_end_of);
 	log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
 					 &records[rows[n - 1]].decided_at);
-	insert_day_keys(schema, day, records, rows, n);
+	insert_day_keys(schema, day, records, rows, n, chunk_end_of);
+	pfree(chunk_end_of);
 }
 
 /* Orders row numbers by their records' times, then as they came. */
