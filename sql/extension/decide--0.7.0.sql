@@ -529,11 +529,15 @@ CREATE TYPE decide.logged_decision AS (
 CREATE FUNCTION decide.decision_chunk_rows(body bytea) RETURNS SETOF decide.logged_decision
     AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
     LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 256;
--- Those of its decisions that pass the filters given (NULL: none), with
--- decided_at in [from_time, to_time]; the others are skipped undecoded.
-CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz, to_time timestamptz,
+-- Those of its decisions that pass the filters given (NULL: none): at or
+-- after from_time, before (before_time, before_id) in the order
+-- (decided_at, id) (a NULL before_id: before before_time), and of those
+-- only the newest `newest`; the others never become rows.
+CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz,
+                                           before_time timestamptz, before_id bigint,
                                            by_actor text, by_allowed boolean,
-                                           by_risk_level decide.risk_level, by_policy text)
+                                           by_risk_level decide.risk_level, by_policy text,
+                                           newest integer)
     RETURNS SETOF decide.logged_decision
     AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
     LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
@@ -561,9 +565,9 @@ CREATE FUNCTION decide.decisions_between(since timestamptz, until timestamptz)
 AS $$
     SELECT r.*
       FROM decide.decision_chunks c,
-           LATERAL decide.decision_chunk_rows(c.body, since, until, NULL, NULL, NULL, NULL) r
+           LATERAL decide.decision_chunk_rows(c.body, since, until, NULL, NULL, NULL, NULL, NULL,
+                                              NULL) r
      WHERE c.last_at >= since AND c.last_at < until + interval '1 second' AND c.first_at < until
-       AND r.decided_at < until
 $$;
 
 -- Rows inserted into decide.decisions (by hand, or loaded from elsewhere)
@@ -779,21 +783,18 @@ SET search_path = pg_catalog, pg_temp
 SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
-    after_at timestamptz;
-    after_id bigint;
     key_kind "char";
     key_value text;
-    -- The page's rows are at or before top_at and at or after low_at; on
-    -- later rounds, before before_at.
+    -- The page's rows are at or after low_at and before (top_at, top_id)
+    -- in the order (decided_at, id); a NULL top_id: before top_at.
     top_at timestamptz := 'infinity';
-    low_at timestamptz := '-infinity';
-    before_at timestamptz;
+    top_id bigint;
+    low_at timestamptz := coalesce(since, '-infinity');
     bound_at timestamptz;
     times timestamptz[];
-    wanted bigint;
-    needed bigint;
+    wanted bigint := page_size;
+    remaining bigint := page_size;
     counted bigint;
-    remaining bigint;
     more boolean;
     found_rows bigint;
     k record;
@@ -806,7 +807,7 @@ BEGIN
         BEGIN
             SELECT timestamptz 'epoch' + split_part(c, ':', 1)::bigint * interval '1 microsecond',
                    split_part(c, ':', 2)::bigint
-              INTO STRICT after_at, after_id
+              INTO STRICT top_at, top_id
               FROM convert_from(decode(after, 'base64'), 'UTF8') AS c
              WHERE c ~ '^-?[0-9]+:[0-9]+$';
         EXCEPTION WHEN OTHERS THEN
@@ -814,13 +815,10 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
         END;
-        top_at := after_at;
     END IF;
-    IF since IS NOT NULL THEN
-        low_at := since;
-    END IF;
-    IF until IS NOT NULL THEN
-        top_at := least(top_at, until);
+    IF until IS NOT NULL AND until <= top_at THEN
+        top_at := until;
+        top_id := NULL;
     END IF;
 
     -- The most selective key given finds the bound; the other filters are conditions.
@@ -838,8 +836,6 @@ BEGIN
         key_value := '';
     END IF;
 
-    wanted := page_size;
-    remaining := page_size;
     LOOP
         more := false;
         bound_at := NULL;
@@ -867,38 +863,45 @@ BEGIN
             -- wanted-th newest is the bound.  A row of decide.decision_keys
             -- spans less than a second, so only those whose newest time is
             -- less than a second past top_at can hold a time up to it.
+            -- (Times at top_at itself may not be on the page: one more.)
             times := '{}';
-            -- The cursor's own row is at top_at, and not on the page.
-            needed := wanted + CASE WHEN after_at IS NULL THEN 0 ELSE 1 END;
+            counted := 0;
             FOR k IN SELECT kk.first_at, kk.offsets
                        FROM decide.decision_keys kk
                       WHERE kk.kind = key_kind AND kk.key = key_value
                         AND kk.last_at >= low_at AND kk.last_at < top_at + interval '1 second'
                         AND kk.first_at <= top_at
                       ORDER BY kk.last_at DESC
-                      LIMIT needed + 1  -- a row holds a time at least
+                      LIMIT wanted + 2  -- a row holds a time at least
             LOOP
-                IF cardinality(times) >= needed THEN
+                IF cardinality(times) > wanted THEN
                     more := true;
                     EXIT;
                 END IF;
+                counted := counted + 1;
                 times := times || ARRAY(SELECT k.first_at + o.offset_us * interval '1 microsecond' AS time
                                           FROM unnest(k.offsets) AS o(offset_us)
                                          WHERE k.first_at + o.offset_us * interval '1 microsecond'
                                                BETWEEN low_at AND top_at);
             END LOOP;
             IF more THEN
-                bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET needed - 1 LIMIT 1);
+                bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET wanted LIMIT 1);
+            ELSIF counted >= wanted + 2 THEN
+                -- The limit cut the rows short, most of their times out of
+                -- range: the page starts at the oldest time read at least.
+                more := true;
+                bound_at := (SELECT min(t) FROM unnest(times) AS t);
             END IF;
         END IF;
         IF NOT more OR bound_at IS NULL OR bound_at <= low_at THEN
             bound_at := low_at;
             more := false;
         END IF;
-        -- The rows in [bound_at, top_at]: without a key, from every chunk
-        -- that can hold them; with one, from the chunks its rows of
-        -- decide.decision_keys name.  Static, so that their plans are kept
-        -- for the session.
+        -- The rows from bound_at to (top_at, top_id): without a key, from
+        -- every chunk that can hold them; with one, from the chunks its rows
+        -- of decide.decision_keys name.  Each chunk yields at most the page's
+        -- newest rows that pass the filters.  Static, so that their plans
+        -- are kept for the session.
         IF key_kind IS NULL THEN
             RETURN QUERY
             SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
@@ -907,13 +910,11 @@ BEGIN
                    encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
                                      || ':' || d.id, 'UTF8'), 'base64')
               FROM decide.decision_chunks c,
-                   LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor, by_allowed,
-                                                      by_risk_level, by_policy) d
+                   LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, top_id, by_actor,
+                                                      by_allowed, by_risk_level, by_policy,
+                                                      remaining::integer) d
              WHERE c.last_at >= bound_at AND c.last_at < top_at + interval '1 second'
                AND c.first_at <= top_at
-               AND (before_at IS NULL OR d.decided_at < before_at)
-               AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
-               AND (until IS NULL OR d.decided_at < until)
              ORDER BY d.decided_at DESC, d.id DESC
              LIMIT remaining;
         ELSE
@@ -929,22 +930,19 @@ BEGIN
                        AND kk.last_at >= bound_at AND kk.last_at < top_at + interval '1 second'
                        AND kk.first_at <= top_at) AS named
               JOIN decide.decision_chunks c ON c.last_at = named.chunk_end
-             CROSS JOIN LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, by_actor,
-                                                           by_allowed, by_risk_level, by_policy) d
-             WHERE (before_at IS NULL OR d.decided_at < before_at)
-               AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
-               AND (until IS NULL OR d.decided_at < until)
+             CROSS JOIN LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, top_id,
+                                                           by_actor, by_allowed, by_risk_level,
+                                                           by_policy, remaining::integer) d
              ORDER BY d.decided_at DESC, d.id DESC
              LIMIT remaining;
         END IF;
         GET DIAGNOSTICS found_rows = ROW_COUNT;
         remaining := remaining - found_rows;
-        -- Short when filters (or the cursor's own microsecond) left rows
-        -- out: every row from the bound on has been seen, so the next are
-        -- before it.
+        -- Short when filters left rows out: every row from the bound on
+        -- has been seen, so the next are before it.
         EXIT WHEN remaining = 0 OR NOT more;
-        before_at := bound_at;
         top_at := bound_at;
+        top_id := NULL;
         wanted := least(wanted * 4, 1000000);
     END LOOP;
 END
@@ -1222,14 +1220,14 @@ GRANT USAGE, SELECT ON SEQUENCE decide.policies_id_seq TO decide_admin;
 GRANT SELECT ON decide.decisions, decide.decision_chunks, decide.decision_keys
     TO decide_admin, decide_auditor;
 REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea),
-                       decide.decision_chunk_rows(bytea, timestamptz, timestamptz, text, boolean,
-                                                  decide.risk_level, text),
+                       decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
+                                                  boolean, decide.risk_level, text, integer),
                        decide.decision_chunk(anyarray),
                        decide.decisions_between(timestamptz, timestamptz),
                        decide.insert_decision() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide.decision_chunk_rows(bytea),
-                          decide.decision_chunk_rows(bytea, timestamptz, timestamptz, text, boolean,
-                                                     decide.risk_level, text),
+                          decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
+                                                     boolean, decide.risk_level, text, integer),
                           decide.decisions_between(timestamptz, timestamptz)
     TO decide_admin, decide_auditor;
 GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;

@@ -163,9 +163,11 @@ record_reason(const LogRecord *r)
 typedef struct RowFilter
 {
 	bool		has_from;
-	bool		has_to;
 	TimestampTz from;			/* decided_at >= from */
-	TimestampTz to;				/* decided_at <= to */
+	bool		has_before;
+	TimestampTz before;			/* (decided_at, id) < (before, before_id) */
+	bool		has_before_id;	/* without one, decided_at < before */
+	int64		before_id;
 	bool		has_actor;
 	DecStr		actor;
 	bool		has_allowed;
@@ -174,7 +176,10 @@ typedef struct RowFilter
 	DecStr		risk_level;
 	bool		has_policy;
 	DecStr		policy;
+	int32		newest;			/* only the newest this many of those kept; 0: all */
 } RowFilter;
+
+#define FILTER_ARGS 9
 
 static bool
 same_bytes(DecStr a, DecStr b)
@@ -191,39 +196,72 @@ text_arg(FunctionCallInfo fcinfo, int argno)
 	return s;
 }
 
-/* The filters of the seven-argument form: from, to, actor, allowed, risk level, policy. */
+/*
+ * The filters of the long form: from_time, before_time, before_id,
+ * by_actor, by_allowed, by_risk_level, by_policy, newest.
+ */
 static void
 filter_from_args(FunctionCallInfo fcinfo, RowFilter *f)
 {
 	memset(f, 0, sizeof(*f));
-	if (PG_NARGS() < 7)
+	if (PG_NARGS() < FILTER_ARGS)
 		return;
 	if ((f->has_from = !PG_ARGISNULL(1)))
 		f->from = PG_GETARG_TIMESTAMPTZ(1);
-	if ((f->has_to = !PG_ARGISNULL(2)))
-		f->to = PG_GETARG_TIMESTAMPTZ(2);
-	if ((f->has_actor = !PG_ARGISNULL(3)))
-		f->actor = text_arg(fcinfo, 3);
-	if ((f->has_allowed = !PG_ARGISNULL(4)))
-		f->allowed = PG_GETARG_BOOL(4);
-	if ((f->has_risk_level = !PG_ARGISNULL(5)))
+	if ((f->has_before = !PG_ARGISNULL(2)))
+		f->before = PG_GETARG_TIMESTAMPTZ(2);
+	if ((f->has_before_id = !PG_ARGISNULL(3)))
+		f->before_id = PG_GETARG_INT64(3);
+	if ((f->has_actor = !PG_ARGISNULL(4)))
+		f->actor = text_arg(fcinfo, 4);
+	if ((f->has_allowed = !PG_ARGISNULL(5)))
+		f->allowed = PG_GETARG_BOOL(5);
+	if ((f->has_risk_level = !PG_ARGISNULL(6)))
 	{
-		f->risk_level.ptr = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(5)));
+		f->risk_level.ptr = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(6)));
 		f->risk_level.len = strlen(f->risk_level.ptr);
 	}
-	if ((f->has_policy = !PG_ARGISNULL(6)))
-		f->policy = text_arg(fcinfo, 6);
+	if ((f->has_policy = !PG_ARGISNULL(7)))
+		f->policy = text_arg(fcinfo, 7);
+	if (!PG_ARGISNULL(8))
+	{
+		if (PG_GETARG_INT32(8) < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("newest must be at least 1, or NULL for every decision")));
+		f->newest = PG_GETARG_INT32(8);
+	}
 }
 
 static bool
-filter_keeps(const RowFilter *f, const LogRecord *r)
+filter_keeps(const RowFilter *f, const LogRecord *r, int64 id)
 {
 	return (!f->has_from || r->decided_at >= f->from) &&
-		(!f->has_to || r->decided_at <= f->to) &&
+		(!f->has_before || r->decided_at < f->before ||
+		 (f->has_before_id && r->decided_at == f->before && id < f->before_id)) &&
 		(!f->has_actor || same_bytes(r->actor, f->actor)) &&
 		(!f->has_allowed || r->allowed == f->allowed) &&
 		(!f->has_risk_level || (r->has_policy && same_bytes(r->risk_level, f->risk_level))) &&
 		(!f->has_policy || (r->has_policy && same_bytes(r->policy, f->policy)));
+}
+
+/* A decision kept, until it becomes a row. */
+typedef struct KeptDecision
+{
+	LogRecord	record;
+	int64		id;
+} KeptDecision;
+
+/* Newest first: by decided_at, then id, both descending. */
+static int
+compare_newest_first(const void *a, const void *b)
+{
+	const KeptDecision *x = a;
+	const KeptDecision *y = b;
+
+	if (x->record.decided_at != y->record.decided_at)
+		return x->record.decided_at > y->record.decided_at ? -1 : 1;
+	return (x->id < y->id) - (x->id > y->id);
 }
 
 static void
@@ -248,6 +286,10 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	LogRecord	r;
 	Labels		labels;
 	RowFilter	filter;
+	KeptDecision *kept;
+	int			kept_size;
+	int			n_kept = 0;
+	int			i;
 	const char *problem = NULL;
 	uint32		decoded = 0;
 
@@ -263,15 +305,17 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	if (!log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
 		report_damaged(psprintf("Its header is not a chunk's: %s.",
 								log_entry_check_message(reader.failure)));
+
+	/*
+	 * First the bytes: every decision is read and checked, and those the
+	 * filters keep are remembered (their strings point into the body).
+	 */
+	/* Sized as the decisions come: a damaged header may count any number. */
+	kept_size = Min(Max(log_chunk_count(&reader), 1), 256);
+	kept = palloc(sizeof(KeptDecision) * kept_size);
 	while (log_chunk_next(&reader, &r))
 	{
-		Datum		values[ROW_COLUMNS];
-		bool		nulls[ROW_COLUMNS];
-
 		decoded++;
-		if (!filter_keeps(&filter, &r))
-			continue;
-		memset(nulls, false, sizeof(nulls));
 		if (!IS_VALID_TIMESTAMP(r.decided_at))
 			problem = "a time out of range";
 		else if (!pg_verifymbstr(r.actor.ptr, r.actor.len, true) ||
@@ -282,40 +326,65 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 			problem = "text not in the database's encoding";
 		if (problem)
 			break;
-		values[ROW_ID] = Int64GetDatum(reader.id);
-		values[ROW_DECIDED_AT] = TimestampTzGetDatum(r.decided_at);
-		values[ROW_ACTOR] = text_of(r.actor);
-		values[ROW_ACTION] = text_of(r.action);
-		values[ROW_RESOURCE] = text_of(r.resource);
-		values[ROW_ALLOWED] = BoolGetDatum(r.allowed);
-		values[ROW_EFFECT] = labels.effect[r.allowed ? 1 : 0];
-		nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !r.has_policy;
-		nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !r.has_policy || r.priority_unknown;
-		if (r.has_policy)
+		if (filter_keeps(&filter, &r, reader.id))
 		{
-			values[ROW_POLICY] = text_of(r.policy);
-			if (!risk_level(&labels, r.risk_level, &values[ROW_RISK_LEVEL]))
+			if (n_kept == kept_size)
 			{
-				problem = "a risk level its type does not have";
-				break;
+				kept_size *= 2;
+				kept = repalloc(kept, sizeof(KeptDecision) * kept_size);
 			}
-			values[ROW_PRIORITY] = Int32GetDatum(r.priority);
-			values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(r.condition_unknown);
+			kept[n_kept].record = r;
+			kept[n_kept++].id = reader.id;
 		}
-		values[ROW_REASON] = CStringGetTextDatum(record_reason(&r));
-		values[ROW_EPOCH] = Int64GetDatum(r.epoch);
-		values[ROW_SOURCE] = labels.source[r.source];
-		nulls[ROW_CONTEXT] = r.context.len == 0;
-		if (r.context.len > 0)
-			values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
-													  CStringGetDatum(pnstrdup(r.context.ptr,
-																			   r.context.len)));
-		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
 	}
 	if (reader.failure != LOG_ENTRY_OK || problem != NULL)
 		report_damaged(psprintf("Decision %u of its %u: %s.", problem ? decoded : decoded + 1,
 								reader.count,
 								problem ? problem : log_entry_check_message(reader.failure)));
+
+	/* A page needs at most its own size of a chunk's decisions, the newest. */
+	if (filter.newest > 0 && n_kept > filter.newest)
+	{
+		qsort(kept, n_kept, sizeof(KeptDecision), compare_newest_first);
+		n_kept = filter.newest;
+	}
+
+	/* Then the rows, for the decisions kept only. */
+	for (i = 0; i < n_kept; i++)
+	{
+		const LogRecord *k = &kept[i].record;
+		Datum		values[ROW_COLUMNS];
+		bool		nulls[ROW_COLUMNS];
+
+		memset(nulls, false, sizeof(nulls));
+		values[ROW_ID] = Int64GetDatum(kept[i].id);
+		values[ROW_DECIDED_AT] = TimestampTzGetDatum(k->decided_at);
+		values[ROW_ACTOR] = text_of(k->actor);
+		values[ROW_ACTION] = text_of(k->action);
+		values[ROW_RESOURCE] = text_of(k->resource);
+		values[ROW_ALLOWED] = BoolGetDatum(k->allowed);
+		values[ROW_EFFECT] = labels.effect[k->allowed ? 1 : 0];
+		nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !k->has_policy;
+		nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !k->has_policy || k->priority_unknown;
+		if (k->has_policy)
+		{
+			values[ROW_POLICY] = text_of(k->policy);
+			if (!risk_level(&labels, k->risk_level, &values[ROW_RISK_LEVEL]))
+				report_damaged(psprintf("Decision " INT64_FORMAT ": a risk level its type does not have.",
+										kept[i].id));
+			values[ROW_PRIORITY] = Int32GetDatum(k->priority);
+			values[ROW_CONDITION_UNKNOWN] = BoolGetDatum(k->condition_unknown);
+		}
+		values[ROW_REASON] = CStringGetTextDatum(record_reason(k));
+		values[ROW_EPOCH] = Int64GetDatum(k->epoch);
+		values[ROW_SOURCE] = labels.source[k->source];
+		nulls[ROW_CONTEXT] = k->context.len == 0;
+		if (k->context.len > 0)
+			values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(pnstrdup(k->context.ptr,
+																			   k->context.len)));
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
 	return (Datum) 0;
 }
 
