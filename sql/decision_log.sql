@@ -309,6 +309,10 @@ SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, ac
                      VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 'p', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
 SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source, context)
                      VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 1, 'miss', '[1]')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT pg_temp.try($$SELECT decide.decision_chunk(array_agg(t))
+                       FROM (SELECT id, decided_at, 42 AS actor, action, resource, allowed, effect,
+                                    policy, risk_level, reason, epoch, source, context, priority,
+                                    condition_unknown FROM decide.decisions LIMIT 1) t$$);
 SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows('\x6463683100')$$);
 SELECT regexp_replace(pg_temp.try($$SELECT * FROM decide.decision_chunk_rows(
                          (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 100 LIMIT 1))$$),
@@ -320,6 +324,22 @@ BEGIN
                    'decision_keys_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'));
 END
 $$;
+
+-- A context of a few bytes as jsonb but over 64 kB as text is logged as
+-- none, as a context over 8 kB is: every chunk stays readable.  Loaded by
+-- hand, such a context is dropped with a warning.
+SET decide.log_context = on;
+SELECT allowed FROM decide('user:long', 'read', 'doc:1', ('{"n": 1' || repeat('0', 70000) || '}')::jsonb);
+RESET decide.log_context;
+SELECT decide_flush();
+SELECT count(*) AS logged, bool_and(context IS NULL) AS without_context
+  FROM decide.decisions WHERE actor = 'user:long';
+BEGIN;
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source, context)
+VALUES (3000003, now(), 'user:long', 'read', 'doc:1', false, 'deny', 1, 'miss',
+        ('{"n": 1' || repeat('0', 70000) || '}')::jsonb);
+SELECT context IS NULL AS stored_without_context FROM decide.decisions WHERE id = 3000003;
+ROLLBACK;
 
 -- Who may read the log: admins and auditors; not decide_user.
 CREATE ROLE regress_log_app;

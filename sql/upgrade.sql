@@ -76,6 +76,12 @@ SELECT count(*) AS parent_indexes_before FROM pg_index WHERE indrelid = 'decide.
 ALTER EXTENSION decide UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'decide';
 -- The rows of 0.6.0 are now in chunks, with their ids; their table is gone.
+-- The partitions the update made are the log's, not members of the
+-- extension (pg_dump saves them; retention may drop them).
+SELECT count(*) AS partitions_in_the_extension
+  FROM pg_depend d JOIN pg_inherits i ON i.inhrelid = d.objid
+ WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'decide');
 SELECT count(*) AS parent_indexes_after FROM pg_index WHERE indrelid = 'decide.decision_chunks'::regclass;
 SELECT count(*) >= 2 AS two_or_more_partitions,
        count(*) FILTER (WHERE indexes <> 1) AS partitions_without_their_index

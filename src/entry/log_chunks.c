@@ -22,6 +22,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -74,6 +75,34 @@ check_columns(TupleDesc desc, const char *what)
 	for (c = 0; c < ROW_COLUMNS; c++)
 		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), row_column_names[c]) != 0)
 			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, what, row_column_names[c]);
+}
+
+/*
+ * The rows given to decide.decision_chunk() must have the columns of
+ * decide.logged_decision (in the function's schema), names and types.
+ */
+static void
+check_column_types(TupleDesc given, Oid namespace)
+{
+	Oid			expected_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+												CStringGetDatum("logged_decision"),
+												ObjectIdGetDatum(namespace));
+	TupleDesc	expected;
+	int			c;
+
+	if (!OidIsValid(expected_type))
+		elog(ERROR, "type decide.logged_decision is missing");
+	check_columns(given, "the row type of decide.decision_chunk()'s argument");
+	expected = lookup_rowtype_tupdesc(expected_type, -1);
+	for (c = 0; c < ROW_COLUMNS; c++)
+		if (TupleDescAttr(given, c)->atttypid != TupleDescAttr(expected, c)->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of the rows given is of type %s, not %s",
+							row_column_names[c],
+							format_type_be(TupleDescAttr(given, c)->atttypid),
+							format_type_be(TupleDescAttr(expected, c)->atttypid))));
+	ReleaseTupleDesc(expected);
 }
 
 #define RISK_LABELS 8
@@ -475,6 +504,17 @@ row_to_record(HeapTupleHeader row, TupleDesc desc, const Labels *labels, LogReco
 		r->context.ptr = JsonbToCString(NULL, &context->root, VARSIZE(context));
 		r->context.len = strlen(r->context.ptr);
 		r->context_format = LOG_CONTEXT_JSON_TEXT;
+		if (r->context.len > LOG_MAX_CONTEXT_TEXT_BYTES ||
+			!log_json_object_is_safe(r->context.ptr, r->context.len))
+		{
+			/* As the worker logs such a context: none, but said here. */
+			ereport(WARNING,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("decision " INT64_FORMAT " is stored without its context", *id),
+					 errdetail("A context in the log takes at most %d bytes as JSON text and nests at most %d deep.",
+							   LOG_MAX_CONTEXT_TEXT_BYTES, LOG_MAX_JSON_DEPTH)));
+			r->context.len = 0;
+		}
 	}
 	check = log_record_check_fields(r);
 	if (check == LOG_ENTRY_BAD_FLAGS)
@@ -505,6 +545,7 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 {
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	Oid			row_type = ARR_ELEMTYPE(array);
+	int32		row_typmod;
 	TupleDesc	desc;
 	Datum	   *rows;
 	bool	   *row_nulls;
@@ -531,9 +572,10 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a chunk of the decision log holds at least one decision, and no NULL rows")));
 	/* Rows of an anonymous record type carry their type in each row. */
-	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(DatumGetHeapTupleHeader(rows[0])),
-								  HeapTupleHeaderGetTypMod(DatumGetHeapTupleHeader(rows[0])));
-	check_columns(desc, "the row type of decide.decision_chunk()'s argument");
+	row_type = HeapTupleHeaderGetTypeId(DatumGetHeapTupleHeader(rows[0]));
+	row_typmod = HeapTupleHeaderGetTypMod(DatumGetHeapTupleHeader(rows[0]));
+	desc = lookup_rowtype_tupdesc(row_type, row_typmod);
+	check_column_types(desc, get_func_namespace(fcinfo->flinfo->fn_oid));
 	labels_init(&labels, desc);
 	records = palloc(sizeof(LogRecord) * n);
 	order = palloc(sizeof(int) * n);
@@ -544,6 +586,11 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("a chunk of the decision log holds no NULL rows")));
+		if (HeapTupleHeaderGetTypeId(DatumGetHeapTupleHeader(rows[i])) != row_type ||
+			HeapTupleHeaderGetTypMod(DatumGetHeapTupleHeader(rows[i])) != row_typmod)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("the rows of a chunk of the decision log are of one row type")));
 		row_to_record(DatumGetHeapTupleHeader(rows[i]), desc, &labels, &records[i], &ids[i]);
 		order[i] = i;
 	}

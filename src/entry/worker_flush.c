@@ -604,6 +604,14 @@ insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, cons
 				texts[count].context.ptr = JsonbToCString(NULL, &context->root, VARSIZE(context));
 				texts[count].context.len = strlen(texts[count].context.ptr);
 				texts[count].context_format = LOG_CONTEXT_JSON_TEXT;
+
+				/*
+				 * A few bytes of jsonb can be a long text (a number of
+				 * thousands of digits): a context the chunk's reader
+				 * would refuse is logged as none, as a large one is.
+				 */
+				if (log_record_check_fields(&texts[count]) != LOG_ENTRY_OK)
+					texts[count].context.len = 0;
 			}
 		}
 		if (done == 0)
