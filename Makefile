@@ -13,7 +13,7 @@ MODULE_big = decide
 #   src/pipeline  one decision, end to end; listings of allowed entities
 #   src/entry     SQL-callable functions, the statistics report, the launcher and workers
 CORE_OBJS = src/core/glob.o src/core/evaluator.o src/core/request_key.o \
-	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/entity_image.o
+	src/core/cache_value.o src/core/uid.o src/core/log_record.o src/core/log_chunk.o src/core/entity_image.o
 BASE_OBJS = src/base/stats.o src/base/input.o src/base/condition.o src/base/worker_registry.o \
 	src/base/bytes_table.o
 SERVICES_OBJS = src/services/policy_set.o src/services/entity_store.o \
@@ -25,7 +25,7 @@ PIPELINE_OBJS = src/pipeline/decision.o src/pipeline/listing.o
 ENTRY_OBJS = src/entry/decide.o src/entry/stats_report.o src/entry/launcher.o src/entry/worker.o src/entry/worker_flush.o \
 	src/entry/worker_common.o src/entry/worker_standby.o src/entry/worker_maintain.o \
 	src/entry/worker_warm.o src/entry/listing_functions.o src/entry/change_history.o \
-	src/entry/log_verify.o
+	src/entry/log_verify.o src/entry/log_chunks.o
 OBJS = $(CORE_OBJS) $(BASE_OBJS) $(SERVICES_OBJS) $(PIPELINE_OBJS) $(ENTRY_OBJS)
 LAYER_DIRS = core base services pipeline entry
 

@@ -33,27 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
-same_str(DecStr a, DecStr b)
-{
-	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-static bool
-within(DecStr s, const char *base, size_t len)
-{
-	return s.len == 0 || (s.ptr >= base && s.ptr + s.len <= base + len);
-}
-
 /* The invariants of an accepted entry (decoded from buf). */
 static const char *
 unsound(const LogRecord *r, const char *buf, size_t len)
 {
 	size_t		at;
 
-	if (!within(r->actor, buf, len) || !within(r->action, buf, len) ||
-		!within(r->resource, buf, len) || !within(r->policy, buf, len) ||
-		!within(r->risk_level, buf, len) || !within(r->context, buf, len))
+	if (!dec_str_within(r->actor, buf, len) || !dec_str_within(r->action, buf, len) ||
+		!dec_str_within(r->resource, buf, len) || !dec_str_within(r->policy, buf, len) ||
+		!dec_str_within(r->risk_level, buf, len) || !dec_str_within(r->context, buf, len))
 		return "a field points outside the entry";
 	if (dec_uid_problem(r->actor.ptr, r->actor.len, false, &at) != DEC_UID_OK ||
 		dec_uid_problem(r->action.ptr, r->action.len, false, &at) != DEC_UID_OK ||
@@ -245,14 +233,7 @@ prop_log_record(const uint8_t *data, size_t size)
 					check == LOG_ENTRY_OK ? "accepted" : "refused", log_entry_check_message(check));
 			failed = 1;
 		}
-		if (check == LOG_ENTRY_OK &&
-			(got.decided_at != r.decided_at || got.epoch != r.epoch ||
-			 got.priority != r.priority || got.allowed != r.allowed ||
-			 got.has_policy != r.has_policy || got.condition_unknown != r.condition_unknown ||
-			 got.source != r.source || !same_str(got.actor, r.actor) ||
-			 !same_str(got.action, r.action) || !same_str(got.resource, r.resource) ||
-			 !same_str(got.policy, r.policy) || !same_str(got.risk_level, r.risk_level) ||
-			 !same_str(got.context, r.context)))
+		if (check == LOG_ENTRY_OK && !same_log_record(&got, &r))
 		{
 			fprintf(stderr, "log_record: the round trip changed the record\n");
 			failed = 1;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "evaluator.h"
+#include "log_record.h"
 
 /* ---- the three properties (prop_*.c) ---- */
 
@@ -38,6 +39,10 @@ extern int	prop_cache_value(const uint8_t *data, size_t size);
 /* log stream entries: untrusted bytes are refused or decode to a sound
  * record; built records round-trip */
 extern int	prop_log_record(const uint8_t *data, size_t size);
+
+/* chunks of the decision log: untrusted bytes are read within themselves
+ * and yield only sound records, which round-trip */
+extern int	prop_log_chunk(const uint8_t *data, size_t size);
 
 /* ---- support.c ---- */
 
@@ -91,6 +96,15 @@ extern size_t utf8_decode(const char *s, size_t len, uint32_t *out);
 
 /* Character length of one byte: the server's SQL_ASCII behaviour. */
 extern size_t byte_char_len(const char *s, size_t remaining);
+
+/* Do two strings hold the same bytes? */
+extern bool same_dec_str(DecStr a, DecStr b);
+
+/* Does a string lie within [base, base + len) (an empty one always does)? */
+extern bool dec_str_within(DecStr s, const char *base, size_t len);
+
+/* Are two logged decisions the same, field by field? */
+extern bool same_log_record(const LogRecord *a, const LogRecord *b);
 
 /* Prints a byte string escaped, at most limit bytes. */
 extern void print_bytes(const char *label, const char *s, size_t len, size_t limit);

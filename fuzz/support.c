@@ -258,3 +258,28 @@ print_bytes(const char *label, const char *s, size_t len, size_t limit)
 	}
 	fprintf(stderr, "\"%s\n", len > limit ? "..." : "");
 }
+
+bool
+same_dec_str(DecStr a, DecStr b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+bool
+dec_str_within(DecStr s, const char *base, size_t len)
+{
+	return s.len == 0 || (s.ptr >= base && s.ptr + s.len <= base + len);
+}
+
+bool
+same_log_record(const LogRecord *a, const LogRecord *b)
+{
+	return a->decided_at == b->decided_at && a->epoch == b->epoch &&
+		a->priority == b->priority && a->allowed == b->allowed &&
+		a->has_policy == b->has_policy && a->condition_unknown == b->condition_unknown &&
+		a->source == b->source && a->priority_unknown == b->priority_unknown &&
+		a->has_reason == b->has_reason && same_dec_str(a->reason, b->reason) &&
+		same_dec_str(a->actor, b->actor) && same_dec_str(a->action, b->action) &&
+		same_dec_str(a->resource, b->resource) && same_dec_str(a->policy, b->policy) &&
+		same_dec_str(a->risk_level, b->risk_level) && same_dec_str(a->context, b->context);
+}

@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
 SELECT decide_flush();
-TRUNCATE decide.decisions, decide.log_chain;
+TRUNCATE decide.decision_chunks, decide.decision_keys, decide.log_chain;
 SELECT decide_reset_stats();
 
 INSERT INTO decide.entities (uid, parents) VALUES ('user:alice', '{role:editor}');
@@ -24,13 +24,12 @@ SELECT decide_flush();
 SELECT actor, action, resource, allowed, effect, policy, risk_level, priority, condition_unknown,
        reason, source, epoch = decide_epoch() AS current_epoch, context, decided_at <= now() AS past
   FROM decide.decisions ORDER BY id;
--- The reason is not stored: the view and decide_decisions_page() derive it,
--- the words decide() gave.
+-- The reason is not stored: the log derives it when read, the words
+-- decide() gave.  The five decisions are one chunk of the log.
 SELECT reason FROM decide_recent_decisions ORDER BY id;
 SELECT reason FROM decide_decisions_page() ORDER BY id;
-SELECT decide.decision_reason(true, NULL, NULL, NULL) AS no_policy,
-       decide.decision_reason(false, 'p', NULL, NULL) AS priority_missing,
-       decide.decision_reason(NULL, 'p', 1, false) AS allowed_missing;
+SELECT count(*) AS chunks, sum(rows) AS decisions, min(first_id) = min(d.id) AS first_id_is_the_smallest
+  FROM decide.decision_chunks, (SELECT min(id) AS id FROM decide.decisions) d;
 
 -- decide.log = deny: allows are not logged.  none: nothing.  A sample rate
 -- of 0 logs no allow under 'all'.  log_context stores the context.
@@ -57,6 +56,8 @@ SELECT count(*) FROM generate_series(1, 3000) g,
                       CASE WHEN g % 10 = 0 THEN 'doc:secret-' || g ELSE 'doc:' || g END) d;
 SELECT decide_flush();
 SELECT count(*) AS logged FROM decide.decisions;
+-- Stored as chunks, they take a few bytes each (lz4 included).
+SELECT sum(pg_column_size(body)) / sum(rows) AS body_bytes_per_decision FROM decide.decision_chunks;
 
 -- Page through the whole log, 37 rows at a time, while new decisions keep
 -- arriving between pages: the pages hold exactly the rows that existed
@@ -156,9 +157,12 @@ INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, 
 SELECT 1000401 + g, :'shuffled_day'::timestamp AT TIME ZONE 'UTC' + interval '12 milliseconds',
        'user:shuffled-' || g, 'read', 'doc:same', false, 'deny', 1, 'miss'
   FROM generate_series(0, 1) g;
-INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets)
+-- Each row inserted is a chunk of its own, which ends at the row's time.
+INSERT INTO decide.decision_keys (kind, key, first_at, last_at, offsets, chunks)
 SELECT kind, key, first, last,
-       ARRAY(SELECT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer FROM unnest(times) AS t)
+       ARRAY(SELECT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer FROM unnest(times) AS t),
+       ARRAY(SELECT DISTINCT ((extract(epoch FROM t - first) * 1000000)::bigint)::integer
+               FROM unnest(times) AS t ORDER BY 1)
   FROM (SELECT kind, key, array_agg(decided_at ORDER BY id) AS times,
                min(decided_at) AS first, max(decided_at) AS last
           FROM (SELECT k.kind, k.key, d.decided_at, d.id,
@@ -193,13 +197,14 @@ DROP VIEW shuffled_checks;
 DO $$
 BEGIN
     EXECUTE format('DROP TABLE decide.%I, decide.%I',
-                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 11, 'YYYYMMDD'),
+                   'decision_chunks_' || to_char((now() AT TIME ZONE 'UTC')::date + 11, 'YYYYMMDD'),
                    'decision_keys_' || to_char((now() AT TIME ZONE 'UTC')::date + 11, 'YYYYMMDD'));
 END
 $$;
 
 -- A filtered page reads a key's rows of decide.decision_keys newest first
--- through their index; an unfiltered page reads the primary key backwards.
+-- through their index; an unfiltered page reads the chunks' primary key
+-- backwards.
 -- (Partition names carry dates: the plan shape is shown without them.)
 CREATE FUNCTION pg_temp.plan_shape(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
@@ -207,7 +212,7 @@ DECLARE
     seen text[] := '{}';
 BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
-        line := regexp_replace(btrim(line), '(decisions|decision_keys)_[0-9]+', '\1_N', 'g');
+        line := regexp_replace(btrim(line), '(decision_chunks|decision_keys)_[0-9]+', '\1_N', 'g');
         IF NOT line = ANY (seen) THEN
             seen := seen || line;
             RETURN NEXT line;
@@ -220,8 +225,8 @@ SET enable_bitmapscan = off;
 SET enable_sort = off;
 SELECT pg_temp.plan_shape($$SELECT * FROM decide.decision_keys WHERE kind = 'a' AND key = 'user:7'
                             ORDER BY last_at DESC$$);
-SELECT pg_temp.plan_shape($$SELECT * FROM decide.decisions
-                            ORDER BY decided_at DESC, id DESC LIMIT 10$$);
+SELECT pg_temp.plan_shape($$SELECT first_at, rows FROM decide.decision_chunks
+                            WHERE last_at < now() ORDER BY last_at DESC$$);
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 RESET enable_sort;
@@ -240,22 +245,24 @@ SELECT count(*) FROM decide_recent_decisions;
 -- decide.log_retention, and not one the worker makes.
 SELECT (now() AT TIME ZONE 'UTC')::date + 10 AS log_day,
        to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD') AS log_day_label \gset
-SELECT decide.create_log_partition(:'log_day')::text = 'decide.decisions_' || :'log_day_label' AS created;
-SELECT decide.create_log_partition(:'log_day')::text = 'decide.decisions_' || :'log_day_label' AS unchanged;
+SELECT decide.create_log_partition(:'log_day')::text = 'decide.decision_chunks_' || :'log_day_label' AS created;
+SELECT decide.create_log_partition(:'log_day')::text = 'decide.decision_chunks_' || :'log_day_label' AS unchanged;
 SELECT replace(pg_get_indexdef(indexrelid), :'log_day_label', 'YYYYMMDD') AS index FROM pg_index
- WHERE indrelid = ('decide.decisions_' || :'log_day_label')::regclass ORDER BY 1;
+ WHERE indrelid = ('decide.decision_chunks_' || :'log_day_label')::regclass ORDER BY 1;
 -- Its bounds are the UTC day: the first and the last microsecond go in.
+-- A row inserted into decide.decisions is a chunk of its own.
 BEGIN;
-INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
-VALUES (:'log_day'::timestamp AT TIME ZONE 'UTC', 'user:first', 'read', 'doc:1', true, 'allow', 'x', 1, 'miss'),
-       ((:'log_day'::date + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond',
-        'user:last', 'read', 'doc:1', true, 'allow', 'x', 1, 'miss')
-RETURNING actor, tableoid::regclass::text = 'decide.decisions_' || :'log_day_label' AS in_its_partition;
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
+VALUES (3000001, :'log_day'::timestamp AT TIME ZONE 'UTC', 'user:first', 'read', 'doc:1', false, 'deny', 'x', 1, 'miss'),
+       (3000002, (:'log_day'::date + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond',
+        'user:last', 'read', 'doc:1', false, 'deny', 'x', 1, 'miss');
+SELECT first_id, rows, tableoid::regclass::text = 'decide.decision_chunks_' || :'log_day_label' AS in_its_partition
+  FROM decide.decision_chunks WHERE first_id > 3000000 ORDER BY first_id;
 ROLLBACK;
-SELECT count(*) AS parent_indexes FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
+SELECT count(*) AS parent_indexes FROM pg_index WHERE indrelid = 'decide.decision_chunks'::regclass;
 SELECT count(*) AS partitions_without_their_index
   FROM pg_inherits h
- WHERE h.inhparent IN ('decide.decisions'::regclass, 'decide.decision_keys'::regclass)
+ WHERE h.inhparent IN ('decide.decision_chunks'::regclass, 'decide.decision_keys'::regclass)
    AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) <> 1;
 SELECT replace(pg_get_indexdef(indexrelid), :'log_day_label', 'YYYYMMDD') AS keys_index FROM pg_index
  WHERE indrelid = ('decide.decision_keys_' || :'log_day_label')::regclass;
@@ -263,13 +270,76 @@ SELECT pg_temp.try($$SELECT decide.create_log_partition(NULL)$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('infinity')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('10000-01-01')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('0044-03-15 BC')$$);
+
+-- Rows brought from elsewhere: decide.load_decisions() packs a table's rows
+-- into chunks of at most 256 within a second, with their keys.  A reason
+-- other than the derived one is kept (here a row logged before 0.7.0,
+-- without a priority); every other column reads back as loaded.
+BEGIN;
+CREATE TEMP TABLE imported (LIKE decide.decisions);
+INSERT INTO imported (id, decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+                      reason, epoch, source, context, priority, condition_unknown)
+SELECT 2000000 + g, :'log_day'::timestamp AT TIME ZONE 'UTC' + g * interval '3 milliseconds',
+       'user:imported-' || (g % 3), 'read', 'doc:' || g, g % 2 = 0,
+       CASE WHEN g % 2 = 0 THEN 'allow' ELSE 'deny' END::decide.effect, 'p' || (g % 2), 'low',
+       CASE WHEN g = 1 THEN 'kept as written' END, 7, 'l2',
+       CASE WHEN g % 5 = 0 THEN jsonb_build_object('n', g, 'ip', '10.0.0.' || (g % 9)) END,
+       CASE WHEN g > 1 THEN g % 4 END, CASE WHEN g > 1 THEN false END
+  FROM generate_series(1, 600) g;
+SELECT decide.load_decisions('imported') AS loaded;
+SELECT count(*) AS chunks, sum(rows) AS decisions, max(rows) AS largest,
+       bool_and(last_at - first_at < interval '1 second') AS each_within_a_second
+  FROM decide.decision_chunks WHERE first_id > 2000000;
+SELECT count(*) AS differing FROM (
+    SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, epoch,
+           source, context, priority, condition_unknown FROM imported
+    EXCEPT
+    SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, epoch,
+           source, context, priority, condition_unknown FROM decide.decisions WHERE id > 2000000) d;
+SELECT id, reason FROM decide.decisions WHERE id IN (2000001, 2000002) ORDER BY id;
+SELECT count(*) AS imported_by_actor FROM decide_decisions_page(NULL, 1000, by_actor => 'user:imported-1');
+ROLLBACK;
+-- Rows the log could not have written are refused, naming the row (ids vary:
+-- N); a damaged chunk is an error.
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+                     VALUES (now(), '', 'read', 'doc:1', false, 'deny', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', true, 'deny', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 'p', 1, 'miss')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source, context)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 'deny', 1, 'miss', '[1]')$$), 'Decision [0-9]+', 'Decision N') AS refused;
+SELECT pg_temp.try($$SELECT decide.decision_chunk(array_agg(t))
+                       FROM (SELECT id, decided_at, 42 AS actor, action, resource, allowed, effect,
+                                    policy, risk_level, reason, epoch, source, context, priority,
+                                    condition_unknown FROM decide.decisions LIMIT 1) t$$);
+SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows('\x6463683100')$$);
+SELECT regexp_replace(pg_temp.try($$SELECT * FROM decide.decision_chunk_rows(
+                         (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 100 LIMIT 1))$$),
+                      'of its [0-9]+', 'of its N') AS cut_short;
 DO $$
 BEGIN
     EXECUTE format('DROP TABLE decide.%I, decide.%I',
-                   'decisions_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'),
+                   'decision_chunks_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'),
                    'decision_keys_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'));
 END
 $$;
+
+-- A context of a few bytes as jsonb but over 64 kB as text is logged as
+-- none, as a context over 8 kB is: every chunk stays readable.  Loaded by
+-- hand, such a context is dropped with a warning.
+SET decide.log_context = on;
+SELECT allowed FROM decide('user:long', 'read', 'doc:1', ('{"n": 1' || repeat('0', 70000) || '}')::jsonb);
+RESET decide.log_context;
+SELECT decide_flush();
+SELECT count(*) AS logged, bool_and(context IS NULL) AS without_context
+  FROM decide.decisions WHERE actor = 'user:long';
+BEGIN;
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source, context)
+VALUES (3000003, now(), 'user:long', 'read', 'doc:1', false, 'deny', 1, 'miss',
+        ('{"n": 1' || repeat('0', 70000) || '}')::jsonb);
+SELECT context IS NULL AS stored_without_context FROM decide.decisions WHERE id = 3000003;
+ROLLBACK;
 
 -- Who may read the log: admins and auditors; not decide_user.
 CREATE ROLE regress_log_app;
@@ -280,7 +350,9 @@ GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 SET ROLE regress_log_app;
 SELECT pg_temp.try($$SELECT count(*) FROM decide.decisions$$);
 SELECT pg_temp.try($$SELECT count(*) FROM decide.decision_keys$$);
+SELECT pg_temp.try($$SELECT count(*) FROM decide.decision_chunks$$);
 SELECT pg_temp.try($$SELECT decide.build_decision_keys('2001-02-04')$$);
+SELECT pg_temp.try($$SELECT decide.load_decisions('pg_class')$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page()$$);
 SELECT pg_temp.try($$SELECT * FROM decide_recent_decisions$$);
 SELECT pg_temp.try($$SELECT decide_flush()$$);
@@ -291,7 +363,9 @@ SELECT count(*) > 0 AS auditor_reads FROM decide_decisions_page();
 SELECT count(*) > 0 AS auditor_reads_table FROM decide.decisions;
 SELECT count(*) > 0 AS auditor_reads_keys FROM decide.decision_keys;
 SELECT pg_temp.try($$SELECT * FROM decide.policies$$);
-SELECT pg_temp.try($$DELETE FROM decide.decisions$$);
+SELECT pg_temp.try($$DELETE FROM decide.decision_chunks$$);
+SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 1, 'miss')$$);
 SELECT pg_temp.try($$SELECT decide('user:alice', 'read', 'doc:1')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('2001-02-04')$$);
 RESET ROLE;

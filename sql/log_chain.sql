@@ -1,13 +1,14 @@
 -- The hash chains of the decision log and of the change history:
--- decide_verify_log() finds a logged row altered, removed or inserted by
--- hand, links removed or altered, and with a head kept from
--- decide_log_head() the newest rows cut with their links; the same for the
+-- decide_verify_log() finds a logged decision altered, removed or inserted
+-- by hand (in the chunks that hold them), links removed or altered, and
+-- with a head kept from decide_log_head() the newest decisions cut with
+-- their links; the same for the
 -- change history; an untouched log and history verify clean.
 SET client_min_messages = warning;
 TRUNCATE decide.policies, decide.entities;
 -- A log and a history of this test's own (the rows other tests wrote by
 -- hand are not the worker's).
-TRUNCATE decide.decisions, decide.log_chain;
+TRUNCATE decide.decision_chunks, decide.decision_keys, decide.log_chain;
 TRUNCATE decide.changes, decide.changes_chain;
 \i sql/include/try.sql
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
@@ -53,41 +54,70 @@ SELECT count(*) AS problems FROM decide_verify_log();
 SELECT count(*) AS problems_from_start FROM decide_verify_log(:'start');
 SELECT count(*) AS problems_with_head FROM decide_verify_log(:'start', NULL, :'head');
 
--- A superuser alters one row: its link's rows differ.
+-- A superuser rewrites the chunk that holds one decision (as
+-- decide.decision_chunk() encodes it), with that decision changed or
+-- removed.
+CREATE FUNCTION pg_temp.rewrite_chunk(of_row bigint, new_resource text, remove boolean)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+BEGIN
+    SELECT ch.last_at, ch.first_id, ch.body INTO STRICT c FROM decide.decision_chunks ch
+     WHERE EXISTS (SELECT FROM decide.decision_chunk_rows(ch.body) r WHERE r.id = of_row);
+    UPDATE decide.decision_chunks ch
+       SET body = (SELECT decide.decision_chunk(array_agg(r ORDER BY r.id))
+                     FROM (SELECT r.id, r.decided_at, r.actor, r.action,
+                                  CASE WHEN r.id = of_row THEN new_resource ELSE r.resource END AS resource,
+                                  r.allowed, r.effect, r.policy, r.risk_level, r.reason, r.epoch,
+                                  r.source, r.context, r.priority, r.condition_unknown
+                             FROM decide.decision_chunk_rows(c.body) r
+                            WHERE NOT (remove AND r.id = of_row)) r),
+           rows = rows - CASE WHEN remove THEN 1 ELSE 0 END
+     WHERE ch.last_at = c.last_at AND ch.first_id = c.first_id;
+END
+$$;
+-- One decision altered: its link's decisions differ.
 BEGIN;
-UPDATE decide.decisions SET allowed = NOT allowed WHERE id = :context_row;
+SELECT pg_temp.rewrite_chunk(:context_row, 'doc:altered', false);
+SELECT resource FROM decide.decisions WHERE id = :context_row;
 SELECT problem, link = :context_link AS its_link, first_id <= :context_row AND last_id >= :context_row AS covers_it,
        regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
   FROM decide_verify_log(:'start');
 ROLLBACK;
--- Only its context changed.
+-- One byte of a chunk changed: verification hashes chunks as stored, and
+-- does not need to read them.
 BEGIN;
-UPDATE decide.decisions SET context = context || '{"extra": 1}' WHERE id = :context_row;
+UPDATE decide.decision_chunks SET body = set_byte(body, length(body) - 2, get_byte(body, length(body) - 2) # 1)
+ WHERE EXISTS (SELECT FROM decide.decision_chunk_rows(body) r WHERE r.id = :context_row);
 SELECT problem, link = :context_link AS its_link FROM decide_verify_log(:'start');
 ROLLBACK;
--- One row deleted.
+-- One decision deleted.
 BEGIN;
-DELETE FROM decide.decisions WHERE id = :context_row;
+SELECT pg_temp.rewrite_chunk(:context_row, NULL, true);
+SELECT count(*) AS gone FROM decide.decisions WHERE id = :context_row;
 SELECT problem, link = :context_link AS its_link, regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
   FROM decide_verify_log(:'start');
 ROLLBACK;
--- A forged row inserted as the worker would, with the next id.
+-- A forged decision inserted as the worker would, with the next id.
 BEGIN;
-INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
-VALUES (now(), 'user:forged', 'read', 'doc:1', true, 'allow', 1, 'miss');
+INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+                              priority, condition_unknown, epoch, source)
+VALUES (now(), 'user:forged', 'read', 'doc:1', true, 'allow', 'chain-read', 'low', 0, false, 1, 'miss');
 SELECT problem, link IS NULL AS no_link, first_id > :last_row AS after_the_log,
        regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
   FROM decide_verify_log(:'start');
 -- ... or slipped into a batch's id range, at another time.
-INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, epoch, source)
-VALUES (:context_row, now() - interval '1 hour', 'user:forged', 'read', 'doc:1', true, 'allow', 1, 'miss');
+INSERT INTO decide.decisions (id, decided_at, actor, action, resource, allowed, effect, policy, risk_level,
+                              priority, condition_unknown, epoch, source)
+VALUES (:context_row, now() - interval '1 hour', 'user:forged', 'read', 'doc:1', true, 'allow',
+        'chain-read', 'low', 0, false, 1, 'miss');
 SELECT problem, link = :context_link AS its_link, first_id IS NOT NULL AS named FROM decide_verify_log() ORDER BY 1;
 ROLLBACK;
--- The newest rows cut with their links: the chain left is intact, and only
--- the kept head shows the cut.
+-- The newest decisions cut with their links: the chain left is intact, and
+-- only the kept head shows the cut.
 BEGIN;
 SELECT min(link) AS cut_link FROM decide.log_chain WHERE last_id >= :first_row + 80 \gset
-DELETE FROM decide.decisions WHERE id >= (SELECT first_id FROM decide.log_chain WHERE link = :cut_link);
+DELETE FROM decide.decision_chunks WHERE first_id >= (SELECT first_id FROM decide.log_chain WHERE link = :cut_link);
 DELETE FROM decide.log_chain WHERE link >= :cut_link;
 SELECT count(*) AS problems_without_head FROM decide_verify_log(:'start');
 SELECT problem, link = split_part(:'head', ':', 1)::bigint AS the_head_link,
@@ -147,7 +177,9 @@ RESET ROLE;
 SET ROLE regress_chain_admin;
 SELECT pg_temp.try($$DELETE FROM decide.log_chain$$);
 SELECT pg_temp.try($$DELETE FROM decide.changes_chain$$);
-SELECT pg_temp.try($$UPDATE decide.decisions SET allowed = true$$);
+SELECT pg_temp.try($$UPDATE decide.decision_chunks SET rows = 1$$);
+SELECT pg_temp.try($$INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, epoch, source)
+                     VALUES (now(), 'user:x', 'read', 'doc:1', false, 1, 'miss')$$);
 RESET ROLE;
 SET ROLE regress_chain_app;
 SELECT pg_temp.try($$SELECT * FROM decide_verify_log()$$);

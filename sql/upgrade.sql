@@ -75,17 +75,25 @@ SELECT count(*) AS logged_at_0_5_0 FROM decide.decisions WHERE actor = 'user:new
 SELECT count(*) AS parent_indexes_before FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
 ALTER EXTENSION decide UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'decide';
-SELECT count(*) AS parent_indexes_after FROM pg_index WHERE indrelid = 'decide.decisions'::regclass;
+-- The rows of 0.6.0 are now in chunks, with their ids; their table is gone.
+-- The partitions the update made are the log's, not members of the
+-- extension (pg_dump saves them; retention may drop them).
+SELECT count(*) AS partitions_in_the_extension
+  FROM pg_depend d JOIN pg_inherits i ON i.inhrelid = d.objid
+ WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'decide');
+SELECT count(*) AS parent_indexes_after FROM pg_index WHERE indrelid = 'decide.decision_chunks'::regclass;
 SELECT count(*) >= 2 AS two_or_more_partitions,
        count(*) FILTER (WHERE indexes <> 1) AS partitions_without_their_index
   FROM (SELECT (SELECT count(*) FROM pg_index x WHERE x.indrelid = h.inhrelid) AS indexes
           FROM pg_inherits h
-         WHERE h.inhparent IN ('decide.decisions'::regclass, 'decide.decision_keys'::regclass)) p;
+         WHERE h.inhparent IN ('decide.decision_chunks'::regclass, 'decide.decision_keys'::regclass)) p;
 SELECT actor FROM decide.decisions WHERE actor IN ('user:old', 'user:new') ORDER BY 1;
+SELECT to_regclass('decide.decisions_' || :'old_day_label') AS old_partition,
+       to_regclass('decide.decisions_of_0_6') AS old_table,
+       (SELECT relkind FROM pg_class WHERE oid = 'decide.decisions'::regclass) AS decisions_kind;
 SELECT replace(pg_get_indexdef(indexrelid), :'old_day_label', 'YYYYMMDD') AS index FROM pg_index
- WHERE indrelid = ('decide.decisions_' || :'old_day_label')::regclass ORDER BY 1;
-SELECT replace(conname, :'old_day_label', 'YYYYMMDD') AS constraint, contype FROM pg_constraint
- WHERE conrelid = ('decide.decisions_' || :'old_day_label')::regclass;
+ WHERE indrelid = ('decide.decision_chunks_' || :'old_day_label')::regclass ORDER BY 1;
 -- The rows logged before keep their reason and get their keys.
 SELECT actor, allowed, reason, source FROM decide_decisions_page(NULL, 10, by_actor => 'user:old');
 SELECT actor, reason FROM decide_decisions_page(NULL, 10, by_allowed => false, by_risk_level => NULL)

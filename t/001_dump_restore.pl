@@ -81,8 +81,8 @@ my $log_indexes = q{
     SELECT string_agg(c.relname || ':' || (SELECT count(*) FROM pg_index x WHERE x.indrelid = c.oid),
                       ' ' ORDER BY c.relname)
       FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
-     WHERE (h.inhparent = 'decide.decisions'::regclass AND h.inhrelid IN
-            (SELECT DISTINCT tableoid FROM decide.decisions))
+     WHERE (h.inhparent = 'decide.decision_chunks'::regclass AND h.inhrelid IN
+            (SELECT DISTINCT tableoid FROM decide.decision_chunks))
         OR (h.inhparent = 'decide.decision_keys'::regclass AND h.inhrelid IN
             (SELECT DISTINCT tableoid FROM decide.decision_keys))
 };
@@ -106,7 +106,7 @@ is($verify_before, $node->safe_psql('source', q{
 like($log_before, qr/^5 /, 'the source database logged its decisions');
 my $log_indexes_before = $node->safe_psql('source', $log_indexes);
 like($log_indexes_before,
-     qr/^decision_keys_\d{8}:1 decision_keys_\d{8}:1 decisions_\d{8}:1 decisions_\d{8}:1$/,
+     qr/^decision_chunks_\d{8}:1 decision_chunks_\d{8}:1 decision_keys_\d{8}:1 decision_keys_\d{8}:1$/,
      'two days of the log and of its keys, each partition with its index');
 my $keys_before = $node->safe_psql('source', $keys);
 

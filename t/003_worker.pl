@@ -102,10 +102,10 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET decide.maintenance_interval = '1
 sleep 2;    # a maintenance pass under way ends
 $node->safe_psql('postgres', q{
     SELECT decide_flush();
-    TRUNCATE decide.decisions, decide.log_chain;
+    TRUNCATE decide.decision_chunks, decide.decision_keys, decide.log_chain;
     SELECT decide.create_log_partition('2000-01-01');
     INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, reason, epoch, source)
-    VALUES ('2000-01-01 12:00+00', 'user:old', 'read', 'doc:1', true, 'allow', 'old', 1, 'miss');
+    VALUES ('2000-01-01 12:00+00', 'user:old', 'read', 'doc:1', false, 'deny', 'old', 1, 'miss');
     INSERT INTO decide.log_chain
     VALUES (1, 0, 0, '2000-01-01 12:00+00', '2000-01-01 12:00+00', 0,
             sha256('rows'), sha256('before'), sha256('old link'));
@@ -119,7 +119,7 @@ is($node->safe_psql('postgres', q{
    'link altered, rows differ, rows not in the chain',
    'the hand-made link and the row written by hand break the chain');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.maintenance_interval; SELECT pg_reload_conf()});
-ok(wait_for($node, q{SELECT to_regclass('decide.decisions_20000101') IS NULL}, 't', 'retention'),
+ok(wait_for($node, q{SELECT to_regclass('decide.decision_chunks_20000101') IS NULL}, 't', 'retention'),
    'retention dropped the old partition');
 is($node->safe_psql('postgres', q{SELECT to_regclass('decide.decision_keys_20000101') IS NULL}), 't',
    'and the keys of that day');
@@ -158,7 +158,7 @@ like($err, qr/is not in the change history/, 'an older epoch is refused');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM decide.changes WHERE key = 'user:history-new'}), '1',
    'and keeps newer ones');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET decide.changes_retention; SELECT pg_reload_conf()});
-ok(wait_for($node, q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass},
+ok(wait_for($node, q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decision_chunks'::regclass},
             't', 'premade partitions'), 'partitions for the coming days exist');
 
 # Maintenance that cannot get a lock within the worker's lock_timeout (a
@@ -253,7 +253,7 @@ $holder->finish;
 ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'decide analyze'}, '0', 'helper done'),
    'the helper finishes once the lock is free');
 ok(wait_for($node, q{
-    SELECT (SELECT count(*) > 0 FROM pg_stats WHERE schemaname = 'decide' AND tablename = 'decisions' AND inherited)
+    SELECT (SELECT count(*) > 0 FROM pg_stats WHERE schemaname = 'decide' AND tablename = 'decision_chunks' AND inherited)
        AND (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relid = 'decide.entities'::regclass)},
             't', 'statistics'), 'it analyzed the partitioned log and the entities');
 # (A helper still held, had a check above failed, would keep DROP INDEX waiting.)

@@ -29,7 +29,7 @@ $node->safe_psql('upgraded', q{
 foreach my $db ('fresh', 'upgraded')
 {
 	ok($node->poll_query_until($db,
-		q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decisions'::regclass}),
+		q{SELECT count(*) >= 3 FROM pg_inherits WHERE inhparent = 'decide.decision_chunks'::regclass}),
 	   "$db: its worker made the log's partitions");
 }
 is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'decide'}),

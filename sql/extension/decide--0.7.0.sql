@@ -412,7 +412,7 @@ CREATE FUNCTION decide_stats(
     OUT latency_p99_us double precision,
     OUT stats_reset timestamptz,
     OUT log_enqueued bigint,         -- appended to the ring
-    OUT log_flushed bigint,          -- written to decide.decisions
+    OUT log_flushed bigint,          -- written to the decision log
     OUT log_dropped bigint,          -- ring full: lost, and warned about
     OUT log_not_logged bigint,       -- on a standby, or not in decide.database
     OUT log_flush_errors bigint,
@@ -465,8 +465,14 @@ CREATE FUNCTION decide_cache_reset() RETURNS void
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- The decision log, written by the background worker from a shared-memory
--- ring.  Partitioned by day (UTC); the worker creates partitions ahead of
--- time (decide.create_log_partition() below) and drops those past
+-- ring.  A decision costs the log a few bytes, not a row of its own: the
+-- worker writes decisions in chunks, each a row of decide.decision_chunks
+-- holding up to 256 decisions logged within less than a second, in the
+-- compact form of src/core/log_chunk.h (times, epochs and ids as deltas,
+-- the reason sentence derived when read), compressed with lz4.  The view
+-- decide.decisions shows every decision as a row.  Partitioned by the day
+-- (UTC) of a chunk's newest decision; the worker creates partitions ahead
+-- of time (decide.create_log_partition() below) and drops those past
 -- decide.log_retention.  Partitions are ordinary tables, so pg_dump saves
 -- them with their rows.
 --
@@ -477,79 +483,151 @@ CREATE FUNCTION decide_cache_reset() RETURNS void
 -- create the dumped ones again: "already exists" errors, and no restore at
 -- all with --single-transaction or --exit-on-error.  The planner uses each
 -- partition's indexes all the same.
---
--- A row is kept small, since writing it is the log's whole cost: the
--- reason sentence is derived when read (decide.decision_reason()) from the
--- policy, its priority and condition_unknown; the cache layer that
--- answered is an enum.  The worker takes ids from the sequence's cache.
 CREATE TYPE decide.decision_source AS ENUM ('miss', 'l1', 'l2', 'redis');
 CREATE SEQUENCE decide.decisions_id_seq CACHE 1000;
-CREATE TABLE decide.decisions (
-    id          bigint NOT NULL DEFAULT nextval('decide.decisions_id_seq'),
-    decided_at  timestamptz NOT NULL,
-    actor       text COLLATE "C" NOT NULL,
-    action      text COLLATE "C" NOT NULL,
-    resource    text COLLATE "C" NOT NULL,
-    allowed     boolean NOT NULL,
-    effect      decide.effect NOT NULL,
-    -- NULL: no policy matched.  Compares bytes, as actor, action and
-    -- resource do.
-    policy      text COLLATE "C",
-    risk_level  decide.risk_level,
-    -- Stored only for rows logged before 0.7.0; NULL: derived when read.
-    reason      text,
-    epoch       bigint NOT NULL,
-    source      decide.decision_source NOT NULL,
-    context     jsonb,                      -- only with decide.log_context = on
-    priority    integer,                    -- of the policy; NULL: no policy matched
-    condition_unknown boolean               -- the policy's condition could not be evaluated
-) PARTITION BY RANGE (decided_at);
-ALTER SEQUENCE decide.decisions_id_seq OWNED BY decide.decisions.id;
-COMMENT ON TABLE decide.decisions IS
-    'decision log, written by the decide background worker; one partition per UTC day, '
-    'created with its indexes by decide.create_log_partition()';
+CREATE TABLE decide.decision_chunks (
+    first_at    timestamptz NOT NULL,       -- the oldest decision's time
+    last_at     timestamptz NOT NULL,       -- the newest decision's time
+    first_id    bigint NOT NULL,            -- the smallest decision id
+    rows        integer NOT NULL CHECK (rows > 0),
+    body        bytea NOT NULL,             -- the decisions (src/core/log_chunk.h)
+    -- Readers look for a time's decisions among the chunks that end less
+    -- than a second after it; a chunk lies in one day, its partition's.
+    CHECK (first_at <= last_at AND last_at - first_at < interval '1 second'
+           AND date_trunc('day', first_at AT TIME ZONE 'UTC')
+               = date_trunc('day', last_at AT TIME ZONE 'UTC'))
+) PARTITION BY RANGE (last_at);
+ALTER TABLE decide.decision_chunks ALTER COLUMN body SET STATISTICS 0;
+-- lz4 compresses and decompresses chunks several times faster than pglz;
+-- a server built without it keeps its default.  Partitions inherit it.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_settings
+                WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+        ALTER TABLE decide.decision_chunks ALTER COLUMN body SET COMPRESSION lz4;
+    END IF;
+END
+$$;
+ALTER SEQUENCE decide.decisions_id_seq OWNED BY decide.decision_chunks.first_id;
+COMMENT ON TABLE decide.decision_chunks IS
+    'decision log, written by the decide background worker in chunks of decisions; one partition '
+    'per UTC day, created with its index by decide.create_log_partition(); read it as decide.decisions';
 
 SELECT pg_catalog.pg_extension_config_dump('decide.decisions_id_seq', '');
 
+-- A logged decision, as decide.decisions shows it.  Actor, action,
+-- resource and policy compare bytes.
+CREATE TYPE decide.logged_decision AS (
+    id          bigint,
+    decided_at  timestamptz,
+    actor       text COLLATE "C",
+    action      text COLLATE "C",
+    resource    text COLLATE "C",
+    allowed     boolean,
+    effect      decide.effect,
+    policy      text COLLATE "C",           -- NULL: no policy matched
+    risk_level  decide.risk_level,
+    reason      text,                       -- as decide() gave it
+    epoch       bigint,
+    source      decide.decision_source,     -- the cache layer that answered
+    context     jsonb,                      -- only with decide.log_context = on
+    priority    integer,                    -- of the policy (NULL: none, or logged before 0.7.0)
+    condition_unknown boolean               -- the policy's condition could not be evaluated
+);
+
+-- The decisions of one chunk.  A damaged chunk is an error (data_corrupted).
+CREATE FUNCTION decide.decision_chunk_rows(body bytea) RETURNS SETOF decide.logged_decision
+    AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 256;
+-- Those of its decisions that pass the filters given (NULL: none): at or
+-- after from_time, before (before_time, before_id) in the order
+-- (decided_at, id) (a NULL before_id: before before_time), and of those
+-- only the newest `newest`; the others never become rows.
+CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz,
+                                           before_time timestamptz, before_id bigint,
+                                           by_actor text, by_allowed boolean,
+                                           by_risk_level decide.risk_level, by_policy text,
+                                           newest integer)
+    RETURNS SETOF decide.logged_decision
+    AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
+    LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
+
+-- The body of a chunk holding the given rows (any row type with the
+-- columns of decide.logged_decision): for rows loaded by hand.  A row the
+-- log could not have written is an error.
+CREATE FUNCTION decide.decision_chunk(decisions anyarray) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'decide_decision_chunk'
+    LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+CREATE VIEW decide.decisions AS
+SELECT r.* FROM decide.decision_chunks c, LATERAL decide.decision_chunk_rows(c.body) r;
+ALTER VIEW decide.decisions ALTER COLUMN id SET DEFAULT nextval('decide.decisions_id_seq');
+COMMENT ON VIEW decide.decisions IS
+    'decision log: every logged decision as a row, decoded from decide.decision_chunks; '
+    'decide_decisions_page() and decide.decisions_between() decode only the chunks they need';
+
+-- The decisions of [since, until), decoded from the chunks that can hold
+-- them only.  Inlined into the query that calls it, so that partitions and
+-- chunks outside the range are not read.
+CREATE FUNCTION decide.decisions_between(since timestamptz, until timestamptz)
+    RETURNS SETOF decide.logged_decision
+    LANGUAGE sql STABLE
+AS $$
+    SELECT r.*
+      FROM decide.decision_chunks c,
+           LATERAL decide.decision_chunk_rows(c.body, since, until, NULL, NULL, NULL, NULL, NULL,
+                                              NULL) r
+     WHERE c.last_at >= since AND c.last_at < until + interval '1 second' AND c.first_at < until
+$$;
+
+-- Rows inserted into decide.decisions (by hand, or loaded from elsewhere)
+-- go in as chunks of one.  To load many, decide.load_decisions() packs them.
+CREATE FUNCTION decide.insert_decision() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    body bytea := decide.decision_chunk(ARRAY[NEW]);
+BEGIN
+    PERFORM decide.create_log_partition((NEW.decided_at AT TIME ZONE 'UTC')::date);
+    INSERT INTO decide.decision_chunks (first_at, last_at, first_id, rows, body)
+    VALUES (NEW.decided_at, NEW.decided_at, NEW.id, 1, body);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER insert_decision INSTEAD OF INSERT ON decide.decisions
+    FOR EACH ROW EXECUTE FUNCTION decide.insert_decision();
+
 -- Where each actor, policy and risk level, and the denials, occur in the
--- log: for each flushed batch and each of them, the times of its rows, at
--- most 200 to a row of this table and within one second, as microseconds
--- after the first.  It
--- takes the place of a B-tree entry per logged row and key (the most
--- expensive part of writing the log): the worker adds a row here per key
--- and batch, 4 bytes a position.  A time finds its rows through the
--- primary key; rows of other keys at the same microsecond are filtered out.
--- decide_decisions_page() reads it newest first to find a filtered page.
+-- log: for each flushed batch and each of them, the times of its
+-- decisions, at most 200 to a row of this table and within one second, as
+-- microseconds after the first, and the chunks that hold them.
+-- decide_decisions_page() reads it newest first to know how far back a
+-- filtered page reaches, then decodes only the chunks named there.
 -- Partitioned by day as the log is, and dropped with it.
 CREATE TABLE decide.decision_keys (
     kind        "char" NOT NULL,            -- 'a' actor, 'p' policy, 'r' risk level, 'd' denials
     key         text COLLATE "C" NOT NULL,
     first_at    timestamptz NOT NULL,       -- the oldest time
     last_at     timestamptz NOT NULL,       -- the newest time
-    offsets     integer[] NOT NULL          -- each time, in microseconds after first_at
+    offsets     integer[] NOT NULL,         -- each time, in microseconds after first_at
+    chunks      integer[] NOT NULL          -- the chunks holding them: each one's last_at,
+                                            -- once, in microseconds after first_at
 ) PARTITION BY RANGE (last_at);
 COMMENT ON TABLE decide.decision_keys IS
-    'where each actor, policy, risk level and the denials occur in decide.decisions, by batch; '
+    'where each actor, policy, risk level and the denials occur in the decision log, by batch; '
     'one partition per UTC day, created and dropped with the log''s';
 
--- The reason sentence of a logged decision, as decide() gave it.
-CREATE FUNCTION decide.decision_reason(allowed boolean, policy text, priority integer,
-                                       condition_unknown boolean)
-    RETURNS text
-    AS 'MODULE_PATHNAME', 'decide_decision_reason'
-    LANGUAGE C IMMUTABLE PARALLEL SAFE;
-
--- Creates the partitions of decide.decisions and decide.decision_keys for
--- one UTC day, with the indexes for the queries governance users run, each
--- newest first: by time (the primary key), and the keys of each actor,
--- policy and risk level, and of the denials.  Does nothing when that
--- day's partitions exist.  Called by the worker.
+-- Creates the partitions of decide.decision_chunks and decide.decision_keys
+-- for one UTC day, with their indexes: the chunks by time (the primary
+-- key), the keys by kind, key and time.  Does nothing for partitions that
+-- exist.  Called by the worker.
 CREATE FUNCTION decide.create_log_partition(day date) RETURNS regclass
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name text;
+    chunks text;
     keys text;
     existing regclass;
 BEGIN
@@ -561,7 +639,7 @@ BEGIN
                                       ELSE day::text END, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    name := 'decisions_' || to_char(day, 'YYYYMMDD');
+    chunks := 'decision_chunks_' || to_char(day, 'YYYYMMDD');
     keys := 'decision_keys_' || to_char(day, 'YYYYMMDD');
     IF to_regclass(format('decide.%I', keys)) IS NULL THEN
         EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decision_keys'
@@ -571,25 +649,27 @@ BEGIN
         EXECUTE format('CREATE INDEX %I ON decide.%I (kind, key, last_at)',
                        keys || '_kind_key_last_at_idx', keys);
     END IF;
-    existing := to_regclass(format('decide.%I', name));
+    existing := to_regclass(format('decide.%I', chunks));
     IF existing IS NOT NULL THEN
         RETURN existing;
     END IF;
-    EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decisions'
-                   ' FOR VALUES FROM (%L) TO (%L)', name,
+    EXECUTE format('CREATE TABLE decide.%I PARTITION OF decide.decision_chunks'
+                   ' FOR VALUES FROM (%L) TO (%L)', chunks,
                    to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
                    to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
-    EXECUTE format('ALTER TABLE decide.%I ADD CONSTRAINT %I PRIMARY KEY (decided_at, id)',
-                   name, name || '_pkey');
-    RETURN format('decide.%I', name)::regclass;
+    EXECUTE format('ALTER TABLE decide.%I ADD CONSTRAINT %I PRIMARY KEY (last_at, first_id)',
+                   chunks, chunks || '_pkey');
+    -- No query filters on the bodies: ANALYZE need not decompress them.
+    EXECUTE format('ALTER TABLE decide.%I ALTER COLUMN body SET STATISTICS 0', chunks);
+    RETURN format('decide.%I', chunks)::regclass;
 END
 $$;
 REVOKE ALL ON FUNCTION decide.create_log_partition(date) FROM PUBLIC;
 COMMENT ON FUNCTION decide.create_log_partition(date) IS
     'creates the decision log partitions of one UTC day, with their indexes';
 
--- Writes the keys of one day's logged rows again, from the rows: for rows
--- that reached decide.decisions other than through the worker (an
+-- Writes the keys of one day's logged decisions again, from the decisions:
+-- for decisions that reached the log other than through the worker (an
 -- upgrade from 0.6.0, rows loaded by hand).  Returns the keys written.
 CREATE FUNCTION decide.build_decision_keys(day date) RETURNS bigint
     LANGUAGE plpgsql VOLATILE
@@ -603,43 +683,98 @@ BEGIN
     keys := format('decide.%I', 'decision_keys_' || to_char(day, 'YYYYMMDD'))::regclass;
     EXECUTE format('TRUNCATE %s', keys);
     EXECUTE format($q$
-        INSERT INTO %s (kind, key, first_at, last_at, offsets)
+        INSERT INTO %s (kind, key, first_at, last_at, offsets, chunks)
         SELECT kind, key, times[1], times[cardinality(times)],
                ARRAY(SELECT ((extract(epoch FROM t - times[1]) * 1000000)::bigint)::integer
-                       FROM unnest(times) AS t)
-          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times
-                  FROM (SELECT k.kind, k.key, d.decided_at, s.slice,
+                       FROM unnest(times) AS t),
+               ARRAY(SELECT DISTINCT ((extract(epoch FROM e - times[1]) * 1000000)::bigint)::integer
+                       FROM unnest(ends) AS e ORDER BY 1)
+          FROM (SELECT kind, key, array_agg(decided_at ORDER BY decided_at) AS times,
+                       array_agg(chunk_end) AS ends
+                  FROM (SELECT k.kind, k.key, d.decided_at, c.last_at AS chunk_end, s.slice,
                                (row_number() OVER (PARTITION BY k.kind, k.key, s.slice
-                                                   ORDER BY d.decided_at) - 1) / 200 AS chunk
-                          FROM decide.%I d,
+                                                   ORDER BY d.decided_at) - 1) / 200 AS part
+                          FROM decide.decision_chunks c,
+                               LATERAL decide.decision_chunk_rows(c.body) d,
                                LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
                                                ('r', d.risk_level::text),
                                                ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
                                -- a row's times lie within a second
                                LATERAL (SELECT floor(extract(epoch FROM d.decided_at)) AS slice) AS s
-                         WHERE k.key IS NOT NULL) AS positions
-                 GROUP BY kind, key, slice, chunk) AS chunks$q$, keys, 'decisions_' || to_char(day, 'YYYYMMDD'));
+                         WHERE c.last_at >= $1 AND c.last_at < $2 AND k.key IS NOT NULL) AS positions
+                 GROUP BY kind, key, slice, part) AS key_rows$q$, keys)
+    USING day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC';
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END
 $$;
 REVOKE ALL ON FUNCTION decide.build_decision_keys(date) FROM PUBLIC;
 COMMENT ON FUNCTION decide.build_decision_keys(date) IS
-    'writes the keys (decide.decision_keys) of one UTC day''s logged rows again, from the rows';
+    'writes the keys (decide.decision_keys) of one UTC day''s logged decisions again, from the decisions';
+
+-- Loads the rows of a table (with the columns of decide.decisions; a NULL
+-- id takes the next from the log's sequence) into the log as chunks, as
+-- the worker writes them, and their keys.  Returns the rows loaded.  For
+-- the upgrade from 0.6.0 and for logs brought from elsewhere.
+CREATE FUNCTION decide.load_decisions(source regclass) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    day date;
+    days date[];
+    loaded bigint;
+BEGIN
+    EXECUTE format('SELECT array_agg(DISTINCT (decided_at AT TIME ZONE ''UTC'')::date) FROM %s',
+                   source) INTO days;
+    FOREACH day IN ARRAY coalesce(days, '{}') LOOP
+        PERFORM decide.create_log_partition(day);
+    END LOOP;
+    -- A chunk: at most 256 rows of one second, in time order.
+    EXECUTE format($q$
+        WITH chunks AS (
+            INSERT INTO decide.decision_chunks (first_at, last_at, first_id, rows, body)
+            SELECT min(decided_at), max(decided_at), min(id), count(*),
+                   decide.decision_chunk(array_agg(
+                       ROW(id, decided_at, actor, action, resource, allowed, effect, policy,
+                           risk_level, reason, epoch, source, context, priority,
+                           condition_unknown)::decide.logged_decision
+                       ORDER BY decided_at, id))
+              FROM (SELECT n.*, (row_number() OVER (PARTITION BY n.second
+                                                    ORDER BY n.decided_at, n.id) - 1) / 256 AS part
+                      FROM (SELECT coalesce(s.id, nextval('decide.decisions_id_seq')) AS id,
+                                   s.decided_at, s.actor, s.action, s.resource, s.allowed,
+                                   s.effect, s.policy, s.risk_level, s.reason, s.epoch,
+                                   s.source::text::decide.decision_source AS source, s.context,
+                                   s.priority, s.condition_unknown,
+                                   floor(extract(epoch FROM s.decided_at)) AS second
+                              FROM %s s) AS n) AS numbered
+             GROUP BY second, part
+            RETURNING rows)
+        SELECT coalesce(sum(rows), 0) FROM chunks$q$, source) INTO loaded;
+    FOREACH day IN ARRAY coalesce(days, '{}') LOOP
+        PERFORM decide.build_decision_keys(day);
+    END LOOP;
+    RETURN loaded;
+END
+$$;
+REVOKE ALL ON FUNCTION decide.load_decisions(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION decide.load_decisions(regclass) IS
+    'loads the rows of a table with the columns of decide.decisions into the decision log, as chunks, with their keys';
 
 -- Keyset pagination, newest first.  The cursor is the position of a row
 -- (its decided_at and id); a page is the rows strictly after it in that
--- order, found through an index whatever the page number: unlike OFFSET,
--- whose cost grows with the rows it skips and whose pages shift when rows
--- arrive.  Pass the cursor of the last row of a page to get the next.
+-- order, whatever the page number: unlike OFFSET, whose cost grows with
+-- the rows it skips and whose pages shift when rows arrive.  Pass the
+-- cursor of the last row of a page to get the next.
 --
--- Without a filter on the actor, the policy, the risk level or denials, a
--- page is read from the primary key.  With one, from that key's times in
--- decide.decision_keys, newest first: the times read until there is a
--- page of them fix a bound (the page's rows are at or after the page-th
--- newest), then one query reads the rows at the key's times from the bound
--- on.  Other filters are applied to those rows; when they leave the page
--- short, the bound moves further back.
+-- A page is found in two steps.  First a bound, the time from which on the
+-- page's rows are: without a filter on the actor, the policy, the risk
+-- level or denials, from the chunks read newest first until they hold a
+-- page of rows; with one, from that key's times in decide.decision_keys,
+-- read newest first until there is a page of them.  Then the chunks from
+-- the bound on (with a key, those its rows name) are decoded and filtered.  When other filters leave the
+-- page short, the bound moves further back.
 CREATE FUNCTION decide_decisions_page(
     after         text DEFAULT NULL,
     page_size     integer DEFAULT 100,
@@ -654,26 +789,25 @@ RETURNS TABLE (id bigint, decided_at timestamptz, actor text, action text, resou
                reason text, epoch bigint, source text, context jsonb, row_cursor text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- A page decodes a few chunks: starting parallel workers would cost more.
+SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
-    after_at timestamptz;
-    after_id bigint;
-    conditions text[] := '{}';
     key_kind "char";
     key_value text;
-    -- The times read from the keys are in [low_at, high_at].
-    high_at timestamptz := 'infinity';
-    low_at timestamptz := '-infinity';
-    times timestamptz[];
+    -- The page's rows are at or after low_at and before (top_at, top_id)
+    -- in the order (decided_at, id); a NULL top_id: before top_at.
+    top_at timestamptz := 'infinity';
+    top_id bigint;
+    low_at timestamptz := coalesce(since, '-infinity');
     bound_at timestamptz;
-    wanted bigint;
-    needed bigint;
-    remaining bigint;
-    rows_read bigint;
+    times timestamptz[];
+    wanted bigint := page_size;
+    remaining bigint := page_size;
+    counted bigint;
     more boolean;
     found_rows bigint;
     k record;
-    page_query text;
 BEGIN
     IF page_size IS NULL OR page_size < 1 OR page_size > 10000 THEN
         RAISE EXCEPTION 'page_size must be between 1 and 10000'
@@ -683,7 +817,7 @@ BEGIN
         BEGIN
             SELECT timestamptz 'epoch' + split_part(c, ':', 1)::bigint * interval '1 microsecond',
                    split_part(c, ':', 2)::bigint
-              INTO STRICT after_at, after_id
+              INTO STRICT top_at, top_id
               FROM convert_from(decode(after, 'base64'), 'UTF8') AS c
              WHERE c ~ '^-?[0-9]+:[0-9]+$';
         EXCEPTION WHEN OTHERS THEN
@@ -691,24 +825,13 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Pass the row_cursor of a row returned by decide_decisions_page().';
         END;
-        high_at := after_at;
     END IF;
-    IF since IS NOT NULL THEN
-        low_at := since;
+    IF until IS NOT NULL AND until <= top_at THEN
+        top_at := until;
+        top_id := NULL;
     END IF;
-    IF until IS NOT NULL THEN
-        high_at := least(high_at, until);
-    END IF;
-    page_query :=
-        'SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,'
-        '       d.effect, d.policy, d.risk_level,'
-        '       coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,'
-        '                                                 d.condition_unknown)),'
-        '       d.epoch, d.source::text, d.context,'
-        '       encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text'
-        '                         || '':'' || d.id, ''UTF8''), ''base64'')';
 
-    -- The most selective key given drives; the other filters are conditions.
+    -- The most selective key given finds the bound; the other filters are conditions.
     IF by_actor IS NOT NULL THEN
         key_kind := 'a';
         key_value := by_actor;
@@ -721,99 +844,115 @@ BEGIN
     ELSIF NOT by_allowed THEN
         key_kind := 'd';
         key_value := '';
-    ELSE
-        -- No key: what is left to filter is the cursor, allowed rows and
-        -- the time range.  Only the filters given appear in the query, so
-        -- each combination gets a plan of its own on the primary key.
-        conditions := array_remove(ARRAY[
-            CASE WHEN after_at IS NOT NULL THEN '(d.decided_at, d.id) < ($1, $2)' END,
-            CASE WHEN by_allowed THEN 'd.allowed' END,
-            CASE WHEN since IS NOT NULL THEN 'd.decided_at >= $3' END,
-            CASE WHEN until IS NOT NULL THEN 'd.decided_at < $4' END], NULL);
-        RETURN QUERY EXECUTE format(
-            '%s FROM decide.decisions d %s ORDER BY d.decided_at DESC, d.id DESC LIMIT $5',
-            page_query, CASE WHEN cardinality(conditions) > 0
-                             THEN 'WHERE ' || array_to_string(conditions, ' AND ') ELSE '' END)
-        USING after_at, after_id, since, until, page_size;
-        RETURN;
     END IF;
 
-    wanted := page_size;
-    remaining := page_size;
     LOOP
-        -- The times of the key's rows of decide.decision_keys, read newest
-        -- first, until they hold the times wanted in [low_at, high_at]; the
-        -- wanted-th newest is the bound: a page of rows is at or after it.
-        -- A row of decide.decision_keys spans at most a second, so only
-        -- those whose newest time is at most a second past high_at can
-        -- hold a time up to high_at.
-        times := '{}';
         more := false;
-        rows_read := 0;
-        -- The cursor's own row is at high_at, and not on the page.
-        needed := wanted + CASE WHEN after_at IS NULL THEN 0 ELSE 1 END;
-        FOR k IN SELECT kk.first_at, kk.offsets
-                   FROM decide.decision_keys kk
-                  WHERE kk.kind = key_kind AND kk.key = key_value
-                    AND kk.last_at >= low_at AND kk.last_at <= high_at + interval '1 second'
-                    AND kk.first_at <= high_at
-                  ORDER BY kk.last_at DESC
-                  LIMIT needed + 1      -- a row holds a time at least
-        LOOP
-            rows_read := rows_read + 1;
-            IF cardinality(times) >= needed THEN
+        bound_at := NULL;
+        IF key_kind IS NULL THEN
+            -- Chunks that end before top_at hold only rows the page may
+            -- show: read newest first, those holding the rows wanted fix
+            -- the bound at their oldest time.
+            counted := 0;
+            FOR k IN SELECT c.first_at, c.rows
+                       FROM decide.decision_chunks c
+                      WHERE c.last_at < top_at AND c.last_at >= low_at
+                      ORDER BY c.last_at DESC
+                      LIMIT wanted      -- a chunk holds a decision at least
+            LOOP
+                counted := counted + k.rows;
+                bound_at := least(bound_at, k.first_at);
+                IF counted >= wanted THEN
+                    more := true;
+                    EXIT;
+                END IF;
+            END LOOP;
+        ELSE
+            -- The key's times of decide.decision_keys in [low_at, top_at],
+            -- read newest first until they hold the times wanted; the
+            -- wanted-th newest is the bound.  A row of decide.decision_keys
+            -- spans less than a second, so only those whose newest time is
+            -- less than a second past top_at can hold a time up to it.
+            -- (Times at top_at itself may not be on the page: one more.)
+            times := '{}';
+            counted := 0;
+            FOR k IN SELECT kk.first_at, kk.offsets
+                       FROM decide.decision_keys kk
+                      WHERE kk.kind = key_kind AND kk.key = key_value
+                        AND kk.last_at >= low_at AND kk.last_at < top_at + interval '1 second'
+                        AND kk.first_at <= top_at
+                      ORDER BY kk.last_at DESC
+                      LIMIT wanted + 2  -- a row holds a time at least
+            LOOP
+                IF cardinality(times) > wanted THEN
+                    more := true;
+                    EXIT;
+                END IF;
+                counted := counted + 1;
+                times := times || ARRAY(SELECT k.first_at + o.offset_us * interval '1 microsecond' AS time
+                                          FROM unnest(k.offsets) AS o(offset_us)
+                                         WHERE k.first_at + o.offset_us * interval '1 microsecond'
+                                               BETWEEN low_at AND top_at);
+            END LOOP;
+            IF more THEN
+                bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET wanted LIMIT 1);
+            ELSIF counted >= wanted + 2 THEN
+                -- The limit cut the rows short, most of their times out of
+                -- range: the page starts at the oldest time read at least.
                 more := true;
-                EXIT;
+                bound_at := (SELECT min(t) FROM unnest(times) AS t);
             END IF;
-            times := times || ARRAY(SELECT k.first_at + o.offset_us * interval '1 microsecond' AS time
-                                      FROM unnest(k.offsets) AS o(offset_us)
-                                     WHERE k.first_at + o.offset_us * interval '1 microsecond'
-                                           BETWEEN low_at AND high_at);
-        END LOOP;
-        more := more OR rows_read > needed;
-        IF more AND cardinality(times) >= needed THEN
-            bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET needed - 1 LIMIT 1);
-        ELSIF more THEN
-            bound_at := (SELECT min(t) FROM unnest(times) AS t);
         END IF;
         IF NOT more OR bound_at IS NULL OR bound_at <= low_at THEN
             bound_at := low_at;
             more := false;
         END IF;
-        -- Every time of the key in [bound_at, high_at], each once, joined
-        -- to the log's rows at that microsecond through the primary key.
-        -- Static, so that its plan is kept for the session.
-        RETURN QUERY
-        SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
-               d.effect, d.policy, d.risk_level,
-               coalesce(d.reason, decide.decision_reason(d.allowed, d.policy, d.priority,
-                                                         d.condition_unknown)),
-               d.epoch, d.source::text, d.context,
-               encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
-                                 || ':' || d.id, 'UTF8'), 'base64')
-          FROM (SELECT DISTINCT kk.first_at + o.offset_us * interval '1 microsecond' AS time
-                  FROM decide.decision_keys kk, unnest(kk.offsets) AS o(offset_us)
-                 WHERE kk.kind = key_kind AND kk.key = key_value
-                   AND kk.last_at >= bound_at AND kk.last_at <= high_at + interval '1 second'
-                   AND kk.first_at <= high_at) AS t
-          JOIN decide.decisions d ON d.decided_at = t.time
-         WHERE t.time <= high_at AND t.time >= bound_at
-           AND (after_at IS NULL OR (d.decided_at, d.id) < (after_at, after_id))
-           AND (by_actor IS NULL OR d.actor = by_actor)
-           AND (by_allowed IS NULL OR d.allowed = by_allowed)
-           AND (by_risk_level IS NULL OR d.risk_level = by_risk_level)
-           AND (by_policy IS NULL OR d.policy = by_policy)
-           AND (since IS NULL OR d.decided_at >= since)
-           AND (until IS NULL OR d.decided_at < until)
-         ORDER BY d.decided_at DESC, d.id DESC
-         LIMIT remaining;
+        -- The rows from bound_at to (top_at, top_id): without a key, from
+        -- every chunk that can hold them; with one, from the chunks its rows
+        -- of decide.decision_keys name.  Each chunk yields at most the page's
+        -- newest rows that pass the filters.  Static, so that their plans
+        -- are kept for the session.
+        IF key_kind IS NULL THEN
+            RETURN QUERY
+            SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+                   d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text,
+                   d.context,
+                   encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                     || ':' || d.id, 'UTF8'), 'base64')
+              FROM decide.decision_chunks c,
+                   LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, top_id, by_actor,
+                                                      by_allowed, by_risk_level, by_policy,
+                                                      remaining::integer) d
+             WHERE c.last_at >= bound_at AND c.last_at < top_at + interval '1 second'
+               AND c.first_at <= top_at
+             ORDER BY d.decided_at DESC, d.id DESC
+             LIMIT remaining;
+        ELSE
+            RETURN QUERY
+            SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text, d.allowed,
+                   d.effect, d.policy::text, d.risk_level, d.reason, d.epoch, d.source::text,
+                   d.context,
+                   encode(convert_to(((extract(epoch FROM d.decided_at) * 1000000)::bigint)::text
+                                     || ':' || d.id, 'UTF8'), 'base64')
+              FROM (SELECT DISTINCT kk.first_at + ch.offset_us * interval '1 microsecond' AS chunk_end
+                      FROM decide.decision_keys kk, unnest(kk.chunks) AS ch(offset_us)
+                     WHERE kk.kind = key_kind AND kk.key = key_value
+                       AND kk.last_at >= bound_at AND kk.last_at < top_at + interval '1 second'
+                       AND kk.first_at <= top_at) AS named
+              JOIN decide.decision_chunks c ON c.last_at = named.chunk_end
+             CROSS JOIN LATERAL decide.decision_chunk_rows(c.body, bound_at, top_at, top_id,
+                                                           by_actor, by_allowed, by_risk_level,
+                                                           by_policy, remaining::integer) d
+             ORDER BY d.decided_at DESC, d.id DESC
+             LIMIT remaining;
+        END IF;
         GET DIAGNOSTICS found_rows = ROW_COUNT;
         remaining := remaining - found_rows;
-        -- Short when other filters (or the cursor's own microsecond) left
-        -- rows out: every row from the bound on has been seen, so the
-        -- next are before it.
+        -- Short when filters left rows out: every row from the bound on
+        -- has been seen, so the next are before it.
         EXIT WHEN remaining = 0 OR NOT more;
-        high_at := bound_at - interval '1 microsecond';
+        top_at := bound_at;
+        top_id := NULL;
         wanted := least(wanted * 4, 1000000);
     END LOOP;
 END
@@ -821,15 +960,11 @@ $$;
 
 -- The most recent decisions, for a quick look.
 CREATE VIEW decide_recent_decisions AS
-SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level,
-       coalesce(reason, decide.decision_reason(allowed, policy, priority, condition_unknown))
-           AS reason,
-       epoch, source::text AS source
-  FROM decide.decisions
- ORDER BY decided_at DESC, id DESC
- LIMIT 100;
+SELECT id, decided_at, actor, action, resource, allowed, effect, policy, risk_level, reason,
+       epoch, source
+  FROM decide_decisions_page(NULL, 100);
 
--- Waits until every decision logged so far is in decide.decisions.
+-- Waits until every decision logged so far is in the log.
 CREATE FUNCTION decide_flush() RETURNS void
     AS 'MODULE_PATHNAME', 'decide_flush'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -1004,24 +1139,25 @@ GRANT EXECUTE ON FUNCTION decide(text, text, text, jsonb, bigint),
     TO decide_admin, decide_auditor;
 
 -- The decision log's hash chain: with each day's part of a flushed batch
--- the worker writes a link, the id range, count and SHA-256 digest of the
--- rows it wrote and a hash over the previous link's; decide_verify_log()
+-- the worker writes a link, the id range and count of the decisions it
+-- wrote, the SHA-256 digest of their chunks as stored, and a hash over the
+-- previous link's; decide_verify_log()
 -- recomputes them, decide_log_head() gives the newest link to keep outside
 -- the database.  Retention deletes the links of the days it drops.
 CREATE TABLE decide.log_chain (
     link        bigint PRIMARY KEY,         -- 1, 2, ... in the order written
-    first_id    bigint NOT NULL,            -- the ids of its rows: first_id to last_id
+    first_id    bigint NOT NULL,            -- the ids of its decisions: first_id to last_id
     last_id     bigint NOT NULL,
     first_at    timestamptz NOT NULL,       -- their times
     last_at     timestamptz NOT NULL,
-    rows        integer NOT NULL,
-    digest      bytea NOT NULL,             -- SHA-256 of the rows, in id order
+    rows        integer NOT NULL,           -- how many
+    digest      bytea NOT NULL,             -- SHA-256 of their chunks, in id order
     previous    bytea NOT NULL,             -- the previous link's hash (zeros for the first)
     hash        bytea NOT NULL              -- SHA-256 of previous, link, ids, rows and digest
 );
 CREATE INDEX log_chain_last_at_idx ON decide.log_chain (last_at);
 COMMENT ON TABLE decide.log_chain IS
-    'the hash chain of decide.decisions: one link per UTC day of each batch the worker writes';
+    'the hash chain of the decision log: one link per UTC day of each batch the worker writes';
 SELECT pg_catalog.pg_extension_config_dump('decide.log_chain', '');
 CREATE FUNCTION decide_verify_log(from_time timestamptz DEFAULT NULL,
                                   to_time timestamptz DEFAULT NULL, head text DEFAULT NULL)
@@ -1091,9 +1227,18 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON decide.policies, decide.entiti
 GRANT SELECT ON decide.epoch TO decide_admin;
 GRANT SELECT ON decide.changes TO decide_admin, decide_auditor;
 GRANT USAGE, SELECT ON SEQUENCE decide.policies_id_seq TO decide_admin;
-GRANT SELECT ON decide.decisions, decide.decision_keys TO decide_admin, decide_auditor;
-REVOKE ALL ON FUNCTION decide.decision_reason(boolean, text, integer, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION decide.decision_reason(boolean, text, integer, boolean)
+GRANT SELECT ON decide.decisions, decide.decision_chunks, decide.decision_keys
+    TO decide_admin, decide_auditor;
+REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea),
+                       decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
+                                                  boolean, decide.risk_level, text, integer),
+                       decide.decision_chunk(anyarray),
+                       decide.decisions_between(timestamptz, timestamptz),
+                       decide.insert_decision() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide.decision_chunk_rows(bytea),
+                          decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
+                                                     boolean, decide.risk_level, text, integer),
+                          decide.decisions_between(timestamptz, timestamptz)
     TO decide_admin, decide_auditor;
 GRANT SELECT ON decide_recent_decisions TO decide_admin, decide_auditor;
 GRANT EXECUTE ON FUNCTION decide_decisions_page(text, integer, text, boolean, decide.risk_level,
@@ -1190,8 +1335,7 @@ BEGIN
     RETURN QUERY
     SELECT d.id, d.decided_at, d.actor::text, d.action::text, d.resource::text,
            d.allowed, d.policy, n.allowed, n.policy, d.context IS NOT NULL
-      FROM (SELECT l.* FROM decide.decisions l
-             WHERE l.decided_at >= since AND l.decided_at < until
+      FROM (SELECT l.* FROM decide.decisions_between(since, until) l
              ORDER BY l.decided_at DESC, l.id DESC
              LIMIT max_rows) AS d
      CROSS JOIN LATERAL @extschema@.decide(d.actor, d.action, d.resource,

@@ -125,6 +125,8 @@ decode_fields(const RecordHeader *h, const char *buf, LogRecord *out)
 {
 	const char *p = buf + sizeof(RecordHeader);
 
+	/* Fields the ring and the streams do not carry stay zero. */
+	memset(out, 0, sizeof(*out));
 	out->decided_at = h->decided_at;
 	out->epoch = h->epoch;
 	out->priority = h->priority;
@@ -198,7 +200,6 @@ log_stream_entry_check(const char *buf, size_t len, LogRecord *out)
 	RecordHeader h;
 	size_t		body;
 	size_t		i;
-	size_t		at;
 
 	if (tagged)
 	{
@@ -226,6 +227,16 @@ log_stream_entry_check(const char *buf, size_t len, LogRecord *out)
 				return LOG_ENTRY_BAD_PADDING;
 
 	decode_fields(&h, buf, out);
+	if (out->context.len > 0 && !tagged)
+		return LOG_ENTRY_UNCHECKABLE_CONTEXT;
+	return log_record_check_fields(out);
+}
+
+LogEntryCheck
+log_record_check_fields(const LogRecord *out)
+{
+	size_t		at;
+
 	if (dec_uid_problem(out->actor.ptr, out->actor.len, false, &at) != DEC_UID_OK ||
 		dec_uid_problem(out->action.ptr, out->action.len, false, &at) != DEC_UID_OK ||
 		dec_uid_problem(out->resource.ptr, out->resource.len, false, &at) != DEC_UID_OK)
@@ -240,14 +251,11 @@ log_stream_entry_check(const char *buf, size_t len, LogRecord *out)
 	if ((out->allowed && !out->has_policy) ||
 		(out->condition_unknown && (out->allowed || !out->has_policy)))
 		return LOG_ENTRY_BAD_FLAGS;
-	if (out->context.len > 0)
-	{
-		if (!tagged)
-			return LOG_ENTRY_UNCHECKABLE_CONTEXT;
-		if (out->context.len > LOG_MAX_CONTEXT_TEXT_BYTES ||
-			!log_json_object_is_safe(out->context.ptr, out->context.len))
-			return LOG_ENTRY_BAD_CONTEXT;
-	}
+	if (out->context.len > 0 &&
+		(out->context_format != LOG_CONTEXT_JSON_TEXT ||
+		 out->context.len > LOG_MAX_CONTEXT_TEXT_BYTES ||
+		 !log_json_object_is_safe(out->context.ptr, out->context.len)))
+		return LOG_ENTRY_BAD_CONTEXT;
 	return LOG_ENTRY_OK;
 }
 

@@ -54,6 +54,14 @@ typedef struct LogRecord
 	DecStr		policy;
 	DecStr		risk_level;
 	DecStr		context;		/* len 0: not logged */
+	/*
+	 * Only in chunks of the decision log (log_chunk.h), for decisions logged
+	 * before 0.7.0, which stored their reason and recorded no priority: the
+	 * ring and the streams never carry these.
+	 */
+	bool		priority_unknown;	/* no priority, no condition flag */
+	bool		has_reason;
+	DecStr		reason;			/* stored, not derived when read */
 } LogRecord;
 
 #define LOG_RECORD_ALIGN 8
@@ -113,6 +121,13 @@ typedef enum LogEntryCheck
  * that the risk level is a label of its type, and the time.
  */
 extern LogEntryCheck log_stream_entry_check(const char *buf, size_t len, LogRecord *out);
+
+/*
+ * The checks of a decoded record's fields that need no server: its uids,
+ * policy and risk level, flags that agree with them, and a context in JSON
+ * text that the server parses without an error.
+ */
+extern LogEntryCheck log_record_check_fields(const LogRecord *record);
 
 /* A sentence for the server log. */
 extern const char *log_entry_check_message(LogEntryCheck check);

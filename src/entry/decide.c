@@ -261,24 +261,6 @@ decide_epoch(PG_FUNCTION_ARGS)
 }
 
 
-/*
- * decide.decision_reason(allowed, policy, priority, condition_unknown): the
- * reason sentence of a logged decision, which the log does not store.
- * NULL when a policy is named without its priority (a row that kept its
- * own reason).
- */
-PG_FUNCTION_INFO_V1(decide_decision_reason);
-Datum
-decide_decision_reason(PG_FUNCTION_ARGS)
-{
-	char	   *policy = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	if (PG_ARGISNULL(0) || (policy != NULL && PG_ARGISNULL(2)))
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(decision_reason(PG_GETARG_BOOL(0), policy,
-													 PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
-													 !PG_ARGISNULL(3) && PG_GETARG_BOOL(3))));
-}
 /* Elements of a one-dimensional array argument of decide_many(). */
 static int
 array_argument(FunctionCallInfo fcinfo, int argno, const char *name, Oid element_type,

@@ -6,10 +6,12 @@
  * The links of the window are read in order and each is checked to follow
  * the one before it (no link number skipped, its previous hash the hash of
  * the link before, its own hash recomputed); the oldest link kept is
- * trusted for what came before it, which retention dropped.  Then the rows
- * of the window are read once in id order and walked against the links'
- * id ranges: each link's rows must hash to its digest and be as many as it
- * says, and a row in no link's range is a row the worker never wrote.  A
+ * trusted for what came before it, which retention dropped.  Then the
+ * chunks of decisions of the window are read once in the order of their
+ * first ids and walked against the links' id ranges: each link's chunks
+ * must hash to its digest and hold as many decisions as it says, and a
+ * chunk in no link's range is one the worker never wrote.  The chunks are
+ * hashed as stored, not decoded: a damaged one is reported, not an error.  A
  * head kept from decide_log_head() must still be in the chain, unchanged:
  * without it, rows cut from the newest end, with their links, leave a
  * shorter chain that is intact.  Rows older than the chain's first link
@@ -28,7 +30,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "log_chain.h"
@@ -58,6 +59,7 @@ typedef struct ChainKind
 	bool		timed;			/* links and rows are read for a window of time */
 	const char *rows_query;		/* in id order; when timed, $1 and $2 bound the times */
 	void		(*add) (ChainDigest *d, HeapTuple tuple, TupleDesc desc);
+	int			rows_column;	/* of rows_query: how many rows one counts for; 0: one */
 } ChainKind;
 
 typedef struct Report
@@ -181,59 +183,28 @@ check_links(Link *links, int count, bool has_before, const uint8 *before_hash, R
 	}
 }
 
-static DecStr
-text_or_null(HeapTuple tuple, TupleDesc desc, int column)
+/* A chunk of decide.decision_chunks, read by log_kind's query. */
+static void
+add_log_chunk(ChainDigest *d, HeapTuple tuple, TupleDesc desc)
 {
 	bool		isnull;
-	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
-	DecStr		s = {NULL, 0};
+	bytea	   *body = DatumGetByteaPP(SPI_getbinval(tuple, desc, 5, &isnull));
 
-	if (!isnull)
-	{
-		text	   *t = DatumGetTextPP(value);
-
-		s.ptr = VARDATA_ANY(t);
-		s.len = VARSIZE_ANY_EXHDR(t);
-	}
-	return s;
+	log_chain_add_chunk(d, DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull)),
+						DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull)),
+						DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull)),
+						DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull)),
+						VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
 }
 
-static void
-add_log_row(ChainDigest *d, HeapTuple tuple, TupleDesc desc)
+/* How many rows a row of a chain's query stands for. */
+static int64
+rows_of(const ChainKind *kind, HeapTuple tuple, TupleDesc desc)
 {
-	ChainRow	row;
 	bool		isnull;
-	Datum		value;
 
-	row.id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	row.decided_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
-	row.actor = text_or_null(tuple, desc, 3);
-	row.action = text_or_null(tuple, desc, 4);
-	row.resource = text_or_null(tuple, desc, 5);
-	row.allowed = DatumGetBool(SPI_getbinval(tuple, desc, 6, &isnull));
-	row.effect = text_or_null(tuple, desc, 7);
-	row.policy = text_or_null(tuple, desc, 8);
-	row.risk_level = text_or_null(tuple, desc, 9);
-	row.reason = text_or_null(tuple, desc, 10);
-	row.epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 11, &isnull));
-	row.source = text_or_null(tuple, desc, 12);
-	value = SPI_getbinval(tuple, desc, 13, &isnull);
-	row.context.ptr = NULL;
-	row.context.len = 0;
-	if (!isnull)
-	{
-		Jsonb	   *context = DatumGetJsonbP(value);
-
-		row.context.ptr = VARDATA(context);
-		row.context.len = VARSIZE(context) - VARHDRSZ;
-	}
-	value = SPI_getbinval(tuple, desc, 14, &isnull);
-	row.has_priority = !isnull;
-	row.priority = isnull ? 0 : DatumGetInt32(value);
-	value = SPI_getbinval(tuple, desc, 15, &isnull);
-	row.has_condition_unknown = !isnull;
-	row.condition_unknown = isnull ? false : DatumGetBool(value);
-	log_chain_add_row(d, &row);
+	return kind->rows_column == 0 ? 1 :
+		DatumGetInt32(SPI_getbinval(tuple, desc, kind->rows_column, &isnull));
 }
 
 static void
@@ -332,7 +303,7 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 				if (l->found == NULL)
 					l->found = log_chain_begin();
 				out->kind->add(l->found, tuple, SPI_tuptable->tupdesc);
-				l->found_rows++;
+				l->found_rows += rows_of(out->kind, tuple, SPI_tuptable->tupdesc);
 			}
 			else if (count > 0 && id > links[0].first_id &&
 					 (next < count || whole_log))
@@ -341,7 +312,7 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 				if (outside.rows == 0)
 					outside.first_id = id;
 				outside.last_id = id;
-				outside.rows++;
+				outside.rows += rows_of(out->kind, tuple, SPI_tuptable->tupdesc);
 				continue;
 			}
 			report_outside(&outside, out);
@@ -356,17 +327,15 @@ check_rows(Link *links, int count, bool whole_log, Datum *bounds, const char *bo
 
 static const ChainKind log_kind = {
 	"log_chain", "", "the worker", true,
-	"SELECT id, decided_at, actor, action, resource, allowed, effect::text, policy,"
-	" risk_level::text, reason, epoch, source::text, context, priority, condition_unknown"
-	" FROM decide.decisions WHERE ($1 IS NULL OR decided_at >= $1)"
-	" AND ($2 IS NULL OR decided_at <= $2) ORDER BY id",
-	add_log_row
+	"SELECT first_id, first_at, last_at, rows, body FROM decide.decision_chunks"
+	" WHERE ($1 IS NULL OR last_at >= $1) AND ($2 IS NULL OR first_at <= $2) ORDER BY first_id",
+	add_log_chunk, 4
 };
 
 static const ChainKind history_kind = {
 	"changes_chain", "history ", "the change history's trigger", false,
 	"SELECT " CHANGES_CHAIN_COLUMNS " FROM decide.changes ORDER BY id",
-	log_chain_add_change
+	log_chain_add_change, 0
 };
 
 /* The newest link of a chain as "link:hash"; "0:" and zeros when it has none. */

@@ -6,7 +6,7 @@
  * once and says so; one that finds it gone later (DROP EXTENSION) gives its
  * log ring back and exits.  Each turn of the loop (every
  * decide.flush_interval, or at once when woken):
- *   1. writes its database's decision log ring into decide.decisions
+ *   1. writes its database's decision log ring into the log (decide.decision_chunks)
  *      (worker_flush.c), or on a hot standby with Redis forwards it to the
  *      standby's stream (worker_standby.c) — the local log always goes first;
  *   2. on the primary with Redis, writes what standbys forwarded, within a

@@ -63,9 +63,15 @@ decide_schema(void)
 bool
 worker_decide_table_exists(const char *name)
 {
+	return OidIsValid(worker_decide_relation(name));
+}
+
+Oid
+worker_decide_relation(const char *name)
+{
 	Oid			schema = decide_schema();
 
-	return OidIsValid(schema) && OidIsValid(get_relname_relid(name, schema));
+	return OidIsValid(schema) ? get_relname_relid(name, schema) : InvalidOid;
 }
 
 bool

@@ -42,6 +42,9 @@ extern bool worker_extension_installed(void);
 /* Whether the schema decide has this relation (tables an older version lacks). */
 extern bool worker_decide_table_exists(const char *name);
 
+/* The relation decide.<name> of the decide extension, or InvalidOid. */
+extern Oid	worker_decide_relation(const char *name);
+
 /* The policy store's id; false if decide is not installed here. */
 extern bool worker_store_id(pg_uuid_t *store_id);
 

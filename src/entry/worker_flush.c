@@ -1,11 +1,13 @@
 /*
- * worker_flush.c — the worker's flush: the decision log ring into
- * decide.decisions, one transaction per batch, straight into each day's
- * partition as COPY writes (table_multi_insert, then the index entries),
- * creating the daily partitions the batch needs, the batch's keys (where
+ * worker_flush.c — the worker's flush: the decision log ring into the log,
+ * one transaction per batch, straight into each day's partitions as COPY
+ * writes (table_multi_insert, then the index entries), creating the daily
+ * partitions the batch needs.  The decisions go as chunks into
+ * decide.decision_chunks (src/core/log_chunk.h), the batch's keys (where
  * each actor, policy and risk level, and the denials, occur) into
- * decide.decision_keys, and its links of the hash chain (log_chain.c).  The
- * ring advances only after the commit, so a failed insert loses nothing.
+ * decide.decision_keys, and its links of the hash chain (log_chain.c) into
+ * decide.log_chain.  The ring advances only after the commit, so a failed
+ * insert loses nothing.
  */
 #include "postgres.h"
 
@@ -36,6 +38,7 @@
 #include "bytes_table.h"
 #include "decision.h"
 #include "log_chain.h"
+#include "log_chunk.h"
 #include "stats.h"
 #include "worker_common.h"
 #include "worker_flush.h"
@@ -45,7 +48,11 @@
 
 int64		log_rows_since_analyze = 0;
 
-/* Partitions known to exist, for the decide.decisions with this oid. */
+/* Chunks this worker wrote, and the decisions in them. */
+static int64 chunks_written = 0;
+static int64 decisions_in_chunks = 0;
+
+/* Partitions known to exist, for the log's partitioned table with this oid. */
 static Oid	known_partitions_of = InvalidOid;
 static int32 known_partition_days[64];
 static int	n_known_partition_days = 0;
@@ -78,6 +85,19 @@ log_partition_function_exists(void)
 									 1, argtypes, true));
 }
 
+double
+log_decisions_per_row(void)
+{
+	return chunks_written > 0 ? (double) decisions_in_chunks / chunks_written : 1.0;
+}
+
+const char *
+log_partitioned_table(void)
+{
+	return OidIsValid(get_relname_relid("decision_chunks", get_namespace_oid("decide", false))) ?
+		"decision_chunks" : "decisions";
+}
+
 void
 log_forget_partitions(void)
 {
@@ -93,7 +113,8 @@ void
 log_ensure_partition(int32 day)
 {
 	int			i;
-	Oid			decisions = get_relname_relid("decisions", get_namespace_oid("decide", false));
+	Oid			namespace = get_namespace_oid("decide", false);
+	Oid			decisions = get_relname_relid(log_partitioned_table(), namespace);
 	Oid			argtypes[1] = {DATEOID};
 	Datum		args[1];
 
@@ -164,7 +185,7 @@ context_datum(const LogRecord *record)
 	}
 }
 
-/* The columns of decide.decisions, as the worker fills them. */
+/* The columns of decide.decisions of 0.6.0, as the worker fills them. */
 enum
 {
 	COL_ID,
@@ -180,15 +201,34 @@ enum
 	COL_EPOCH,
 	COL_SOURCE,
 	COL_CONTEXT,
-	COL_PRIORITY,
-	COL_CONDITION_UNKNOWN,
 	LOG_COLUMNS
 };
 
 static const char *const column_names[LOG_COLUMNS] = {
 	"id", "decided_at", "actor", "action", "resource", "allowed", "effect", "policy",
-	"risk_level", "reason", "epoch", "source", "context", "priority", "condition_unknown"
+	"risk_level", "reason", "epoch", "source", "context"
 };
+
+/* The columns of decide.decision_chunks. */
+enum
+{
+	CHUNK_FIRST_AT,
+	CHUNK_LAST_AT,
+	CHUNK_FIRST_ID,
+	CHUNK_ROWS,
+	CHUNK_BODY,
+	CHUNK_COLUMNS
+};
+
+static const char *const chunk_column_names[CHUNK_COLUMNS] = {
+	"first_at", "last_at", "first_id", "rows", "body"
+};
+
+/*
+ * The span of a chunk's times is less than this (decide.decision_chunks
+ * checks it, and decide_decisions_page() relies on it).
+ */
+#define LOG_CHUNK_MAX_SPAN USECS_PER_SEC
 
 /* The columns of decide.decision_keys. */
 enum
@@ -198,7 +238,12 @@ enum
 	KEY_FIRST_AT,
 	KEY_LAST_AT,
 	KEY_OFFSETS,
+	KEY_CHUNKS,
 	KEY_COLUMNS
+};
+
+static const char *const key_column_names[KEY_COLUMNS] = {
+	"kind", "key", "first_at", "last_at", "offsets", "chunks"
 };
 
 /*
@@ -213,18 +258,17 @@ static const char *const risk_level_names[RISK_LEVELS] = {"low", "medium", "high
 
 /*
  * What a batch needs of the schema, looked up once per batch.  A database
- * whose extension is not updated to 0.7.0 yet has no decide.decision_keys,
- * stores each row's reason and its source as text.
+ * whose extension is not updated to 0.7.0 yet has a row per decision in
+ * decide.decisions, with its reason and its source as text, and neither
+ * keys nor a chain.
  */
 typedef struct LogSchema
 {
 	Oid			namespace;
 	Oid			id_sequence;
-	bool		compact;		/* 0.7.0: priority and flags, the source an enum */
-	bool		chained;		/* 0.7.0: decide.log_chain links each day's part of a batch */
+	bool		chunked;		/* 0.7.0: chunks, keys and the chain */
 	Datum		effect[2];		/* deny, allow */
 	Datum		risk_level[RISK_LEVELS];
-	Datum		source[LOG_SOURCES];
 } LogSchema;
 
 static Datum
@@ -245,14 +289,12 @@ load_schema(LogSchema *schema)
 {
 	Oid			effect_type;
 	Oid			risk_type;
-	Oid			source_type;
 	int			i;
 
 	schema->namespace = get_namespace_oid("decide", false);
 	schema->id_sequence = get_relname_relid("decisions_id_seq", schema->namespace);
 	effect_type = schema_type(schema, "effect");
 	risk_type = schema_type(schema, "risk_level");
-	source_type = schema_type(schema, "decision_source");
 	if (!OidIsValid(schema->id_sequence) || !OidIsValid(effect_type) || !OidIsValid(risk_type))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -263,13 +305,7 @@ load_schema(LogSchema *schema)
 	schema->effect[1] = enum_label(effect_type, "allow");
 	for (i = 0; i < RISK_LEVELS; i++)
 		schema->risk_level[i] = enum_label(risk_type, risk_level_names[i]);
-	schema->compact = OidIsValid(source_type) &&
-		OidIsValid(get_relname_relid("decision_keys", schema->namespace));
-	schema->chained = schema->compact &&
-		OidIsValid(get_relname_relid("log_chain", schema->namespace));
-	for (i = 0; i < LOG_SOURCES; i++)
-		schema->source[i] = schema->compact ? enum_label(source_type, log_source_names[i]) :
-			CStringGetTextDatum(log_source_names[i]);
+	schema->chunked = OidIsValid(get_relname_relid("decision_chunks", schema->namespace));
 }
 
 static Datum
@@ -285,21 +321,34 @@ risk_level_datum(const LogSchema *schema, DecStr name)
 	return (Datum) 0;			/* keep the compiler quiet */
 }
 
-/* A relation's attribute numbers for named columns (0: missing, if allowed). */
+/* A relation's attribute numbers for named columns. */
 static void
-column_numbers(Relation rel, const char *const *names, int n, AttrNumber *attnum,
-			   const LogSchema *schema)
+column_numbers(Relation rel, const char *const *names, int n, AttrNumber *attnum)
 {
 	int			c;
 
 	for (c = 0; c < n; c++)
 	{
 		attnum[c] = get_attnum(RelationGetRelid(rel), names[c]);
-		if (attnum[c] == InvalidAttrNumber &&
-			(schema->compact || (c != COL_PRIORITY && c != COL_CONDITION_UNKNOWN)))
+		if (attnum[c] == InvalidAttrNumber)
 			elog(ERROR, "column \"%s\" of %s is missing", names[c],
 				 RelationGetRelationName(rel));
 	}
+}
+
+/* A relation's columns must be these, in this order (checked, not assumed). */
+static void
+check_columns(Relation rel, const char *const *names, int n)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			c;
+
+	if (desc->natts != n)
+		elog(ERROR, "%s has %d columns, not %d", RelationGetRelationName(rel), desc->natts, n);
+	for (c = 0; c < n; c++)
+		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), names[c]) != 0)
+			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, RelationGetRelationName(rel),
+				 names[c]);
 }
 
 /* A partition of the log, opened to insert as COPY does. */
@@ -409,16 +458,24 @@ note_key(HTAB *table, DecStr key, int row)
 
 /*
  * Fills a slot of decide.decision_keys with one key's times (count > 0),
- * the oldest first and the newest last.
+ * the oldest first and the newest last, and the chunks that hold them:
+ * each chunk's last_at once, as offsets after the oldest time too.
  */
 static void
 fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const TimestampTz *times,
-			 int count, TimestampTz first, TimestampTz last, Datum *offsets)
+			 const TimestampTz *chunk_ends, int count, TimestampTz first, TimestampTz last,
+			 Datum *offsets, Datum *chunks)
 {
+	int			n_chunks = 0;
 	int			i;
 
 	for (i = 0; i < count; i++)
+	{
 		offsets[i] = Int32GetDatum((int32) (times[i] - first));
+		/* In time order, a key's positions meet each chunk in one run. */
+		if (i == 0 || chunk_ends[i] != chunk_ends[i - 1])
+			chunks[n_chunks++] = Int32GetDatum((int32) (chunk_ends[i] - first));
+	}
 #define SET(col, datum) (slot->tts_values[col] = (datum), slot->tts_isnull[col] = false)
 	SET(KEY_KIND, CharGetDatum(kind));
 	SET(KEY_KEY, PointerGetDatum(cstring_to_text_with_len(key->ptr, key->len)));
@@ -426,6 +483,8 @@ fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const Timesta
 	SET(KEY_LAST_AT, TimestampTzGetDatum(last));
 	SET(KEY_OFFSETS, PointerGetDatum(construct_array(offsets, count, INT4OID, sizeof(int32),
 													  true, TYPALIGN_INT)));
+	SET(KEY_CHUNKS, PointerGetDatum(construct_array(chunks, n_chunks, INT4OID, sizeof(int32),
+													 true, TYPALIGN_INT)));
 #undef SET
 	ExecStoreVirtualTuple(slot);
 }
@@ -437,12 +496,14 @@ fill_key_row(TupleTableSlot *slot, char kind, const BytesKey *key, const Timesta
  */
 static void
 insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records,
-			const int *rows)
+			const int *rows, const TimestampTz *chunk_end_of)
 {
 	HASH_SEQ_STATUS seq;
 	KeyRows    *entry;
 	TimestampTz *times = palloc(sizeof(TimestampTz) * TIMES_PER_KEY_ROW);
+	TimestampTz *chunk_ends = palloc(sizeof(TimestampTz) * TIMES_PER_KEY_ROW);
 	Datum	   *offsets = palloc(sizeof(Datum) * TIMES_PER_KEY_ROW);
+	Datum	   *chunks = palloc(sizeof(Datum) * TIMES_PER_KEY_ROW);
 	int			filled = 0;
 
 	hash_seq_init(&seq, table);
@@ -466,8 +527,8 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 					writer_insert(w, filled);
 					filled = 0;
 				}
-				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, count, first, last,
-							 offsets);
+				fill_key_row(writer_slot(w, filled++), kind, &entry->key, times, chunk_ends, count,
+							 first, last, offsets, chunks);
 				count = 0;
 			}
 			if (i == entry->n)
@@ -476,6 +537,7 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 				first = last = t;
 			first = Min(first, t);
 			last = Max(last, t);
+			chunk_ends[count] = i < entry->n ? chunk_end_of[entry->rows[i]] : 0;
 			times[count++] = t;
 		}
 	}
@@ -483,100 +545,148 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 		writer_insert(w, filled);
 }
 
-/* The columns of decide.decision_keys, in this order (checked, not assumed). */
+/* Decisions to a chunk at most, and chunks to a multi-insert. */
+#define CHUNK_RECORDS 256
+#define CHUNK_SLOTS 16
+
+/*
+ * Writes the day's records, in time order, as rows of the day's partition
+ * of decide.decision_chunks: CHUNK_RECORDS decisions a row, or fewer where
+ * they would span LOG_CHUNK_MAX_SPAN or more, so that readers find a time's
+ * chunk among those that end less than that span after it.  Each chunk, as
+ * stored, goes into the day's link of the chain; chunk_end_of[i] is set to
+ * the last_at of the chunk that holds rows[i], for the keys.
+ */
 static void
-check_key_columns(Relation rel)
+insert_chunks(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
+			  int n, ChainDigest *chain, int64 *first_id_out, int64 *last_id_out,
+			  TimestampTz *chunk_end_of)
 {
-	static const char *const names[KEY_COLUMNS] = {
-		"kind", "key", "first_at", "last_at", "offsets"
-	};
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			c;
+	PartitionWriter w;
+	LogRecord  *texts = palloc(sizeof(LogRecord) * CHUNK_RECORDS);
+	int		   *order = palloc(sizeof(int) * CHUNK_RECORDS);
+	int64	   *ids = palloc(sizeof(int64) * CHUNK_RECORDS);
+	/* The chunks of a multi-insert, freed once it is written. */
+	MemoryContext chunk_context = AllocSetContextCreate(CurrentMemoryContext,
+														"decide log chunks",
+														ALLOCSET_DEFAULT_SIZES);
+	int			filled = 0;
+	int			done = 0;
 
-	if (desc->natts != KEY_COLUMNS)
-		elog(ERROR, "%s has %d columns, not %d", RelationGetRelationName(rel), desc->natts,
-			 KEY_COLUMNS);
-	for (c = 0; c < KEY_COLUMNS; c++)
-		if (strcmp(NameStr(TupleDescAttr(desc, c)->attname), names[c]) != 0)
-			elog(ERROR, "column %d of %s is not \"%s\"", c + 1, RelationGetRelationName(rel),
-				 names[c]);
-}
+	writer_open(&w, schema, "decision_chunks_%04d%02d%02d", day, CHUNK_SLOTS);
+	check_columns(w.rel, chunk_column_names, CHUNK_COLUMNS);
+	while (done < n)
+	{
+		TimestampTz first_at = records[rows[done]].decided_at;
+		TimestampTz last_at = first_at;
+		MemoryContext outer = MemoryContextSwitchTo(chunk_context);
+		TupleTableSlot *slot;
+		int			count;
+		int			i;
+		bytea	   *body;
+		Size		size;
 
-/* Adds a compact row, as written, to its link's digest. */
-static void
-add_to_chain(ChainDigest *chain, int64 id, const LogRecord *r, const Jsonb *context)
-{
-	static const DecStr none = {NULL, 0};
-	ChainRow	row;
+		for (count = 0; count < CHUNK_RECORDS && done + count < n; count++)
+		{
+			const LogRecord *r = &records[rows[done + count]];
 
-	row.id = id;
-	row.decided_at = r->decided_at;
-	row.actor = r->actor;
-	row.action = r->action;
-	row.resource = r->resource;
-	row.allowed = r->allowed;
-	row.effect.ptr = r->allowed ? "allow" : "deny";
-	row.effect.len = strlen(row.effect.ptr);
-	row.policy = r->has_policy ? r->policy : none;
-	row.risk_level = r->has_policy ? r->risk_level : none;
-	row.reason = none;
-	row.epoch = r->epoch;
-	row.source.ptr = log_source_names[r->source];
-	row.source.len = strlen(row.source.ptr);
-	row.context.ptr = context ? VARDATA(context) : NULL;
-	row.context.len = context ? VARSIZE(context) - VARHDRSZ : 0;
-	row.has_priority = row.has_condition_unknown = r->has_policy;
-	row.priority = r->priority;
-	row.condition_unknown = r->condition_unknown;
-	log_chain_add_row(chain, &row);
+			if (r->decided_at - first_at >= LOG_CHUNK_MAX_SPAN)
+				break;
+			last_at = r->decided_at;
+			ids[count] = nextval_internal(schema->id_sequence, false);
+			texts[count] = *r;
+			order[count] = count;
+			if (r->context.len > 0 && r->context_format == LOG_CONTEXT_JSONB)
+			{
+				/* The chunk keeps JSON text: portable, and checked when read. */
+				Jsonb	   *context = DatumGetJsonbP(context_datum(r));
+
+				texts[count].context.ptr = JsonbToCString(NULL, &context->root, VARSIZE(context));
+				texts[count].context.len = strlen(texts[count].context.ptr);
+				texts[count].context_format = LOG_CONTEXT_JSON_TEXT;
+
+				/*
+				 * A few bytes of jsonb can be a long text (a number of
+				 * thousands of digits): a context the chunk's reader
+				 * would refuse is logged as none, as a large one is.
+				 */
+				if (log_record_check_fields(&texts[count]) != LOG_ENTRY_OK)
+					texts[count].context.len = 0;
+			}
+		}
+		if (done == 0)
+			*first_id_out = ids[0];
+		*last_id_out = ids[count - 1];
+		size = log_chunk_bound(texts, order, count);
+		body = palloc(VARHDRSZ + size);
+		size = log_chunk_encode(texts, order, ids, count, VARDATA(body));
+		SET_VARSIZE(body, VARHDRSZ + size);
+		MemoryContextSwitchTo(outer);
+
+		slot = writer_slot(&w, filled++);
+		slot->tts_values[CHUNK_FIRST_AT] = TimestampTzGetDatum(first_at);
+		slot->tts_values[CHUNK_LAST_AT] = TimestampTzGetDatum(last_at);
+		slot->tts_values[CHUNK_FIRST_ID] = Int64GetDatum(ids[0]);
+		slot->tts_values[CHUNK_ROWS] = Int32GetDatum(count);
+		slot->tts_values[CHUNK_BODY] = PointerGetDatum(body);
+		memset(slot->tts_isnull, false, sizeof(bool) * CHUNK_COLUMNS);
+		ExecStoreVirtualTuple(slot);
+		if (chain)
+			log_chain_add_chunk(chain, ids[0], first_at, last_at, count, VARDATA(body), size);
+		for (i = 0; i < count; i++)
+			chunk_end_of[done + i] = last_at;
+		done += count;
+		chunks_written++;
+		decisions_in_chunks += count;
+		if (filled == w.n_slots || done == n)
+		{
+			writer_insert(&w, filled);
+			filled = 0;
+			MemoryContextReset(chunk_context);
+		}
+	}
+	writer_close(&w);
+	MemoryContextDelete(chunk_context);
 }
 
 /*
- * Inserts the records of one day into that day's partition, as COPY does,
- * hashing them into the day's link of the chain, then where each actor,
- * policy and risk level, and the denials, occur among them into the day's
- * partition of decide.decision_keys.  The day was computed from the rows,
- * so the partition constraints hold.
+ * A database not yet updated to 0.7.0: the records of one day as rows of
+ * its partition of decide.decisions, with their reasons, as COPY does.
  */
 static void
-insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
-					  const int *rows, int n)
+insert_rows_of_0_6(const LogSchema *schema, int32 day, const LogRecord *records,
+				   const int *rows, int n)
 {
 	PartitionWriter w;
 	AttrNumber	attnum[LOG_COLUMNS];
 	int			done;
-	ChainDigest *chain = schema->chained ? log_chain_begin() : NULL;
-	int64		first_id = 0;
-	int64		last_id = 0;
 
 	/*
-	 * The values of a chunk of rows, freed once the chunk is written: the
-	 * same few hundred kilobytes, still in cache, serve every chunk.
+	 * The values of a multi-insert, freed once it is written: the same few
+	 * hundred kilobytes, still in cache, serve every one.
 	 */
-	MemoryContext chunk_context = AllocSetContextCreate(CurrentMemoryContext,
-														"decide log chunk",
-														ALLOCSET_DEFAULT_SIZES);
-	MemoryContext outer_context;
+	MemoryContext values_context = AllocSetContextCreate(CurrentMemoryContext,
+														 "decide log rows",
+														 ALLOCSET_DEFAULT_SIZES);
 
 	writer_open(&w, schema, "decisions_%04d%02d%02d", day, Min(n, MULTI_INSERT_SLOTS));
-	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum, schema);
+	column_numbers(w.rel, column_names, LOG_COLUMNS, attnum);
 	for (done = 0; done < n; done += w.n_slots)
 	{
 		int			count = Min(w.n_slots, n - done);
+		MemoryContext outer = MemoryContextSwitchTo(values_context);
 		int			i;
 
-		outer_context = MemoryContextSwitchTo(chunk_context);
 		for (i = 0; i < count; i++)
 		{
 			const LogRecord *r = &records[rows[done + i]];
 			TupleTableSlot *slot = writer_slot(&w, i);
 			Datum	   *values = slot->tts_values;
 			bool	   *nulls = slot->tts_isnull;
-
-			int64		id = nextval_internal(schema->id_sequence, false);
+			char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
 
 #define SET(col, datum) (values[attnum[col] - 1] = (datum), nulls[attnum[col] - 1] = false)
-			SET(COL_ID, Int64GetDatum(id));
+			SET(COL_ID, Int64GetDatum(nextval_internal(schema->id_sequence, false)));
 			SET(COL_DECIDED_AT, TimestampTzGetDatum(r->decided_at));
 			SET(COL_ACTOR, text_datum(r->actor));
 			SET(COL_ACTION, text_datum(r->action));
@@ -588,83 +698,97 @@ insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *recor
 				SET(COL_POLICY, text_datum(r->policy));
 				SET(COL_RISK_LEVEL, risk_level_datum(schema, r->risk_level));
 			}
-			if (schema->compact)
-			{
-				if (r->has_policy)
-				{
-					SET(COL_PRIORITY, Int32GetDatum(r->priority));
-					SET(COL_CONDITION_UNKNOWN, BoolGetDatum(r->condition_unknown));
-				}
-			}
-			else
-			{
-				/* A database not yet updated stores the reason (0.6.0). */
-				char	   *policy = r->has_policy ? pnstrdup(r->policy.ptr, r->policy.len) : NULL;
-
-				SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
-																	r->condition_unknown)));
-			}
+			SET(COL_REASON, CStringGetTextDatum(decision_reason(r->allowed, policy, r->priority,
+																r->condition_unknown)));
 			SET(COL_EPOCH, Int64GetDatum(r->epoch));
-			SET(COL_SOURCE, schema->source[r->source]);
+			SET(COL_SOURCE, CStringGetTextDatum(log_source_names[r->source]));
 			if (r->context.len > 0)
 				SET(COL_CONTEXT, context_datum(r));
 #undef SET
 			ExecStoreVirtualTuple(slot);
-			if (chain)
-				add_to_chain(chain, id, r, nulls[attnum[COL_CONTEXT] - 1] ? NULL :
-							 DatumGetJsonbP(values[attnum[COL_CONTEXT] - 1]));
-			if (done + i == 0)
-				first_id = id;
-			last_id = id;
 		}
-		MemoryContextSwitchTo(outer_context);
+		MemoryContextSwitchTo(outer);
 		writer_insert(&w, count);
-		MemoryContextReset(chunk_context);
+		MemoryContextReset(values_context);
 	}
 	writer_close(&w);
-	MemoryContextDelete(chunk_context);
-	if (chain)
-		log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
-						 &records[rows[n - 1]].decided_at);
+	MemoryContextDelete(values_context);
+}
 
-	if (schema->compact)
+/*
+ * Where each actor, policy and risk level, and the denials, occur among
+ * the records of one day: rows of the day's partition of
+ * decide.decision_keys.
+ */
+static void
+insert_day_keys(const LogSchema *schema, int32 day, const LogRecord *records, const int *rows,
+				int n, const TimestampTz *chunk_end_of)
+{
+	PartitionWriter w;
+	HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
+											CurrentMemoryContext);
+	HTAB	   *policies = bytes_table_create("decide log policies", sizeof(KeyRows), 64,
+											  CurrentMemoryContext);
+	HTAB	   *risks = bytes_table_create("decide log risk levels", sizeof(KeyRows),
+										   RISK_LEVELS, CurrentMemoryContext);
+	HTAB	   *denials = bytes_table_create("decide log denials", sizeof(KeyRows), 1,
+											 CurrentMemoryContext);
+	DecStr		no_key = {"", 0};
+	int			i;
+
+	for (i = 0; i < n; i++)
 	{
-		HTAB	   *actors = bytes_table_create("decide log actors", sizeof(KeyRows), 256,
-												CurrentMemoryContext);
-		HTAB	   *policies = bytes_table_create("decide log policies", sizeof(KeyRows), 64,
-												  CurrentMemoryContext);
-		HTAB	   *risks = bytes_table_create("decide log risk levels", sizeof(KeyRows),
-											   RISK_LEVELS, CurrentMemoryContext);
-		HTAB	   *denials = bytes_table_create("decide log denials", sizeof(KeyRows), 1,
-												 CurrentMemoryContext);
-		DecStr		no_key = {"", 0};
-		int			i;
+		const LogRecord *r = &records[rows[i]];
 
-		for (i = 0; i < n; i++)
+		note_key(actors, r->actor, i);
+		if (r->has_policy)
 		{
-			const LogRecord *r = &records[rows[i]];
-
-			note_key(actors, r->actor, i);
-			if (r->has_policy)
-			{
-				note_key(policies, r->policy, i);
-				note_key(risks, r->risk_level, i);
-			}
-			if (!r->allowed)
-				note_key(denials, no_key, i);
+			note_key(policies, r->policy, i);
+			note_key(risks, r->risk_level, i);
 		}
-		writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
-		check_key_columns(w.rel);
-		insert_keys(&w, 'a', actors, records, rows);
-		insert_keys(&w, 'p', policies, records, rows);
-		insert_keys(&w, 'r', risks, records, rows);
-		insert_keys(&w, 'd', denials, records, rows);
-		writer_close(&w);
-		hash_destroy(actors);
-		hash_destroy(policies);
-		hash_destroy(risks);
-		hash_destroy(denials);
+		if (!r->allowed)
+			note_key(denials, no_key, i);
 	}
+	writer_open(&w, schema, "decision_keys_%04d%02d%02d", day, 64);
+	check_columns(w.rel, key_column_names, KEY_COLUMNS);
+	insert_keys(&w, 'a', actors, records, rows, chunk_end_of);
+	insert_keys(&w, 'p', policies, records, rows, chunk_end_of);
+	insert_keys(&w, 'r', risks, records, rows, chunk_end_of);
+	insert_keys(&w, 'd', denials, records, rows, chunk_end_of);
+	writer_close(&w);
+	hash_destroy(actors);
+	hash_destroy(policies);
+	hash_destroy(risks);
+	hash_destroy(denials);
+}
+
+/*
+ * Writes the records of one day, in time order, into that day's
+ * partitions: as chunks, with the day's link of the chain and the keys;
+ * or as 0.6.0 rows.  The day was computed from the records, so the
+ * partition constraints hold.
+ */
+static void
+insert_into_partition(const LogSchema *schema, int32 day, const LogRecord *records,
+					  const int *rows, int n)
+{
+	ChainDigest *chain;
+	int64		first_id = 0;
+	int64		last_id = 0;
+	TimestampTz *chunk_end_of;
+
+	if (!schema->chunked)
+	{
+		insert_rows_of_0_6(schema, day, records, rows, n);
+		return;
+	}
+	chain = log_chain_begin();
+	chunk_end_of = palloc(sizeof(TimestampTz) * n);
+	insert_chunks(schema, day, records, rows, n, chain, &first_id, &last_id, chunk_end_of);
+	log_chain_append("log_chain", chain, first_id, last_id, n, &records[rows[0]].decided_at,
+					 &records[rows[n - 1]].decided_at);
+	insert_day_keys(schema, day, records, rows, n, chunk_end_of);
+	pfree(chunk_end_of);
 }
 
 /* Orders row numbers by their records' times, then as they came. */
@@ -770,5 +894,6 @@ log_flush_once(char *buf)
 	stats_flush();
 	audit_log_consume(end);
 	log_rows_since_analyze += batch.n;
+
 	return true;
 }

@@ -24,7 +24,13 @@ extern void log_insert_records(const LogRecord *records, int n);
 /* Writes one batch of the ring in a transaction; false when it was empty. */
 extern bool log_flush_once(char *buf);
 
-/* Rows written since the last ANALYZE of decide.decisions. */
+/* Decisions written since the log's last ANALYZE. */
 extern int64 log_rows_since_analyze;
+
+/* Decisions per row of the log's partitioned table, as this worker wrote them. */
+extern double log_decisions_per_row(void);
+
+/* The log's table partitioned by day: decision_chunks, or decisions before 0.7.0. */
+extern const char *log_partitioned_table(void);
 
 #endif							/* DECIDE_WORKER_FLUSH_H */

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
+
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -30,6 +32,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -42,7 +45,8 @@
 
 /*
  * The log's parents are analyzed, as autovacuum analyzes a table, after
- * 50,000 rows plus a tenth of what they hold: ANALYZE of a partitioned
+ * 50,000 decisions plus a tenth of what they hold (their rows, chunks from
+ * 0.7.0 on, times the decisions a chunk holds): ANALYZE of a partitioned
  * table samples every partition, a second or more on a large log, so a
  * fixed count would cost a growing share of the server's time per logged
  * row.
@@ -51,7 +55,7 @@
 #define ANALYZE_AFTER_FRACTION 0.1
 
 /* What a helper analyzes: its bgw_extra holds these bits. */
-#define ANALYZE_LOG			0x01	/* decide.decisions, decide.decision_keys */
+#define ANALYZE_LOG			0x01	/* the log's tables */
 #define ANALYZE_POLICIES	0x02
 #define ANALYZE_ENTITIES	0x04
 
@@ -130,9 +134,10 @@ log_rows_counted(void)
 	bool		isnull;
 	Datum		rows;
 
-	if (SPI_execute("SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::float8"
-					" FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-					" WHERE i.inhparent = 'decide.decisions'::regclass", true, 1) != SPI_OK_SELECT ||
+	if (SPI_execute(psprintf("SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::float8"
+							 " FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+							 " WHERE i.inhparent = 'decide.%s'::regclass", log_partitioned_table()),
+					true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		return 0;
 	rows = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -155,11 +160,13 @@ maintain_in_transaction(void *arg)
 		log_ensure_partition(day);
 
 	/* Partitions whose whole day is older than the retention. */
-	if (SPI_execute("SELECT c.relname::text FROM pg_catalog.pg_inherits i"
-					" JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-					" WHERE i.inhparent = 'decide.decisions'::regclass"
-					" AND c.relname ~ '^decisions_[0-9]{8}$'", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the partitions of decide.decisions");
+	if (SPI_execute(psprintf("SELECT c.relname::text FROM pg_catalog.pg_inherits i"
+							 " JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+							 " WHERE i.inhparent = 'decide.%s'::regclass"
+							 " AND c.relname ~ '^%s_[0-9]{8}$'",
+							 log_partitioned_table(), log_partitioned_table()),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the partitions of the decision log");
 	{
 		uint64		n = SPI_processed;
 		char	  **names = palloc(sizeof(char *) * (n + 1));
@@ -173,14 +180,15 @@ maintain_in_transaction(void *arg)
 						month,
 						mday;
 
-			if (sscanf(names[i], "decisions_%4d%2d%2d", &year, &month, &mday) != 3)
+			if (sscanf(names[i] + strlen(names[i]) - 8, "%4d%2d%2d", &year, &month, &mday) != 3)
 				continue;
 			day = date2j(year, month, mday) - POSTGRES_EPOCH_JDATE;
 			if (day >= oldest_kept)
 				continue;
 			/* The day's keys go with its rows (a 0.6.0 schema has none). */
 			SPI_execute(psprintf("DROP TABLE IF EXISTS decide.%s, decide.decision_keys_%04d%02d%02d",
-								 quote_identifier(names[i]), year, month, mday), false, 0);
+								 quote_identifier(names[i]), year, month, mday),
+						false, 0);
 			/* And its links: the oldest kept then starts the chain. */
 			if (worker_decide_table_exists("log_chain"))
 				SPI_execute(psprintf("DELETE FROM decide.log_chain WHERE last_at < "
@@ -211,7 +219,8 @@ maintain_in_transaction(void *arg)
 		SPI_execute("DELETE FROM decide.changes_chain WHERE last_id < "
 					"coalesce((SELECT min(id) FROM decide.changes), 9223372036854775807)", false, 0);
 
-	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS + ANALYZE_AFTER_FRACTION * log_rows_counted())
+	if (log_rows_since_analyze >= ANALYZE_AFTER_ROWS +
+		ANALYZE_AFTER_FRACTION * log_rows_counted() * log_decisions_per_row())
 		*to_analyze |= ANALYZE_LOG;
 	/* Policies and entities: when a tenth of their rows changed. */
 	if (SPI_execute("SELECT relname::text FROM pg_catalog.pg_stat_user_tables"
@@ -293,8 +302,12 @@ static void
 analyze_in_transaction(void *arg)
 {
 	const char *table = arg;
+	Oid			relation = worker_decide_relation(table);
 
-	if (!worker_decide_table_exists(table))
+	/* Only tables: decide.decisions is a view from 0.7.0 on. */
+	if (!OidIsValid(relation) ||
+		(get_rel_relkind(relation) != RELKIND_RELATION &&
+		 get_rel_relkind(relation) != RELKIND_PARTITIONED_TABLE))
 		return;
 	/* A lock not granted within lock_timeout fails it: asked again later. */
 	SPI_execute(psprintf("ANALYZE decide.%s", table), false, 0);
@@ -317,6 +330,7 @@ decide_analyze_main(Datum arg)
 	 * is done; one that fails does not keep the others from their turn.
 	 */
 	if ((tables & ANALYZE_LOG) &&
+		in_transaction_reporting_errors(analyze_in_transaction, "decision_chunks") &&
 		in_transaction_reporting_errors(analyze_in_transaction, "decisions") &&
 		in_transaction_reporting_errors(analyze_in_transaction, "decision_keys"))
 		worker_registry_note_log_analyzed(MyDatabaseId);

@@ -4,7 +4,7 @@
  * A standby's worker forwards its ring to a Redis stream of its own
  * (registered in a set per policy store), each record as a stream entry
  * (log_record.h) whose context is JSON text.  The primary's worker reads
- * every registered stream and writes the entries into decide.decisions,
+ * every registered stream and writes the entries into the decision log,
  * with the stream's position, in one transaction: exactly once.
  *
  * Whatever comes from Redis is untrusted.  An entry is written only when

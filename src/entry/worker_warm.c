@@ -38,6 +38,7 @@
 #include "request_key.h"
 #include "stats.h"
 #include "worker_common.h"
+#include "worker_flush.h"
 #include "worker_warm.h"
 
 #define WARM_KEYS 1024
@@ -377,11 +378,15 @@ read_log_requests(void *arg)
 	plan->n = 0;
 	if (!worker_extension_installed())
 		return;
-	if (SPI_execute("SELECT actor, action, resource, coalesce(context, '{}')"
-					" FROM (SELECT actor, action, resource, context FROM decide.decisions"
-					"        WHERE decided_at > now() - interval '10 minutes'"
-					"        ORDER BY decided_at DESC LIMIT 100000) recent"
-					" GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC LIMIT " CppAsString2(WARM_FROM_LOG_KEYS),
+	/* From 0.7.0 on, only the chunks of the last ten minutes are decoded. */
+	if (SPI_execute(psprintf("SELECT actor, action, resource, coalesce(context, '{}')"
+							 " FROM (SELECT actor, action, resource, context FROM %s"
+							 "        ORDER BY decided_at DESC LIMIT 100000) recent"
+							 " GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC LIMIT "
+							 CppAsString2(WARM_FROM_LOG_KEYS),
+							 strcmp(log_partitioned_table(), "decision_chunks") == 0 ?
+							 "decide.decisions_between(now() - interval '10 minutes', 'infinity')" :
+							 "decide.decisions WHERE decided_at > now() - interval '10 minutes'"),
 					true, 0) != SPI_OK_SELECT)
 		return;
 	plan->epoch = policy_set_current()->epoch;

@@ -3,19 +3,19 @@
  * history.
  *
  * The worker writes, with each day's part of a flushed batch, one row of
- * decide.log_chain (a link): the range of ids and the number of the rows
- * it wrote, the SHA-256 digest of those rows, and a hash over the previous
- * link's hash and all of that.  The change history's trigger does the same
+ * decide.log_chain (a link): the range of ids and the number of the
+ * decisions it wrote, the SHA-256 digest of the chunks that hold them, and
+ * a hash over the previous link's hash and all of that.  The change history's trigger does the same
  * in decide.changes_chain for the rows each statement records; changes
  * are serialized by the epoch row, which every changing transaction locks
  * first, so links follow each other in commit order.  decide_verify_log()
  * (log_verify.c) reads the rows and the links again and recomputes both.
  * This file is the one definition of what is hashed, so that writers and
- * verifier agree: every column of a row in table order, each as a presence
- * byte, then a 4-byte length and its bytes (integers and times as 8
- * big-endian bytes, enums as their labels, jsonb as its binary form), so
- * that no two different rows hash the same bytes.  Labels rather than enum
- * OIDs, which a dump and restore renumber.
+ * verifier agree: every column of a chunk or a row in table order, each as
+ * a presence byte, then a 4-byte length and its bytes (integers and times
+ * as 8 big-endian bytes, a chunk's body as stored, jsonb as its binary
+ * form), so that no two different rows hash the same bytes.  A chunk's
+ * body is portable (log_chunk.h): a dump restored anywhere verifies.
  */
 #include "postgres.h"
 
@@ -90,12 +90,6 @@ put_bytes(ChainDigest *d, const char *ptr, size_t len)
 }
 
 static inline void
-put_str(ChainDigest *d, DecStr s)
-{
-	put_bytes(d, s.ptr, s.len);
-}
-
-static inline void
 put_int64(ChainDigest *d, int64 value)
 {
 	uint64		big_endian = pg_hton64((uint64) value);
@@ -116,29 +110,14 @@ log_chain_begin(void)
 }
 
 void
-log_chain_add_row(ChainDigest *d, const ChainRow *row)
+log_chain_add_chunk(ChainDigest *d, int64 first_id, TimestampTz first_at, TimestampTz last_at,
+					int32 rows, const char *body, size_t len)
 {
-	put_int64(d, row->id);
-	put_int64(d, row->decided_at);
-	put_str(d, row->actor);
-	put_str(d, row->action);
-	put_str(d, row->resource);
-	put_int64(d, row->allowed ? 1 : 0);
-	put_str(d, row->effect);
-	put_str(d, row->policy);
-	put_str(d, row->risk_level);
-	put_str(d, row->reason);
-	put_int64(d, row->epoch);
-	put_str(d, row->source);
-	put_str(d, row->context);
-	if (row->has_priority)
-		put_int64(d, row->priority);
-	else
-		put_present(d, false);
-	if (row->has_condition_unknown)
-		put_int64(d, row->condition_unknown ? 1 : 0);
-	else
-		put_present(d, false);
+	put_int64(d, first_at);
+	put_int64(d, last_at);
+	put_int64(d, first_id);
+	put_int64(d, rows);
+	put_bytes(d, body, len);
 }
 
 void

@@ -13,36 +13,10 @@
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 
-#include "evaluator.h"
 
 #define LOG_CHAIN_HASH_BYTES PG_SHA256_DIGEST_LENGTH
 
-/*
- * One row of decide.decisions as the chain sees it: its columns in table
- * order, enums as their labels.  A NULL string has ptr NULL.
- */
-typedef struct ChainRow
-{
-	int64		id;
-	TimestampTz decided_at;
-	DecStr		actor;
-	DecStr		action;
-	DecStr		resource;
-	bool		allowed;
-	DecStr		effect;
-	DecStr		policy;
-	DecStr		risk_level;
-	DecStr		reason;
-	int64		epoch;
-	DecStr		source;
-	DecStr		context;		/* the jsonb's bytes, header excluded */
-	bool		has_priority;
-	int32		priority;
-	bool		has_condition_unknown;
-	bool		condition_unknown;
-} ChainRow;
-
-/* The SHA-256 digest of one link's rows, being computed. */
+/* The SHA-256 digest of one link's chunks or rows, being computed. */
 typedef struct ChainDigest
 {
 	pg_cryptohash_ctx *ctx;		/* freed with its resource owner on error */
@@ -52,8 +26,12 @@ typedef struct ChainDigest
 
 extern ChainDigest *log_chain_begin(void);
 
-/* Adds a row to a link's digest (rows go in id order). */
-extern void log_chain_add_row(ChainDigest *d, const ChainRow *row);
+/*
+ * Adds a chunk of decide.decision_chunks, its columns and its body as
+ * stored, to a link's digest (chunks go in the order of their first ids).
+ */
+extern void log_chain_add_chunk(ChainDigest *d, int64 first_id, TimestampTz first_at,
+								TimestampTz last_at, int32 rows, const char *body, size_t len);
 
 extern void log_chain_finish(ChainDigest *d, uint8 *digest);
 
