@@ -22,7 +22,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_TARGET=${1:-60}
-TARGETS=${FUZZ_TARGETS:-"glob request_key evaluator cache_value log_record"}
+TARGETS=${FUZZ_TARGETS:-"glob request_key evaluator cache_value log_record log_chunk"}
 JOBS=${FUZZ_JOBS:-1}
 BUILD=fuzz/build
 
