@@ -25,10 +25,11 @@ SELECT actor, action, resource, allowed, effect, policy, risk_level, priority, c
        reason, source, epoch = decide_epoch() AS current_epoch, context, decided_at <= now() AS past
   FROM decide.decisions ORDER BY id;
 -- The reason is not stored: the log derives it when read, the words
--- decide() gave.  The five decisions are one chunk of the log.
+-- decide() gave.  The chunks hold the five decisions, numbered from
+-- first_id (how flushes cut them into chunks depends on timing).
 SELECT reason FROM decide_recent_decisions ORDER BY id;
 SELECT reason FROM decide_decisions_page() ORDER BY id;
-SELECT count(*) AS chunks, sum(rows) AS decisions, min(first_id) = min(d.id) AS first_id_is_the_smallest
+SELECT sum(rows) AS decisions, min(first_id) = min(d.id) AS first_id_is_the_smallest
   FROM decide.decision_chunks, (SELECT min(id) AS id FROM decide.decisions) d;
 
 -- decide.log = deny: allows are not logged.  none: nothing.  A sample rate
