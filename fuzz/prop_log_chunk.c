@@ -12,7 +12,10 @@
  *      AddressSanitizer), and every record it yields is sound: its fields
  *      point into the chunk and pass log_record_check_fields();
  *   2. a chunk read to its end without a failure holds as many records as
- *      its header says, and re-encoding them decodes to the same records.
+ *      its header says, and re-encoding them decodes to the same records;
+ *   3. skimming (log_chunk_skim(), which leaves the fields unchecked) also
+ *      stays within the bytes, and yields the records log_chunk_next()
+ *      yields, with their ids, before any it refuses.
  */
 #include "props.h"
 #include "log_chunk.h"
@@ -58,6 +61,29 @@ prop_log_chunk(const uint8_t *data, size_t size)
 			order[n] = n;
 			ids[n] = reader.id;
 			records[n++] = got;
+		}
+		if (problem == NULL)
+		{
+			LogChunkReader skimmer;
+			int			i = 0;
+
+			log_chunk_open(&skimmer, copy, size);
+			while (problem == NULL && log_chunk_skim(&skimmer, &got))
+			{
+				if (!dec_str_within(got.actor, copy, size) || !dec_str_within(got.action, copy, size) ||
+					!dec_str_within(got.resource, copy, size) || !dec_str_within(got.policy, copy, size) ||
+					!dec_str_within(got.risk_level, copy, size) || !dec_str_within(got.context, copy, size) ||
+					!dec_str_within(got.reason, copy, size))
+					problem = "a skimmed field points outside the chunk";
+				else if (i < n && (skimmer.id != ids[i] || !same_log_record(&got, &records[i])))
+					problem = "skimming yields another record than reading";
+				i++;
+			}
+			if (problem == NULL && i < n)
+				problem = "skimming stops before reading does";
+			if (problem == NULL && reader.failure == LOG_ENTRY_OK &&
+				(i != n || skimmer.failure != LOG_ENTRY_OK))
+				problem = "skimming a sound chunk yields other records";
 		}
 		if (problem == NULL && reader.failure == LOG_ENTRY_OK)
 		{

@@ -320,6 +320,17 @@ SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows('\x6463683100')$$)
 SELECT regexp_replace(pg_temp.try($$SELECT * FROM decide.decision_chunk_rows(
                          (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 100 LIMIT 1))$$),
                       'of its [0-9]+', 'of its N') AS cut_short;
+-- A decision whose actor was damaged in place (a glob character) is
+-- refused where it would become a row; a read filtered past it does not
+-- check it, and shows the others.
+SELECT overlay(body PLACING '*'::bytea FROM position('user:damaged'::bytea IN body) + 5) AS damaged
+  FROM (SELECT decide.decision_chunk(array_agg(ROW(id, now(), actor, 'read', 'doc:1', false, 'deny', NULL,
+                                                   NULL, NULL, 1, 'miss', NULL, NULL, NULL)::decide.logged_decision
+                                               ORDER BY id)) AS body
+          FROM (VALUES (1, 'user:damaged'), (2, 'user:kept')) AS r(id, actor)) c \gset
+SELECT pg_temp.try(format('SELECT count(*) FROM decide.decision_chunk_rows(%L)', :'damaged'));
+SELECT id, actor FROM decide.decision_chunk_rows(:'damaged', NULL, NULL, NULL, 'user:kept',
+                                                 NULL, NULL, NULL, NULL);
 DO $$
 BEGIN
     EXECUTE format('DROP TABLE decide.%I, decide.%I',

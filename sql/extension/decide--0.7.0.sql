@@ -498,6 +498,10 @@ CREATE TABLE decide.decision_chunks (
                = date_trunc('day', last_at AT TIME ZONE 'UTC'))
 ) PARTITION BY RANGE (last_at);
 ALTER TABLE decide.decision_chunks ALTER COLUMN body SET STATISTICS 0;
+-- A body stays in its row, compressed, unless even compressed it would not
+-- fit a page: reading a chunk then costs no TOAST lookup, and writing one
+-- no TOAST row and index entry.  Partitions inherit it.
+ALTER TABLE decide.decision_chunks ALTER COLUMN body SET STORAGE MAIN;
 -- lz4 compresses and decompresses chunks several times faster than pglz;
 -- a server built without it keeps its default.  Partitions inherit it.
 DO $$
@@ -876,13 +880,16 @@ BEGIN
             -- (Times at top_at itself may not be on the page: one more.)
             times := '{}';
             counted := 0;
-            FOR k IN SELECT kk.first_at, kk.offsets
-                       FROM decide.decision_keys kk
-                      WHERE kk.kind = key_kind AND kk.key = key_value
-                        AND kk.last_at >= low_at AND kk.last_at < top_at + interval '1 second'
-                        AND kk.first_at <= top_at
-                      ORDER BY kk.last_at DESC
-                      LIMIT wanted + 2  -- a row holds a time at least
+            -- (Planned for this key, EXECUTE: a generic plan can take a
+            -- frequent key for a rare one and sort all its rows.)
+            FOR k IN EXECUTE
+                'SELECT kk.first_at, kk.offsets FROM decide.decision_keys kk
+                  WHERE kk.kind = $1 AND kk.key = $2 AND kk.last_at >= $3
+                    AND kk.last_at < $4 + interval ''1 second'' AND kk.first_at <= $4
+                  ORDER BY kk.last_at DESC
+                  LIMIT $5'
+                USING key_kind, key_value, low_at, top_at,
+                      wanted + 2  -- a row holds a time at least
             LOOP
                 IF cardinality(times) > wanted THEN
                     more := true;

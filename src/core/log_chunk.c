@@ -198,6 +198,12 @@ get_varint(LogChunkReader *reader, uint64_t *out)
 	uint64_t	v = 0;
 	int			shift = 0;
 
+	/* Most are deltas and lengths under 128: one byte. */
+	if (reader->at < reader->end && *reader->at < 0x80)
+	{
+		*out = *reader->at++;
+		return true;
+	}
 	while (reader->at < reader->end && shift < 64)
 	{
 		unsigned char b = *reader->at++;
@@ -239,7 +245,7 @@ fail(LogChunkReader *reader, LogEntryCheck why)
 }
 
 bool
-log_chunk_next(LogChunkReader *reader, LogRecord *out)
+log_chunk_skim(LogChunkReader *reader, LogRecord *out)
 {
 	uint64_t	time_delta;
 	uint64_t	epoch_delta;
@@ -247,7 +253,6 @@ log_chunk_next(LogChunkReader *reader, LogRecord *out)
 	uint64_t	priority = 0;
 	unsigned char flags;
 	unsigned char source;
-	LogEntryCheck check;
 
 	if (reader->failure != LOG_ENTRY_OK)
 		return false;
@@ -285,9 +290,6 @@ log_chunk_next(LogChunkReader *reader, LogRecord *out)
 		!get_string(reader, &out->resource) || !get_string(reader, &out->context) ||
 		(out->has_reason && !get_string(reader, &out->reason)))
 		return fail(reader, LOG_ENTRY_TRUNCATED);
-	check = log_record_check_fields(out);
-	if (check != LOG_ENTRY_OK)
-		return fail(reader, check);
 	/* Wrapping arithmetic, as encoded; the server checks the time's range. */
 	reader->time = (int64_t) ((uint64_t) reader->time + (uint64_t) unzigzag(time_delta));
 	reader->epoch = (int64_t) ((uint64_t) reader->epoch + (uint64_t) unzigzag(epoch_delta));
@@ -295,5 +297,18 @@ log_chunk_next(LogChunkReader *reader, LogRecord *out)
 	out->decided_at = reader->time;
 	out->epoch = reader->epoch;
 	reader->left--;
+	return true;
+}
+
+bool
+log_chunk_next(LogChunkReader *reader, LogRecord *out)
+{
+	LogEntryCheck check;
+
+	if (!log_chunk_skim(reader, out))
+		return false;
+	check = log_record_check_fields(out);
+	if (check != LOG_ENTRY_OK)
+		return fail(reader, check);
 	return true;
 }

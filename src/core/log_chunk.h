@@ -60,4 +60,12 @@ extern uint32_t log_chunk_count(const LogChunkReader *reader);
  */
 extern bool log_chunk_next(LogChunkReader *reader, LogRecord *out);
 
+/*
+ * The next record as log_chunk_next() reads it, its framing checked (its
+ * strings lie within the chunk, its flags and source are known) but not
+ * its fields' contents: for a reader that passes over most records and
+ * checks, with log_record_check_fields(), only those it uses.
+ */
+extern bool log_chunk_skim(LogChunkReader *reader, LogRecord *out);
+
 #endif							/* DECIDE_LOG_CHUNK_H */

@@ -107,9 +107,14 @@ check_column_types(TupleDesc given, Oid namespace)
 
 #define RISK_LABELS 8
 
-/* Enum values by label, looked up once per call. */
+/*
+ * Enum values by label: looked up once per call of decide.decision_chunk(),
+ * and once per query for decide.decision_chunk_rows(), which a page calls
+ * for each chunk it reads.
+ */
 typedef struct Labels
 {
+	MemoryContext context;		/* where risk_names live */
 	Oid			risk_type;
 	int			n_risks;
 	char	   *risk_names[RISK_LABELS];
@@ -130,6 +135,7 @@ labels_init(Labels *labels, TupleDesc desc)
 	int			i;
 
 	memset(labels, 0, sizeof(*labels));
+	labels->context = CurrentMemoryContext;
 	labels->risk_type = TupleDescAttr(desc, ROW_RISK_LEVEL)->atttypid;
 	labels->effect[0] = label_value(TupleDescAttr(desc, ROW_EFFECT)->atttypid, "deny");
 	labels->effect[1] = label_value(TupleDescAttr(desc, ROW_EFFECT)->atttypid, "allow");
@@ -159,11 +165,16 @@ risk_level(Labels *labels, DecStr name, Datum *value)
 			*value = labels->risk_values[i];
 			return true;
 		}
-	label = pnstrdup(name.ptr, name.len);
+	label = MemoryContextAlloc(labels->context, name.len + 1);
+	memcpy(label, name.ptr, name.len);
+	label[name.len] = '\0';
 	tuple = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(labels->risk_type),
 							CStringGetDatum(label));
 	if (!HeapTupleIsValid(tuple))
+	{
+		pfree(label);
 		return false;
+	}
 	*value = ObjectIdGetDatum(((Form_pg_enum) GETSTRUCT(tuple))->oid);
 	ReleaseSysCache(tuple);
 	if (labels->n_risks < RISK_LABELS)
@@ -171,6 +182,8 @@ risk_level(Labels *labels, DecStr name, Datum *value)
 		labels->risk_names[labels->n_risks] = label;
 		labels->risk_values[labels->n_risks++] = *value;
 	}
+	else
+		pfree(label);
 	return true;
 }
 
@@ -279,7 +292,27 @@ typedef struct KeptDecision
 {
 	LogRecord	record;
 	int64		id;
+	uint32		ordinal;		/* its place in the chunk, from 1 */
 } KeptDecision;
+
+/* Why a decision read from a chunk cannot become a row; NULL if it can. */
+static const char *
+kept_decision_problem(const LogRecord *r)
+{
+	LogEntryCheck check = log_record_check_fields(r);
+
+	if (check != LOG_ENTRY_OK)
+		return log_entry_check_message(check);
+	if (!IS_VALID_TIMESTAMP(r->decided_at))
+		return "a time out of range";
+	if (!pg_verifymbstr(r->actor.ptr, r->actor.len, true) ||
+		!pg_verifymbstr(r->action.ptr, r->action.len, true) ||
+		!pg_verifymbstr(r->resource.ptr, r->resource.len, true) ||
+		!pg_verifymbstr(r->policy.ptr, r->policy.len, true) ||
+		!pg_verifymbstr(r->reason.ptr, r->reason.len, true))
+		return "text not in the database's encoding";
+	return NULL;
+}
 
 /* Newest first: by decided_at, then id, both descending. */
 static int
@@ -313,22 +346,29 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	LogChunkReader reader;
 	LogRecord	r;
-	Labels		labels;
+	Labels	   *labels;
 	RowFilter	filter;
 	KeptDecision *kept;
 	int			kept_size;
 	int			n_kept = 0;
 	int			i;
-	const char *problem = NULL;
 	uint32		decoded = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
-	check_columns(desc, "decide.decision_chunk_rows()");
+	if (fcinfo->flinfo->fn_extra == NULL)
+	{
+		MemoryContext caller = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		check_columns(desc, "decide.decision_chunk_rows()");
+		fcinfo->flinfo->fn_extra = palloc(sizeof(Labels));
+		labels_init(fcinfo->flinfo->fn_extra, desc);
+		MemoryContextSwitchTo(caller);
+	}
+	labels = fcinfo->flinfo->fn_extra;
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 	body = PG_GETARG_BYTEA_PP(0);
-	labels_init(&labels, desc);
 	filter_from_args(fcinfo, &filter);
 
 	if (!log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
@@ -336,25 +376,17 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 								log_entry_check_message(reader.failure)));
 
 	/*
-	 * First the bytes: every decision is read and checked, and those the
+	 * First the bytes: every decision's framing is read, and those the
 	 * filters keep are remembered (their strings point into the body).
+	 * Only those that become rows have their fields checked: a page of a
+	 * rare key passes over thousands of decisions for each it shows.
 	 */
 	/* Sized as the decisions come: a damaged header may count any number. */
 	kept_size = Min(Max(log_chunk_count(&reader), 1), 256);
 	kept = palloc(sizeof(KeptDecision) * kept_size);
-	while (log_chunk_next(&reader, &r))
+	while (log_chunk_skim(&reader, &r))
 	{
 		decoded++;
-		if (!IS_VALID_TIMESTAMP(r.decided_at))
-			problem = "a time out of range";
-		else if (!pg_verifymbstr(r.actor.ptr, r.actor.len, true) ||
-				 !pg_verifymbstr(r.action.ptr, r.action.len, true) ||
-				 !pg_verifymbstr(r.resource.ptr, r.resource.len, true) ||
-				 !pg_verifymbstr(r.policy.ptr, r.policy.len, true) ||
-				 !pg_verifymbstr(r.reason.ptr, r.reason.len, true))
-			problem = "text not in the database's encoding";
-		if (problem)
-			break;
 		if (filter_keeps(&filter, &r, reader.id))
 		{
 			if (n_kept == kept_size)
@@ -363,19 +395,27 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 				kept = repalloc(kept, sizeof(KeptDecision) * kept_size);
 			}
 			kept[n_kept].record = r;
-			kept[n_kept++].id = reader.id;
+			kept[n_kept].id = reader.id;
+			kept[n_kept++].ordinal = decoded;
 		}
 	}
-	if (reader.failure != LOG_ENTRY_OK || problem != NULL)
-		report_damaged(psprintf("Decision %u of its %u: %s.", problem ? decoded : decoded + 1,
-								reader.count,
-								problem ? problem : log_entry_check_message(reader.failure)));
+	if (reader.failure != LOG_ENTRY_OK)
+		report_damaged(psprintf("Decision %u of its %u: %s.", decoded + 1, reader.count,
+								log_entry_check_message(reader.failure)));
 
 	/* A page needs at most its own size of a chunk's decisions, the newest. */
 	if (filter.newest > 0 && n_kept > filter.newest)
 	{
 		qsort(kept, n_kept, sizeof(KeptDecision), compare_newest_first);
 		n_kept = filter.newest;
+	}
+	for (i = 0; i < n_kept; i++)
+	{
+		const char *problem = kept_decision_problem(&kept[i].record);
+
+		if (problem)
+			report_damaged(psprintf("Decision %u of its %u: %s.", kept[i].ordinal, reader.count,
+									problem));
 	}
 
 	/* Then the rows, for the decisions kept only. */
@@ -392,13 +432,13 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 		values[ROW_ACTION] = text_of(k->action);
 		values[ROW_RESOURCE] = text_of(k->resource);
 		values[ROW_ALLOWED] = BoolGetDatum(k->allowed);
-		values[ROW_EFFECT] = labels.effect[k->allowed ? 1 : 0];
+		values[ROW_EFFECT] = labels->effect[k->allowed ? 1 : 0];
 		nulls[ROW_POLICY] = nulls[ROW_RISK_LEVEL] = !k->has_policy;
 		nulls[ROW_PRIORITY] = nulls[ROW_CONDITION_UNKNOWN] = !k->has_policy || k->priority_unknown;
 		if (k->has_policy)
 		{
 			values[ROW_POLICY] = text_of(k->policy);
-			if (!risk_level(&labels, k->risk_level, &values[ROW_RISK_LEVEL]))
+			if (!risk_level(labels, k->risk_level, &values[ROW_RISK_LEVEL]))
 				report_damaged(psprintf("Decision " INT64_FORMAT ": a risk level its type does not have.",
 										kept[i].id));
 			values[ROW_PRIORITY] = Int32GetDatum(k->priority);
@@ -406,7 +446,7 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 		}
 		values[ROW_REASON] = CStringGetTextDatum(record_reason(k));
 		values[ROW_EPOCH] = Int64GetDatum(k->epoch);
-		values[ROW_SOURCE] = labels.source[k->source];
+		values[ROW_SOURCE] = labels->source[k->source];
 		nulls[ROW_CONTEXT] = k->context.len == 0;
 		if (k->context.len > 0)
 			values[ROW_CONTEXT] = DirectFunctionCall1(jsonb_in,
