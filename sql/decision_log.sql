@@ -236,6 +236,12 @@ RESET enable_sort;
 
 -- Bad cursors and page sizes.
 \i sql/include/try.sql
+-- A key row's times within a range, as a page reads them: offsets in
+-- microseconds after the row's first time.
+SELECT decide.decision_key_times('2026-01-01 00:00:00+00', '{0,1000000,-5,250}',
+                                 '2026-01-01 00:00:00+00', '2026-01-01 00:00:00.5+00') AS in_range;
+SELECT pg_temp.try($$SELECT decide.decision_key_times(now(), '{{1},{2}}', now(), now())$$);
+SELECT pg_temp.try($$SELECT decide.decision_key_times(now(), '{1,NULL}', now(), now())$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page('not a cursor')$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(encode('12:x', 'base64'))$$);
 SELECT pg_temp.try($$SELECT * FROM decide_decisions_page(NULL, 0)$$);
@@ -275,7 +281,7 @@ SELECT pg_temp.try($$SELECT decide.create_log_partition('10000-01-01')$$);
 SELECT pg_temp.try($$SELECT decide.create_log_partition('0044-03-15 BC')$$);
 
 -- Rows brought from elsewhere: decide.load_decisions() packs a table's rows
--- into chunks of at most 256 within a second, with their keys.  A reason
+-- into chunks of at most 64 within a second, with their keys.  A reason
 -- other than the derived one is kept (here a row logged before 0.7.0,
 -- without a priority); every other column reads back as loaded.
 BEGIN;
@@ -318,7 +324,7 @@ SELECT pg_temp.try($$SELECT decide.decision_chunk(array_agg(t))
                                     condition_unknown FROM decide.decisions LIMIT 1) t$$);
 SELECT pg_temp.try($$SELECT * FROM decide.decision_chunk_rows('\x6463683100')$$);
 SELECT regexp_replace(pg_temp.try($$SELECT * FROM decide.decision_chunk_rows(
-                         (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 100 LIMIT 1))$$),
+                         (SELECT substr(body, 1, 40) FROM decide.decision_chunks WHERE rows > 10 LIMIT 1))$$),
                       'of its [0-9]+', 'of its N') AS cut_short;
 -- A decision whose actor was damaged in place (a glob character) is
 -- refused where it would become a row; a read filtered past it does not

@@ -289,7 +289,7 @@ GRANT EXECUTE ON FUNCTION decide_row_allowed(text, text, text, bigint, jsonb),
     TO decide_user, decide_admin;
 
 -- The decision log as chunks of decisions, each a row of
--- decide.decision_chunks holding up to 256 decisions (see decide--0.7.0.sql),
+-- decide.decision_chunks holding up to 64 decisions (see decide--0.7.0.sql),
 -- read as rows through the view decide.decisions; decide.decision_keys
 -- takes the place of the partitions' indexes on actor, risk level and
 -- policy.  The rows of 0.6.0 are loaded into chunks, each with its reason,
@@ -372,6 +372,13 @@ CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz,
     RETURNS SETOF decide.logged_decision
     AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
     LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
+
+-- The times of a row of decide.decision_keys within [from_time, to_time].
+CREATE FUNCTION decide.decision_key_times(first_at timestamptz, offsets integer[],
+                                          from_time timestamptz, to_time timestamptz)
+    RETURNS timestamptz[]
+    AS 'MODULE_PATHNAME', 'decide_decision_key_times'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- The body of a chunk holding the given rows (any row type with the
 -- columns of decide.logged_decision): for rows loaded by hand.  A row the
@@ -551,7 +558,7 @@ BEGIN
     FOREACH day IN ARRAY coalesce(days, '{}') LOOP
         PERFORM decide.create_log_partition(day);
     END LOOP;
-    -- A chunk: at most 256 rows of one second, in time order.
+    -- A chunk: at most 64 rows of one second, in time order, as the worker writes.
     EXECUTE format($q$
         WITH chunks AS (
             INSERT INTO decide.decision_chunks (first_at, last_at, first_id, rows, body)
@@ -562,7 +569,7 @@ BEGIN
                            condition_unknown)::decide.logged_decision
                        ORDER BY decided_at, id))
               FROM (SELECT n.*, (row_number() OVER (PARTITION BY n.second
-                                                    ORDER BY n.decided_at, n.id) - 1) / 256 AS part
+                                                    ORDER BY n.decided_at, n.id) - 1) / 64 AS part
                       FROM (SELECT coalesce(s.id, nextval('decide.decisions_id_seq')) AS id,
                                    s.decided_at, s.actor, s.action, s.resource, s.allowed,
                                    s.effect, s.policy, s.risk_level, s.reason, s.epoch,
@@ -612,6 +619,12 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 -- A page decodes a few chunks: starting parallel workers would cost more.
 SET max_parallel_workers_per_gather = 0
+-- The statements below are planned once per session, whatever their
+-- arguments: their one good plan (index scans of the chunks and keys named)
+-- does not depend on them.  The two reads that go newest first until they
+-- have enough are planned for the key and times given instead: EXECUTEd
+-- with them as constants.
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     key_kind "char";
@@ -675,11 +688,13 @@ BEGIN
             -- show: read newest first, those holding the rows wanted fix
             -- the bound at their oldest time.
             counted := 0;
-            FOR k IN SELECT c.first_at, c.rows
-                       FROM decide.decision_chunks c
-                      WHERE c.last_at < top_at AND c.last_at >= low_at
-                      ORDER BY c.last_at DESC
-                      LIMIT wanted      -- a chunk holds a decision at least
+            FOR k IN EXECUTE format(
+                'SELECT c.first_at, c.rows FROM decide.decision_chunks c
+                  WHERE c.last_at < %L AND c.last_at >= %L
+                  ORDER BY c.last_at DESC
+                  LIMIT %s',
+                top_at, low_at,
+                wanted)         -- a chunk holds a decision at least
             LOOP
                 counted := counted + k.rows;
                 bound_at := least(bound_at, k.first_at);
@@ -697,26 +712,24 @@ BEGIN
             -- (Times at top_at itself may not be on the page: one more.)
             times := '{}';
             counted := 0;
-            -- (Planned for this key, EXECUTE: a generic plan can take a
-            -- frequent key for a rare one and sort all its rows.)
-            FOR k IN EXECUTE
+            -- (A generic plan could take a frequent key for a rare one and
+            -- sort all its rows.)
+            FOR k IN EXECUTE format(
                 'SELECT kk.first_at, kk.offsets FROM decide.decision_keys kk
-                  WHERE kk.kind = $1 AND kk.key = $2 AND kk.last_at >= $3
-                    AND kk.last_at < $4 + interval ''1 second'' AND kk.first_at <= $4
+                  WHERE kk.kind = %L AND kk.key = %L AND kk.last_at >= %L
+                    AND kk.last_at < %L::timestamptz + interval ''1 second''
+                    AND kk.first_at <= %L
                   ORDER BY kk.last_at DESC
-                  LIMIT $5'
-                USING key_kind, key_value, low_at, top_at,
-                      wanted + 2  -- a row holds a time at least
+                  LIMIT %s',
+                key_kind, key_value, low_at, top_at, top_at,
+                wanted + 2)     -- a row holds a time at least
             LOOP
                 IF cardinality(times) > wanted THEN
                     more := true;
                     EXIT;
                 END IF;
                 counted := counted + 1;
-                times := times || ARRAY(SELECT k.first_at + o.offset_us * interval '1 microsecond' AS time
-                                          FROM unnest(k.offsets) AS o(offset_us)
-                                         WHERE k.first_at + o.offset_us * interval '1 microsecond'
-                                               BETWEEN low_at AND top_at);
+                times := times || decide.decision_key_times(k.first_at, k.offsets, low_at, top_at);
             END LOOP;
             IF more THEN
                 bound_at := (SELECT t FROM unnest(times) AS t ORDER BY t DESC OFFSET wanted LIMIT 1);
@@ -818,11 +831,13 @@ REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea),
                        decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
                                                   boolean, decide.risk_level, text, integer),
                        decide.decision_chunk(anyarray),
+                       decide.decision_key_times(timestamptz, integer[], timestamptz, timestamptz),
                        decide.decisions_between(timestamptz, timestamptz),
                        decide.insert_decision() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide.decision_chunk_rows(bytea),
                           decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
                                                      boolean, decide.risk_level, text, integer),
+                          decide.decision_key_times(timestamptz, integer[], timestamptz, timestamptz),
                           decide.decisions_between(timestamptz, timestamptz)
     TO decide_admin, decide_auditor;
 

@@ -39,7 +39,8 @@ typedef struct LogChunkReader
 	const unsigned char *at;
 	const unsigned char *end;
 	uint32_t	count;			/* records in the chunk */
-	uint32_t	left;			/* records not read yet */
+	uint32_t	left;			/* records not read yet (the one read last, or
+								 * that failed, is count - left) */
 	int64_t		time;			/* the last record's decided_at */
 	int64_t		epoch;			/* and its epoch */
 	int64_t		id;				/* and its id */
@@ -62,10 +63,37 @@ extern bool log_chunk_next(LogChunkReader *reader, LogRecord *out);
 
 /*
  * The next record as log_chunk_next() reads it, its framing checked (its
- * strings lie within the chunk, its flags and source are known) but not
- * its fields' contents: for a reader that passes over most records and
- * checks, with log_record_check_fields(), only those it uses.
+ * strings lie within the record, its flags and source are known) but not
+ * its fields' contents: for a reader that checks, with
+ * log_record_check_fields(), only the records it uses.
  */
 extern bool log_chunk_skim(LogChunkReader *reader, LogRecord *out);
+
+/* Which records log_chunk_next_kept() returns; an absent condition keeps all. */
+typedef struct LogChunkFilter
+{
+	bool		has_from;
+	int64_t		from;			/* decided_at >= from */
+	bool		has_before;
+	int64_t		before;			/* (decided_at, id) < (before, before_id) */
+	bool		has_before_id;	/* without one, decided_at < before */
+	int64_t		before_id;
+	bool		has_actor;
+	DecStr		actor;
+	bool		has_allowed;
+	bool		allowed;
+	bool		has_risk_level; /* and a policy */
+	DecStr		risk_level;
+	bool		has_policy;
+	DecStr		policy;
+} LogChunkFilter;
+
+/*
+ * The next record that the filter keeps, as log_chunk_skim() reads it.
+ * The others are passed over by their size, read only as far as the
+ * filter needs: their framing past that is not checked.
+ */
+extern bool log_chunk_next_kept(LogChunkReader *reader, const LogChunkFilter *filter,
+								LogRecord *out);
 
 #endif							/* DECIDE_LOG_CHUNK_H */

@@ -1,6 +1,6 @@
 /*
  * log_chunks.c — the decision log's chunks as rows and rows as chunks: the
- * two SQL functions through which the log is read and loaded.
+ * SQL functions through which the log is read and loaded.
  *
  *   decide.decision_chunk_rows(body [, from, to, actor, allowed, risk
  *       level, policy])  the decisions of one chunk (src/core/log_chunk.h),
@@ -15,6 +15,9 @@
  *       upgrade from 0.6.0.  A row the log could not have written is an
  *       error.  A reason is stored only where it is not the one derived
  *       from the row, so that a row reads back as it was given.
+ *   decide.decision_key_times(first_at, offsets, from, to)  the times of a
+ *       row of decide.decision_keys within [from, to]: what a page reads
+ *       from each key row it goes through, in one call instead of a query.
  *
  * The worker encodes the chunks it writes itself (worker_flush.c).
  */
@@ -22,6 +25,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_enum.h"
+#include "common/int.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -201,33 +205,7 @@ record_reason(const LogRecord *r)
 	return decision_reason(r->allowed, policy, r->priority, r->condition_unknown);
 }
 
-/* What decide.decision_chunk_rows() keeps; an absent filter keeps all. */
-typedef struct RowFilter
-{
-	bool		has_from;
-	TimestampTz from;			/* decided_at >= from */
-	bool		has_before;
-	TimestampTz before;			/* (decided_at, id) < (before, before_id) */
-	bool		has_before_id;	/* without one, decided_at < before */
-	int64		before_id;
-	bool		has_actor;
-	DecStr		actor;
-	bool		has_allowed;
-	bool		allowed;
-	bool		has_risk_level;
-	DecStr		risk_level;
-	bool		has_policy;
-	DecStr		policy;
-	int32		newest;			/* only the newest this many of those kept; 0: all */
-} RowFilter;
-
 #define FILTER_ARGS 9
-
-static bool
-same_bytes(DecStr a, DecStr b)
-{
-	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
 
 static DecStr
 text_arg(FunctionCallInfo fcinfo, int argno)
@@ -240,12 +218,14 @@ text_arg(FunctionCallInfo fcinfo, int argno)
 
 /*
  * The filters of the long form: from_time, before_time, before_id,
- * by_actor, by_allowed, by_risk_level, by_policy, newest.
+ * by_actor, by_allowed, by_risk_level, by_policy; and newest, the number
+ * of the newest decisions kept (0: all).
  */
 static void
-filter_from_args(FunctionCallInfo fcinfo, RowFilter *f)
+filter_from_args(FunctionCallInfo fcinfo, LogChunkFilter *f, int32 *newest)
 {
 	memset(f, 0, sizeof(*f));
+	*newest = 0;
 	if (PG_NARGS() < FILTER_ARGS)
 		return;
 	if ((f->has_from = !PG_ARGISNULL(1)))
@@ -271,20 +251,8 @@ filter_from_args(FunctionCallInfo fcinfo, RowFilter *f)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("newest must be at least 1, or NULL for every decision")));
-		f->newest = PG_GETARG_INT32(8);
+		*newest = PG_GETARG_INT32(8);
 	}
-}
-
-static bool
-filter_keeps(const RowFilter *f, const LogRecord *r, int64 id)
-{
-	return (!f->has_from || r->decided_at >= f->from) &&
-		(!f->has_before || r->decided_at < f->before ||
-		 (f->has_before_id && r->decided_at == f->before && id < f->before_id)) &&
-		(!f->has_actor || same_bytes(r->actor, f->actor)) &&
-		(!f->has_allowed || r->allowed == f->allowed) &&
-		(!f->has_risk_level || (r->has_policy && same_bytes(r->risk_level, f->risk_level))) &&
-		(!f->has_policy || (r->has_policy && same_bytes(r->policy, f->policy)));
 }
 
 /* A decision kept, until it becomes a row. */
@@ -347,12 +315,12 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	LogChunkReader reader;
 	LogRecord	r;
 	Labels	   *labels;
-	RowFilter	filter;
+	LogChunkFilter filter;
+	int32		newest;
 	KeptDecision *kept;
 	int			kept_size;
 	int			n_kept = 0;
 	int			i;
-	uint32		decoded = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	desc = rsinfo->setDesc;
@@ -369,45 +337,41 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 	body = PG_GETARG_BYTEA_PP(0);
-	filter_from_args(fcinfo, &filter);
+	filter_from_args(fcinfo, &filter, &newest);
 
 	if (!log_chunk_open(&reader, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
 		report_damaged(psprintf("Its header is not a chunk's: %s.",
 								log_entry_check_message(reader.failure)));
 
 	/*
-	 * First the bytes: every decision's framing is read, and those the
-	 * filters keep are remembered (their strings point into the body).
-	 * Only those that become rows have their fields checked: a page of a
-	 * rare key passes over thousands of decisions for each it shows.
+	 * First the bytes: the decisions the filters keep are remembered (their
+	 * strings point into the body); the others are passed over by their
+	 * size.  Only those that become rows have their fields checked: a page
+	 * of a rare key passes over thousands of decisions for each it shows.
 	 */
 	/* Sized as the decisions come: a damaged header may count any number. */
 	kept_size = Min(Max(log_chunk_count(&reader), 1), 256);
 	kept = palloc(sizeof(KeptDecision) * kept_size);
-	while (log_chunk_skim(&reader, &r))
+	while (log_chunk_next_kept(&reader, &filter, &r))
 	{
-		decoded++;
-		if (filter_keeps(&filter, &r, reader.id))
+		if (n_kept == kept_size)
 		{
-			if (n_kept == kept_size)
-			{
-				kept_size *= 2;
-				kept = repalloc(kept, sizeof(KeptDecision) * kept_size);
-			}
-			kept[n_kept].record = r;
-			kept[n_kept].id = reader.id;
-			kept[n_kept++].ordinal = decoded;
+			kept_size *= 2;
+			kept = repalloc(kept, sizeof(KeptDecision) * kept_size);
 		}
+		kept[n_kept].record = r;
+		kept[n_kept].id = reader.id;
+		kept[n_kept++].ordinal = reader.count - reader.left;
 	}
 	if (reader.failure != LOG_ENTRY_OK)
-		report_damaged(psprintf("Decision %u of its %u: %s.", decoded + 1, reader.count,
-								log_entry_check_message(reader.failure)));
+		report_damaged(psprintf("Decision %u of its %u: %s.", reader.count - reader.left,
+								reader.count, log_entry_check_message(reader.failure)));
 
 	/* A page needs at most its own size of a chunk's decisions, the newest. */
-	if (filter.newest > 0 && n_kept > filter.newest)
+	if (newest > 0 && n_kept > newest)
 	{
 		qsort(kept, n_kept, sizeof(KeptDecision), compare_newest_first);
-		n_kept = filter.newest;
+		n_kept = newest;
 	}
 	for (i = 0; i < n_kept; i++)
 	{
@@ -640,4 +604,40 @@ decide_decision_chunk(PG_FUNCTION_ARGS)
 	size = log_chunk_encode(records, order, ids, n, VARDATA(body));
 	SET_VARSIZE(body, VARHDRSZ + size);
 	PG_RETURN_BYTEA_P(body);
+}
+
+PG_FUNCTION_INFO_V1(decide_decision_key_times);
+
+Datum
+decide_decision_key_times(PG_FUNCTION_ARGS)
+{
+	TimestampTz first_at = PG_GETARG_TIMESTAMPTZ(0);
+	ArrayType  *offsets = PG_GETARG_ARRAYTYPE_P(1);
+	TimestampTz from = PG_GETARG_TIMESTAMPTZ(2);
+	TimestampTz to = PG_GETARG_TIMESTAMPTZ(3);
+	int			n;
+	int			i;
+	int			kept = 0;
+	const int32 *offset;
+	Datum	   *times;
+
+	if (ARR_NDIM(offsets) > 1 || ARR_HASNULL(offsets) || ARR_ELEMTYPE(offsets) != INT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offsets must be a one-dimensional integer array without NULLs")));
+	n = ArrayGetNItems(ARR_NDIM(offsets), ARR_DIMS(offsets));
+	offset = (const int32 *) ARR_DATA_PTR(offsets);
+	times = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		TimestampTz at;
+
+		/* Out of range: not a time a key row can hold, so never in [from, to]. */
+		if (pg_add_s64_overflow(first_at, offset[i], &at) || !IS_VALID_TIMESTAMP(at))
+			continue;
+		if (at >= from && at <= to)
+			times[kept++] = TimestampTzGetDatum(at);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(times, kept, TIMESTAMPTZOID, sizeof(TimestampTz),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

@@ -545,8 +545,13 @@ insert_keys(PartitionWriter *w, char kind, HTAB *table, const LogRecord *records
 		writer_insert(w, filled);
 }
 
-/* Decisions to a chunk at most, and chunks to a multi-insert. */
-#define CHUNK_RECORDS 256
+/*
+ * Decisions to a chunk at most, and chunks to a multi-insert.  A page of a
+ * rare key reads a chunk for each decision it shows: a small chunk keeps
+ * what it decompresses and passes over for each one small, and stays in
+ * its row, compressed.
+ */
+#define CHUNK_RECORDS 64
 #define CHUNK_SLOTS 16
 
 /*
