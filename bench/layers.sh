@@ -434,7 +434,7 @@ critical risk|, by_risk_level => 'critical'
 high risk|, by_risk_level => 'high'
 by policy|, by_policy => 'p-heavy'
 time range|, since => now() - interval '10 hours', until => now() - interval '1 hour'
-by a rare actor (information only: one row in 12,500, so page 10,000 does not exist)|, by_actor => 'user:77'
+by a rare actor (one row in 12,500: it has no page 10,000, so the first ratio is not one)|, by_actor => 'user:77'
 EOF
 : > "$WORK/keyset_times"
 while IFS='|' read -r label args; do
