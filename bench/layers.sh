@@ -26,8 +26,9 @@
 #   replay     decide_replay() of 100,000 logged decisions (Zipf mix) under an
 #              uncommitted policy change, vs deciding the same requests with the
 #              caches off
-#   verify     decide_verify_log() over 1,000,000 logged decisions (hot mix,
-#              written by the worker) vs reading the same rows in id order
+#   verify     decide_verify_log(), then decide_verify_log_keys(), over
+#              1,000,000 logged decisions (hot mix, written by the worker) vs
+#              reading the same rows in id order
 #   uncached   decide() with the caches off on a realistic set (10,000 policies,
 #              100,000 actors, 100,000 resources: every request fetches its
 #              entities) vs SELECT 1, 2 clients
@@ -541,6 +542,12 @@ chown postgres "$WORK/verify.sql" "$WORK/read.sql"
 PROBLEMS=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -f "$WORK/verify.sql" postgres)
 timed_pairs "$WORK/verify.sql" "$WORK/read.sql" "$WORK/verify_times"
 add "| decide_verify_log() over $VERIFIED logged decisions ($PROBLEMS problems) | $(cut -d' ' -f1 "$WORK/verify_times" | median) s | reading the same rows in id order $(cut -d' ' -f2 "$WORK/verify_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/verify_times" | median) | timed |"
+# The keys' check decodes every decision and compares four keys of each.
+echo "SELECT count(*) FROM decide_verify_log_keys('$SINCE');" > "$WORK/verify_keys.sql"
+chown postgres "$WORK/verify_keys.sql"
+KEY_PROBLEMS=$(runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p $PORT -X -q -At -f "$WORK/verify_keys.sql" postgres)
+timed_pairs "$WORK/verify_keys.sql" "$WORK/read.sql" "$WORK/verify_keys_times"
+add "| decide_verify_log_keys() over $VERIFIED logged decisions ($KEY_PROBLEMS problems) | $(cut -d' ' -f1 "$WORK/verify_keys_times" | median) s | reading the same rows in id order $(cut -d' ' -f2 "$WORK/verify_keys_times" | median) s | ratio $(cut -d' ' -f3 "$WORK/verify_keys_times" | median) | timed |"
 fi
 
 if want uncached; then

@@ -140,6 +140,40 @@ ROLLBACK;
 SELECT pg_temp.try($$SELECT * FROM decide_verify_log(NULL, NULL, 'not a head')$$);
 SELECT count(*) AS problems_after FROM decide_verify_log(:'start', NULL, :'head');
 
+-- The keys, an index of the log outside the chain, checked against its
+-- decisions: clean untouched; a time removed from a key row, a key row
+-- deleted, a time added, and a key row that no longer names its chunks are
+-- each reported, naming the kind and key; a decision inserted by hand has
+-- no keys until decide.build_decision_keys() writes them.
+SELECT count(*) AS key_problems FROM decide_verify_log_keys();
+SELECT count(*) AS key_problems_from_start FROM decide_verify_log_keys(:'start', now());
+BEGIN;
+UPDATE decide.decision_keys SET offsets = offsets[1:cardinality(offsets) - 1]
+ WHERE kind = 'a' AND key = 'user:eve' AND last_at = (SELECT max(last_at) FROM decide.decision_keys
+                                                       WHERE kind = 'a' AND key = 'user:eve');
+SELECT problem, kind, key, decisions FROM decide_verify_log_keys();
+ROLLBACK;
+BEGIN;
+DELETE FROM decide.decision_keys WHERE kind = 'p' AND key = 'chain-deny';
+SELECT problem, kind, key, decisions FROM decide_verify_log_keys();
+ROLLBACK;
+BEGIN;
+UPDATE decide.decision_keys SET offsets = offsets || 1 WHERE kind = 'a' AND key = 'user:c7'
+   AND last_at = (SELECT min(last_at) FROM decide.decision_keys WHERE kind = 'a' AND key = 'user:c7');
+SELECT problem, kind, key, decisions FROM decide_verify_log_keys();
+ROLLBACK;
+BEGIN;
+UPDATE decide.decision_keys SET chunks = ARRAY[chunks[1] - 1] WHERE kind = 'd';
+SELECT problem, kind, key, decisions FROM decide_verify_log_keys();
+ROLLBACK;
+BEGIN;
+INSERT INTO decide.decisions (decided_at, actor, action, resource, allowed, effect, epoch, source)
+VALUES (now(), 'user:by-hand', 'read', 'doc:1', false, 'deny', 1, 'miss');
+SELECT problem, kind, key, decisions FROM decide_verify_log_keys();
+SELECT decide.build_decision_keys((now() AT TIME ZONE 'UTC')::date) > 0 AS keys_written;
+SELECT count(*) AS key_problems_after_building FROM decide_verify_log_keys();
+ROLLBACK;
+
 -- The change history's chain: a link per statement that changed policies
 -- or entities.
 SELECT count(*) AS history_links, sum(rows) AS history_rows,
@@ -172,6 +206,7 @@ ROLLBACK;
 -- Who may verify, and nobody writes the chain.
 SET ROLE regress_chain_auditor;
 SELECT count(*) AS auditor_problems FROM decide_verify_log(:'start');
+SELECT count(*) AS auditor_key_problems FROM decide_verify_log_keys(:'start');
 SELECT decide_log_head() IS NOT NULL AS auditor_head;
 RESET ROLE;
 SET ROLE regress_chain_admin;
@@ -184,6 +219,7 @@ RESET ROLE;
 SET ROLE regress_chain_app;
 SELECT pg_temp.try($$SELECT * FROM decide_verify_log()$$);
 SELECT pg_temp.try($$SELECT decide_log_head()$$);
+SELECT pg_temp.try($$SELECT * FROM decide_verify_log_keys()$$);
 RESET ROLE;
 
 TRUNCATE decide.policies, decide.entities;

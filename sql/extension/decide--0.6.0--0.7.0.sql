@@ -1099,6 +1099,75 @@ GRANT EXECUTE ON FUNCTION decide_verify_log(timestamptz, timestamptz, text), dec
     TO decide_admin, decide_auditor;
 GRANT SELECT ON decide.log_chain TO decide_admin, decide_auditor;
 
+-- The keys (decide.decision_keys) are an index of the log, outside its
+-- chain: a superuser who edits them can hide decisions from filtered pages
+-- without touching a chunk.  This checks them against the decisions of
+-- [from_time, to_time) (all when NULL): one row per problem, kind and key.
+CREATE FUNCTION decide_verify_log_keys(from_time timestamptz DEFAULT NULL,
+                                       to_time timestamptz DEFAULT NULL)
+    RETURNS TABLE (problem text, kind text, key text, first_at timestamptz,
+                   last_at timestamptz, decisions bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH bounds AS (
+        SELECT coalesce(from_time, '-infinity') AS low, coalesce(to_time, 'infinity') AS high
+    ),
+    -- What the worker writes keys for: each decision's actor, its policy and
+    -- risk level when a policy decided it, and the denials.
+    logged AS (
+        SELECT k.kind, k.key, d.decided_at, c.last_at AS chunk_end
+          FROM bounds b, decide.decision_chunks c,
+               LATERAL decide.decision_chunk_rows(c.body, b.low, b.high, NULL, NULL, NULL, NULL,
+                                                  NULL, NULL) d,
+               LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy), ('r', d.risk_level::text),
+                               ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key)
+         WHERE c.last_at >= b.low AND c.first_at < b.high AND k.key IS NOT NULL
+    ),
+    keyed AS (
+        SELECT kk.kind, kk.key, t.decided_at,
+               ARRAY(SELECT kk.first_at + ch * interval '1 microsecond'
+                       FROM unnest(kk.chunks) AS ch) AS chunk_ends
+          FROM bounds b, decide.decision_keys kk,
+               unnest(decide.decision_key_times(kk.first_at, kk.offsets, b.low, b.high))
+                   AS t(decided_at)
+         WHERE kk.last_at >= b.low AND kk.first_at <= b.high AND t.decided_at < b.high
+    ),
+    problems AS (
+        SELECT 'not in the keys' AS problem, m.*
+          FROM (SELECT l.kind, l.key, l.decided_at FROM logged l
+                EXCEPT ALL
+                SELECT k.kind, k.key, k.decided_at FROM keyed k) m
+        UNION ALL
+        SELECT 'keys without a decision', x.*
+          FROM (SELECT k.kind, k.key, k.decided_at FROM keyed k
+                EXCEPT ALL
+                SELECT l.kind, l.key, l.decided_at FROM logged l) x
+        UNION ALL
+        -- A key row must name the chunk of each decision it holds, or pages
+        -- do not read it.
+        SELECT 'chunk not named', k.kind, k.key, k.decided_at
+          FROM keyed k
+         WHERE EXISTS (SELECT FROM logged l
+                        WHERE (l.kind, l.key, l.decided_at) = (k.kind, k.key, k.decided_at))
+           AND NOT EXISTS (SELECT FROM logged l
+                            WHERE (l.kind, l.key, l.decided_at) = (k.kind, k.key, k.decided_at)
+                              AND l.chunk_end = ANY (k.chunk_ends))
+    )
+    SELECT p.problem,
+           CASE p.kind WHEN 'a' THEN 'actor' WHEN 'p' THEN 'policy' WHEN 'r' THEN 'risk level'
+                       ELSE 'denials' END,
+           nullif(p.key, ''), min(p.decided_at), max(p.decided_at), count(*)
+      FROM problems p
+     GROUP BY p.problem, p.kind, p.key
+     ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION decide_verify_log_keys(timestamptz, timestamptz) IS
+    'checks the decision log''s keys against its decisions: one row per problem, kind and key, none when they agree';
+REVOKE ALL ON FUNCTION decide_verify_log_keys(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide_verify_log_keys(timestamptz, timestamptz)
+    TO decide_admin, decide_auditor;
+
 -- The change history's hash chain: the rows each statement records are
 -- linked as the log's batches are (decide.log_chain), in the changing
 -- transaction; decide_verify_log() checks both chains.
