@@ -142,7 +142,7 @@ SELECT count(*) AS problems_after FROM decide_verify_log(:'start', NULL, :'head'
 
 -- The keys, an index of the log outside the chain, checked against its
 -- decisions: clean untouched; a time removed from a key row, a key row
--- deleted, a time added, and a key row that no longer names its chunks are
+-- deleted, a time added, and key rows that no longer name their chunks are
 -- each reported, naming the kind and key; a decision inserted by hand has
 -- no keys until decide.build_decision_keys() writes them.
 SELECT count(*) AS key_problems FROM decide_verify_log_keys();
