@@ -232,6 +232,21 @@ RESET enable_sort;
 
 -- Bad cursors and page sizes.
 \i sql/include/try.sql
+-- A page's reads newest first are planned with its times as literals:
+-- the pages are the same under any DateStyle and time zone.
+SELECT row_cursor AS fifth FROM decide_decisions_page(NULL, 5) ORDER BY decided_at, id LIMIT 1 \gset
+SELECT array_agg(id ORDER BY decided_at DESC, id DESC)::text AS iso_denials
+  FROM decide_decisions_page(:'fifth', 20, by_allowed => false) \gset
+SELECT array_agg(id ORDER BY decided_at DESC, id DESC)::text AS iso_all
+  FROM decide_decisions_page(:'fifth', 20) \gset
+SET datestyle = 'German';
+SET timezone = 'Asia/Kathmandu';
+SELECT array_agg(id ORDER BY decided_at DESC, id DESC)::text = :'iso_denials' AS same_denials
+  FROM decide_decisions_page(:'fifth', 20, by_allowed => false);
+SELECT array_agg(id ORDER BY decided_at DESC, id DESC)::text = :'iso_all' AS same_page
+  FROM decide_decisions_page(:'fifth', 20);
+RESET datestyle;
+RESET timezone;
 -- A key row's times within a range, as a page reads them: offsets in
 -- microseconds after the row's first time.
 SELECT decide.decision_key_times('2026-01-01 00:00:00+00', '{0,1000000,-5,250}',
