@@ -373,22 +373,18 @@ decide_decision_chunk_rows(PG_FUNCTION_ARGS)
 		qsort(kept, n_kept, sizeof(KeptDecision), compare_newest_first);
 		n_kept = newest;
 	}
+
+	/* Then the rows, for the decisions kept only, each checked first. */
 	for (i = 0; i < n_kept; i++)
 	{
-		const char *problem = kept_decision_problem(&kept[i].record);
+		const LogRecord *k = &kept[i].record;
+		const char *problem = kept_decision_problem(k);
+		Datum		values[ROW_COLUMNS];
+		bool		nulls[ROW_COLUMNS];
 
 		if (problem)
 			report_damaged(psprintf("Decision %u of its %u: %s.", kept[i].ordinal, reader.count,
 									problem));
-	}
-
-	/* Then the rows, for the decisions kept only. */
-	for (i = 0; i < n_kept; i++)
-	{
-		const LogRecord *k = &kept[i].record;
-		Datum		values[ROW_COLUMNS];
-		bool		nulls[ROW_COLUMNS];
-
 		memset(nulls, false, sizeof(nulls));
 		values[ROW_ID] = Int64GetDatum(kept[i].id);
 		values[ROW_DECIDED_AT] = TimestampTzGetDatum(k->decided_at);
