@@ -28,12 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool
-same_str(DecStr a, DecStr b)
-{
-	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
 /* What log_chunk_next_kept() must keep, written out plainly. */
 static bool
 reference_keeps(const LogChunkFilter *f, const LogRecord *r, int64_t id)
@@ -43,13 +37,13 @@ reference_keeps(const LogChunkFilter *f, const LogRecord *r, int64_t id)
 	if (f->has_before && !(r->decided_at < f->before ||
 						   (f->has_before_id && r->decided_at == f->before && id < f->before_id)))
 		return false;
-	if (f->has_actor && !same_str(r->actor, f->actor))
+	if (f->has_actor && !same_dec_str(r->actor, f->actor))
 		return false;
 	if (f->has_allowed && r->allowed != f->allowed)
 		return false;
-	if (f->has_policy && !(r->has_policy && same_str(r->policy, f->policy)))
+	if (f->has_policy && !(r->has_policy && same_dec_str(r->policy, f->policy)))
 		return false;
-	if (f->has_risk_level && !(r->has_policy && same_str(r->risk_level, f->risk_level)))
+	if (f->has_risk_level && !(r->has_policy && same_dec_str(r->risk_level, f->risk_level)))
 		return false;
 	return true;
 }
@@ -100,10 +94,7 @@ check_filtered_reading(const uint8_t *data, size_t size, const char *chunk)
 	log_chunk_open(&filtered, chunk, size);
 	while (problem == NULL && log_chunk_next_kept(&filtered, &filter, &got))
 	{
-		if (!dec_str_within(got.actor, chunk, size) || !dec_str_within(got.action, chunk, size) ||
-			!dec_str_within(got.resource, chunk, size) || !dec_str_within(got.policy, chunk, size) ||
-			!dec_str_within(got.risk_level, chunk, size) || !dec_str_within(got.context, chunk, size) ||
-			!dec_str_within(got.reason, chunk, size))
+		if (!log_record_within(&got, chunk, size))
 			problem = "a field read with a filter points outside the chunk";
 		else if (skimmer.failure == LOG_ENTRY_OK && n < 64)
 		{
@@ -145,10 +136,7 @@ prop_log_chunk(const uint8_t *data, size_t size)
 	{
 		while (problem == NULL && log_chunk_next(&reader, &got))
 		{
-			if (!dec_str_within(got.actor, copy, size) || !dec_str_within(got.action, copy, size) ||
-				!dec_str_within(got.resource, copy, size) || !dec_str_within(got.policy, copy, size) ||
-				!dec_str_within(got.risk_level, copy, size) || !dec_str_within(got.context, copy, size) ||
-				!dec_str_within(got.reason, copy, size))
+			if (!log_record_within(&got, copy, size))
 				problem = "a field points outside the chunk";
 			else if (log_record_check_fields(&got) != LOG_ENTRY_OK)
 				problem = "a record that fails the field checks";
@@ -171,10 +159,7 @@ prop_log_chunk(const uint8_t *data, size_t size)
 			log_chunk_open(&skimmer, copy, size);
 			while (problem == NULL && log_chunk_skim(&skimmer, &got))
 			{
-				if (!dec_str_within(got.actor, copy, size) || !dec_str_within(got.action, copy, size) ||
-					!dec_str_within(got.resource, copy, size) || !dec_str_within(got.policy, copy, size) ||
-					!dec_str_within(got.risk_level, copy, size) || !dec_str_within(got.context, copy, size) ||
-					!dec_str_within(got.reason, copy, size))
+				if (!log_record_within(&got, copy, size))
 					problem = "a skimmed field points outside the chunk";
 				else if (i < n && (skimmer.id != ids[i] || !same_log_record(&got, &records[i])))
 					problem = "skimming yields another record than reading";

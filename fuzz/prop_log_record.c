@@ -39,9 +39,7 @@ unsound(const LogRecord *r, const char *buf, size_t len)
 {
 	size_t		at;
 
-	if (!dec_str_within(r->actor, buf, len) || !dec_str_within(r->action, buf, len) ||
-		!dec_str_within(r->resource, buf, len) || !dec_str_within(r->policy, buf, len) ||
-		!dec_str_within(r->risk_level, buf, len) || !dec_str_within(r->context, buf, len))
+	if (!log_record_within(r, buf, len))
 		return "a field points outside the entry";
 	if (dec_uid_problem(r->actor.ptr, r->actor.len, false, &at) != DEC_UID_OK ||
 		dec_uid_problem(r->action.ptr, r->action.len, false, &at) != DEC_UID_OK ||

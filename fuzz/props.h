@@ -103,6 +103,9 @@ extern bool same_dec_str(DecStr a, DecStr b);
 /* Does a string lie within [base, base + len) (an empty one always does)? */
 extern bool dec_str_within(DecStr s, const char *base, size_t len);
 
+/* Does every string of a decoded record lie within [base, base + len)? */
+extern bool log_record_within(const LogRecord *r, const char *base, size_t len);
+
 /* Are two logged decisions the same, field by field? */
 extern bool same_log_record(const LogRecord *a, const LogRecord *b);
 

@@ -272,6 +272,15 @@ dec_str_within(DecStr s, const char *base, size_t len)
 }
 
 bool
+log_record_within(const LogRecord *r, const char *base, size_t len)
+{
+	return dec_str_within(r->actor, base, len) && dec_str_within(r->action, base, len) &&
+		dec_str_within(r->resource, base, len) && dec_str_within(r->policy, base, len) &&
+		dec_str_within(r->risk_level, base, len) && dec_str_within(r->context, base, len) &&
+		dec_str_within(r->reason, base, len);
+}
+
+bool
 same_log_record(const LogRecord *a, const LogRecord *b)
 {
 	return a->decided_at == b->decided_at && a->epoch == b->epoch &&
