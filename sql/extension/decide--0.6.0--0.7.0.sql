@@ -373,6 +373,20 @@ CREATE FUNCTION decide.decision_chunk_rows(body bytea, from_time timestamptz,
     AS 'MODULE_PATHNAME', 'decide_decision_chunk_rows'
     LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
 
+-- The keys a decision is found by, as the worker writes them: its actor,
+-- its policy and risk level when a policy decided it, and denials ('').
+-- Inlined where it is used.
+CREATE FUNCTION decide.keys_of_decision(actor text, policy text, risk_level decide.risk_level,
+                                        allowed boolean)
+    RETURNS TABLE (kind "char", key text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT k.kind, k.key
+      FROM (VALUES ('a'::"char", actor), ('p', policy), ('r', risk_level::text),
+                   ('d', CASE WHEN NOT allowed THEN '' END)) AS k(kind, key)
+     WHERE k.key IS NOT NULL
+$$;
+
 -- The times of a row of decide.decision_keys within [from_time, to_time].
 CREATE FUNCTION decide.decision_key_times(first_at timestamptz, offsets integer[],
                                           from_time timestamptz, to_time timestamptz)
@@ -524,12 +538,11 @@ BEGIN
                                                    ORDER BY d.decided_at) - 1) / 200 AS part
                           FROM decide.decision_chunks c,
                                LATERAL decide.decision_chunk_rows(c.body) d,
-                               LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy),
-                                               ('r', d.risk_level::text),
-                                               ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key),
+                               LATERAL decide.keys_of_decision(d.actor, d.policy, d.risk_level,
+                                                               d.allowed) AS k,
                                -- a row's times lie within a second
                                LATERAL (SELECT floor(extract(epoch FROM d.decided_at)) AS slice) AS s
-                         WHERE c.last_at >= $1 AND c.last_at < $2 AND k.key IS NOT NULL) AS positions
+                         WHERE c.last_at >= $1 AND c.last_at < $2) AS positions
                  GROUP BY kind, key, slice, part) AS key_rows$q$, keys)
     USING day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC';
     GET DIAGNOSTICS written = ROW_COUNT;
@@ -832,12 +845,14 @@ REVOKE ALL ON FUNCTION decide.decision_chunk_rows(bytea),
                                                   boolean, decide.risk_level, text, integer),
                        decide.decision_chunk(anyarray),
                        decide.decision_key_times(timestamptz, integer[], timestamptz, timestamptz),
+                       decide.keys_of_decision(text, text, decide.risk_level, boolean),
                        decide.decisions_between(timestamptz, timestamptz),
                        decide.insert_decision() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide.decision_chunk_rows(bytea),
                           decide.decision_chunk_rows(bytea, timestamptz, timestamptz, bigint, text,
                                                      boolean, decide.risk_level, text, integer),
                           decide.decision_key_times(timestamptz, integer[], timestamptz, timestamptz),
+                          decide.keys_of_decision(text, text, decide.risk_level, boolean),
                           decide.decisions_between(timestamptz, timestamptz)
     TO decide_admin, decide_auditor;
 
@@ -1117,19 +1132,17 @@ CREATE FUNCTION decide_verify_log_keys(from_time timestamptz DEFAULT NULL,
     SET enable_mergejoin = off
 AS $$
     -- (The window's ends are written out where used, so that the planner
-    -- reads only the chunks and keys within.)  What the worker writes keys for: each decision's actor, its policy and
-    -- risk level when a policy decided it, and the denials.
+    -- reads only the chunks and keys within.)
     WITH logged AS (
         SELECT k.kind, k.key, d.decided_at, c.last_at AS chunk_end
           FROM decide.decision_chunks c,
                LATERAL decide.decision_chunk_rows(c.body, coalesce(from_time, '-infinity'),
                                                   coalesce(to_time, 'infinity'), NULL, NULL, NULL,
                                                   NULL, NULL, NULL) d,
-               LATERAL (VALUES ('a'::"char", d.actor), ('p', d.policy), ('r', d.risk_level::text),
-                               ('d', CASE WHEN NOT d.allowed THEN '' END)) AS k(kind, key)
+               LATERAL decide.keys_of_decision(d.actor, d.policy, d.risk_level, d.allowed) AS k
          WHERE c.last_at >= coalesce(from_time, '-infinity')
            AND c.last_at < coalesce(to_time, 'infinity') + interval '1 second'
-           AND c.first_at < coalesce(to_time, 'infinity') AND k.key IS NOT NULL
+           AND c.first_at < coalesce(to_time, 'infinity')
     ),
     keyed AS (
         SELECT kk.kind, kk.key, t.decided_at,
